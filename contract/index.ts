@@ -1,0 +1,6 @@
+export * from "./duration.ts";
+export * from "./keys.ts";
+export * from "./parse.ts";
+export * from "./pool.ts";
+export * from "./problems.ts";
+export * from "./routes.ts";

@@ -1,0 +1,250 @@
+import { describe, expect, it } from "vitest";
+import { formatProblem, parsePoolText, parseRoutesDocument, parseRoutesText } from "./index.ts";
+
+const valid = {
+  version: 1,
+  routes: [
+    {
+      name: "shop",
+      hostnames: ["shop.example.com", "*.shop.example.com"],
+      rules: [
+        {
+          name: "api",
+          matches: [
+            {
+              path: { type: "PathPrefix", value: "/api" },
+              method: "GET",
+              headers: [{ name: "x-canary", value: "1" }],
+              queryParams: [{ name: "v", value: "2" }],
+            },
+          ],
+          backendRefs: [
+            { pool: "shop/api:http", weight: 90 },
+            { pool: "shop/api-canary:http", weight: 10 },
+            { pool: "dr/shop/api:http", priority: 1 },
+          ],
+          sessionPersistence: {
+            cookieName: "shop-api",
+            absoluteTimeout: "24h",
+            idleTimeout: "30m",
+          },
+          retry: { attempts: 2, codes: [502, 503, 504], backoff: "25ms" },
+          timeouts: { request: "30s", backendRequest: "10s" },
+        },
+      ],
+    },
+  ],
+  pools: {
+    "static-site": {
+      endpoints: [
+        { url: "https://origin-a.example.net", weight: 2 },
+        { url: "https://origin-b.example.net" },
+      ],
+    },
+  },
+};
+
+function problems(input: unknown): string[] {
+  const result = parseRoutesDocument(input);
+  return result.ok ? [] : result.problems.map(formatProblem);
+}
+
+function withRule(rule: Record<string, unknown>) {
+  return {
+    version: 1,
+    routes: [{ name: "r", rules: [{ backendRefs: [{ pool: "p" }], ...rule }] }],
+  };
+}
+
+describe("routes document", () => {
+  it("accepts the DESIGN §3 example and fills defaults", () => {
+    const result = parseRoutesDocument(valid);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const ref = result.value.routes[0]?.rules[0]?.backendRefs[2];
+    expect(ref).toEqual({ pool: "dr/shop/api:http", weight: 1, priority: 0 + 1 });
+    expect(result.value.pools["static-site"]?.endpoints[1]).toMatchObject({
+      weight: 1,
+      state: "ready",
+    });
+  });
+
+  it("gives a rule without matches the PathPrefix / match", () => {
+    const result = parseRoutesDocument(withRule({}));
+    expect(result.ok && result.value.routes[0]?.rules[0]?.matches).toEqual([
+      { path: { type: "PathPrefix", value: "/" }, headers: [], queryParams: [] },
+    ]);
+  });
+
+  it("names the JSON path of each error", () => {
+    const doc = structuredClone(valid) as typeof valid & { routes: unknown[] };
+    doc.routes.push({
+      name: "b",
+      rules: [{ matches: [{}, { path: { value: "api" } }], backendRefs: [{ pool: "p" }] }],
+    });
+    expect(problems(doc)).toEqual([
+      'routes[1].rules[0].matches[1].path.value: must start with "/"',
+    ]);
+  });
+
+  it("reports every independent error at once", () => {
+    expect(
+      problems({
+        version: 2,
+        routes: [
+          {
+            name: "a",
+            hostnames: ["bad host"],
+            rules: [{ backendRefs: [{ pool: "p", weight: -1 }] }],
+          },
+          { name: "b", rules: [{ backendRefs: [], retires: 1 }] },
+        ],
+      }),
+    ).toEqual([
+      "version: must be 1",
+      'routes[0].hostnames[0]: must be a hostname such as "shop.example.com" or "*.example.com"',
+      "routes[0].rules[0].backendRefs[0].weight: must be 0 or more",
+      "routes[1].rules[0].backendRefs: must name at least one pool",
+      'routes[1].rules[0]: unknown field "retires"',
+    ]);
+  });
+
+  it.each([
+    [
+      { matches: [{ path: { type: "Exact", value: "x" } }] },
+      'routes[0].rules[0].matches[0].path.value: must start with "/"',
+    ],
+    [
+      { matches: [{ path: { type: "RegularExpression", value: "/(a" } }] },
+      "routes[0].rules[0].matches[0].path.value: is not a valid regular expression",
+    ],
+    [
+      { matches: [{ method: "get" }] },
+      "routes[0].rules[0].matches[0].method: must be one of GET, HEAD",
+    ],
+    [
+      {
+        matches: [
+          {
+            headers: [
+              { name: "X-A", value: "1" },
+              { name: "x-a", value: "2" },
+            ],
+          },
+        ],
+      },
+      "routes[0].rules[0].matches[0].headers[1].name: repeats the name of entry [0]",
+    ],
+    [
+      { matches: [{ headers: [{ name: "bad name", value: "1" }] }] },
+      "routes[0].rules[0].matches[0].headers[0].name: must be a valid header name",
+    ],
+    [
+      { matches: [{ queryParams: [{ name: "v", value: 2 }] }] },
+      "routes[0].rules[0].matches[0].queryParams[0].value: must be a string, not number",
+    ],
+    [
+      { retry: { attempts: 2, codes: [200] } },
+      "routes[0].rules[0].retry.codes[0]: must be an HTTP status from 400 to 599",
+    ],
+    [
+      { retry: { backoff: "25" } },
+      'routes[0].rules[0].retry.backoff: must be a duration such as "500ms"',
+    ],
+    [
+      { timeouts: { request: "1s", backendRequest: "2s" } },
+      "routes[0].rules[0].timeouts.backendRequest: must not be longer than timeouts.request",
+    ],
+    [
+      { sessionPersistence: { idleTimeout: "1 hour" } },
+      "routes[0].rules[0].sessionPersistence.idleTimeout: must be a duration",
+    ],
+  ])("refuses rule %j", (rule, expected) => {
+    const found = problems(withRule(rule));
+    expect(found).toHaveLength(1);
+    expect(found[0]).toContain(expected);
+  });
+
+  it("refuses repeated route names", () => {
+    const route = { name: "same", rules: [{ backendRefs: [{ pool: "p" }] }] };
+    expect(problems({ version: 1, routes: [route, route] })).toEqual([
+      "routes[1].name: repeats the name of entry [0]",
+    ]);
+  });
+
+  it("quotes pool names that are not identifiers in paths", () => {
+    const doc = {
+      version: 1,
+      routes: [],
+      pools: { "shop/x:http": { endpoints: [{ url: "http://a.example/path" }] } },
+    };
+    expect(problems(doc)).toEqual([
+      'pools["shop/x:http"].endpoints[0].url: must be an origin only (scheme, host, port): the request path is appended to it',
+    ]);
+  });
+
+  it("says when the text is not JSON, and where", () => {
+    const result = parseRoutesText('{"version": 1,');
+    expect(result.ok).toBe(false);
+    expect(!result.ok && formatProblem(result.problems[0]!)).toMatch(
+      /^\(document\): is not JSON: .*position/,
+    );
+  });
+
+  it("says what is missing", () => {
+    expect(problems({})).toEqual(["version: is required and must be 1", "routes: is required"]);
+  });
+});
+
+describe("pool document", () => {
+  it("accepts the DESIGN §4 example", () => {
+    const result = parsePoolText(
+      JSON.stringify({
+        version: 1,
+        generation: 42,
+        updatedAt: "2026-11-25T10:00:00Z",
+        endpoints: [
+          {
+            url: "https://pod-a.shop.example.com",
+            weight: 1,
+            state: "ready",
+            zone: "eu-west-1a",
+            readySince: "2026-11-25T09:58:00Z",
+          },
+          { url: "https://pod-b.shop.example.com", state: "draining" },
+        ],
+        transport: { binding: "VPC_SHOP" },
+      }),
+    );
+    expect(result.ok).toBe(true);
+  });
+
+  it.each([
+    [
+      { version: 1, endpoints: [{ url: "ftp://x" }] },
+      "endpoints[0].url: must use http or https, not ftp",
+    ],
+    [
+      { version: 1, endpoints: [{ url: "http://u:p@x" }] },
+      "endpoints[0].url: must not carry credentials",
+    ],
+    [
+      { version: 1, endpoints: [{ url: "http://[::1]:80" }, { url: "http://[::1]:80/" }] },
+      "endpoints[1].url: duplicates endpoints[0].url",
+    ],
+    [{ version: 1, endpoints: [{ url: "http://x", state: "down" }] }, "endpoints[0].state: "],
+    [
+      { version: 1, endpoints: [], transport: { binding: "vpc-shop" } },
+      "transport.binding: must be a Workers binding name",
+    ],
+    [
+      { version: 1, endpoints: [], updatedAt: "yesterday" },
+      "updatedAt: must be an RFC 3339 date-time",
+    ],
+    [{ version: 1, generation: 1.5, endpoints: [] }, "generation: must be a whole number"],
+  ])("refuses %j", (doc, expected) => {
+    const result = parsePoolText(JSON.stringify(doc));
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.problems.map(formatProblem)[0]).toContain(expected);
+  });
+});

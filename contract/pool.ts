@@ -1,0 +1,105 @@
+import { z } from "zod";
+
+/** Name of a Workers binding, as wrangler accepts it. */
+const BINDING_NAME = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** RFC 3339 date-time, e.g. `2026-11-25T10:00:00Z`. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+export const MAX_WEIGHT = 1_000_000;
+
+/** An endpoint URL is an origin: scheme, host and optional port, nothing else. */
+export function originProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return "must be an absolute http:// or https:// URL";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return `must use http or https, not ${url.protocol.slice(0, -1)}`;
+  }
+  if (url.username || url.password) return "must not carry credentials";
+  if (url.pathname !== "/" || url.search || url.hash) {
+    return "must be an origin only (scheme, host, port): the request path is appended to it";
+  }
+  return undefined;
+}
+
+export const endpointUrl = z.string().superRefine((text, ctx) => {
+  const problem = originProblem(text);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+export const weight = z
+  .int({ error: "must be a whole number" })
+  .min(0, { error: "must be 0 or more" })
+  .max(MAX_WEIGHT, { error: `must be at most ${MAX_WEIGHT}` });
+
+export const endpointSchema = z
+  .strictObject({
+    url: endpointUrl.describe("Origin the request is sent to, e.g. https://pod-a.example.com:8443"),
+    weight: weight.default(1).describe("Share of new traffic within the pool; 0 = none"),
+    state: z
+      .enum(["ready", "draining"])
+      .default("ready")
+      .describe("draining: keeps sticky sessions, gets no new ones"),
+    zone: z.string().min(1).optional(),
+    readySince: z.string().regex(RFC3339, { error: "must be an RFC 3339 date-time" }).optional(),
+  })
+  .describe("One backend of a pool");
+
+export const transportSchema = z.strictObject({
+  binding: z
+    .string()
+    .regex(BINDING_NAME, { error: "must be a Workers binding name such as VPC_SHOP" })
+    .describe("Fetch through env[binding].fetch (Workers VPC / Tunnel) instead of the Internet"),
+});
+
+const poolFields = {
+  endpoints: z.array(endpointSchema).superRefine((endpoints, ctx) => {
+    const seen = new Map<string, number>();
+    endpoints.forEach((endpoint, index) => {
+      const key = endpoint.url.toLowerCase().replace(/\/$/, "");
+      const first = seen.get(key);
+      if (first === undefined) seen.set(key, index);
+      else {
+        ctx.addIssue({
+          code: "custom",
+          path: [index, "url"],
+          message: `duplicates endpoints[${first}].url`,
+        });
+      }
+    });
+  }),
+  transport: transportSchema.optional(),
+};
+
+/** A pool document, the value of a `pool:<name>` key (DESIGN §4). */
+export const poolDocumentSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    version: z.literal(1, { error: "must be 1" }),
+    generation: z
+      .int({ error: "must be a whole number" })
+      .min(0, { error: "must be 0 or more" })
+      .optional()
+      .describe("Grows with every write by the owner"),
+    updatedAt: z.string().regex(RFC3339, { error: "must be an RFC 3339 date-time" }).optional(),
+    ...poolFields,
+  })
+  .describe("Switchyard pool document: the value of a KV key pool:<name>");
+
+/** An inline pool in the routes document: the same shape, version and bookkeeping optional. */
+export const inlinePoolSchema = z.strictObject({
+  version: z.literal(1, { error: "must be 1" }).optional(),
+  generation: z.int().min(0).optional(),
+  updatedAt: z.string().regex(RFC3339, { error: "must be an RFC 3339 date-time" }).optional(),
+  ...poolFields,
+});
+
+export type PoolDocument = z.output<typeof poolDocumentSchema>;
+export type InlinePool = z.output<typeof inlinePoolSchema>;
+export type Endpoint = z.output<typeof endpointSchema>;
+export type EndpointInput = z.input<typeof endpointSchema>;
+export type PoolDocumentInput = z.input<typeof poolDocumentSchema>;

@@ -1,0 +1,222 @@
+import { z } from "zod";
+import { DURATION_PATTERN, parseDuration } from "./duration.ts";
+import { inlinePoolSchema, weight } from "./pool.ts";
+
+/**
+ * The routes document, the value of the KV key `routes` (DESIGN §3). Field names and semantics
+ * are Gateway API HTTPRoute v1. Objects are strict: a misspelt field is an error, not ignored.
+ */
+
+const NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
+/** RFC 1123 hostname, optionally with a leading `*.` (Gateway API `Hostname`). */
+const HOSTNAME =
+  /^(\*\.)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*$/;
+/** RFC 7230 token: header names and cookie names. */
+const TOKEN = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+
+export const HTTP_METHODS = [
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "CONNECT",
+  "OPTIONS",
+  "TRACE",
+  "PATCH",
+] as const;
+
+const duration = z
+  .string()
+  .regex(DURATION_PATTERN, { error: 'must be a duration such as "500ms", "10s", "5m" or "1h"' });
+
+function compiles(pattern: string): string | undefined {
+  try {
+    new RegExp(pattern);
+    return undefined;
+  } catch (error) {
+    return `is not a valid regular expression: ${(error as Error).message}`;
+  }
+}
+
+export const pathMatchSchema = z
+  .strictObject({
+    type: z.enum(["Exact", "PathPrefix", "RegularExpression"]).default("PathPrefix"),
+    value: z.string().max(1024, { error: "must be at most 1024 characters" }).default("/"),
+  })
+  .superRefine((path, ctx) => {
+    if (path.type === "RegularExpression") {
+      const problem = compiles(path.value);
+      if (problem) ctx.addIssue({ code: "custom", path: ["value"], message: problem });
+      return;
+    }
+    if (!path.value.startsWith("/")) {
+      ctx.addIssue({ code: "custom", path: ["value"], message: 'must start with "/"' });
+    } else if (/[?#\s]/.test(path.value)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["value"],
+        message: "must not contain '?', '#' or white space",
+      });
+    }
+  });
+
+function valueMatchSchema(kind: "header" | "query parameter", namePattern: RegExp) {
+  return z
+    .strictObject({
+      type: z.enum(["Exact", "RegularExpression"]).default("Exact"),
+      name: z
+        .string()
+        .regex(namePattern, { error: `must be a valid ${kind} name` })
+        .max(256, { error: "must be at most 256 characters" }),
+      value: z.string().max(4096, { error: "must be at most 4096 characters" }),
+    })
+    .superRefine((match, ctx) => {
+      if (match.type !== "RegularExpression") return;
+      const problem = compiles(match.value);
+      if (problem) ctx.addIssue({ code: "custom", path: ["value"], message: problem });
+    });
+}
+
+function uniqueNames<T extends { name: string }>(fold: (name: string) => string) {
+  return (items: T[], ctx: z.RefinementCtx) => {
+    const seen = new Map<string, number>();
+    items.forEach((item, index) => {
+      const first = seen.get(fold(item.name));
+      if (first === undefined) seen.set(fold(item.name), index);
+      else {
+        ctx.addIssue({
+          code: "custom",
+          path: [index, "name"],
+          message: `repeats the name of entry [${first}]`,
+        });
+      }
+    });
+  };
+}
+
+export const httpRouteMatchSchema = z.strictObject({
+  path: pathMatchSchema.default({ type: "PathPrefix", value: "/" }),
+  method: z.enum(HTTP_METHODS, { error: `must be one of ${HTTP_METHODS.join(", ")}` }).optional(),
+  headers: z
+    .array(valueMatchSchema("header", TOKEN))
+    .max(16, { error: "must have at most 16 entries" })
+    .superRefine(uniqueNames((name) => name.toLowerCase()))
+    .default([]),
+  queryParams: z
+    .array(valueMatchSchema("query parameter", /^[^\s]+$/))
+    .max(16, { error: "must have at most 16 entries" })
+    .superRefine(uniqueNames((name) => name))
+    .default([]),
+});
+
+export const backendRefSchema = z.strictObject({
+  pool: z
+    .string()
+    .min(1, { error: "must name a pool" })
+    .max(500, { error: "must be at most 500 characters" })
+    .describe("Pool name: an inline pool of this document or a KV key pool:<name>"),
+  weight: weight.default(1).describe("Share of new traffic among refs of one priority; 0 = none"),
+  priority: z
+    .int({ error: "must be a whole number" })
+    .min(0, { error: "must be 0 or more" })
+    .max(16, { error: "must be at most 16" })
+    .default(0)
+    .describe("0 takes traffic; higher values only while every lower one has no healthy endpoint"),
+});
+
+export const sessionPersistenceSchema = z.strictObject({
+  type: z.literal("Cookie", { error: 'must be "Cookie"' }).default("Cookie"),
+  cookieName: z.string().regex(TOKEN, { error: "must be a valid cookie name" }).max(64).optional(),
+  absoluteTimeout: duration.optional(),
+  idleTimeout: duration.optional(),
+});
+
+export const retrySchema = z.strictObject({
+  attempts: z
+    .int({ error: "must be a whole number" })
+    .min(0, { error: "must be 0 or more" })
+    .max(10, { error: "must be at most 10" })
+    .default(1)
+    .describe("Retries after the first try (GEP-1731)"),
+  codes: z
+    .array(
+      z
+        .int({ error: "must be a whole number" })
+        .min(400, { error: "must be an HTTP status from 400 to 599" })
+        .max(599, { error: "must be an HTTP status from 400 to 599" }),
+    )
+    .default([]),
+  backoff: duration.optional(),
+});
+
+export const timeoutsSchema = z
+  .strictObject({
+    request: duration.optional().describe("Bounds the whole exchange, retries included"),
+    backendRequest: duration.optional().describe("Bounds each try"),
+  })
+  .superRefine((timeouts, ctx) => {
+    const request = timeouts.request === undefined ? undefined : parseDuration(timeouts.request);
+    const backend =
+      timeouts.backendRequest === undefined ? undefined : parseDuration(timeouts.backendRequest);
+    if (request && backend && backend > request) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["backendRequest"],
+        message: "must not be longer than timeouts.request",
+      });
+    }
+  });
+
+export const httpRouteRuleSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(NAME, { error: "must be a name of letters, digits, '.', '_', '-'" })
+    .optional(),
+  matches: z
+    .array(httpRouteMatchSchema)
+    .max(64, { error: "must have at most 64 entries" })
+    .default([{ path: { type: "PathPrefix", value: "/" }, headers: [], queryParams: [] }]),
+  backendRefs: z
+    .array(backendRefSchema)
+    .min(1, { error: "must name at least one pool" })
+    .max(16, { error: "must have at most 16 entries" }),
+  sessionPersistence: sessionPersistenceSchema.optional(),
+  retry: retrySchema.optional(),
+  timeouts: timeoutsSchema.optional(),
+});
+
+export const httpRouteSchema = z.strictObject({
+  name: z.string().regex(NAME, { error: "must be a name of letters, digits, '.', '_', '-'" }),
+  hostnames: z
+    .array(
+      z.string().max(253, { error: "must be at most 253 characters" }).regex(HOSTNAME, {
+        error: 'must be a hostname such as "shop.example.com" or "*.example.com"',
+      }),
+    )
+    .max(16, { error: "must have at most 16 entries" })
+    .default([]),
+  rules: z
+    .array(httpRouteRuleSchema)
+    .min(1, { error: "must have at least one rule" })
+    .max(64, { error: "must have at most 64 entries" }),
+});
+
+export const routesDocumentSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    version: z.literal(1, { error: "must be 1" }),
+    routes: z.array(httpRouteSchema).superRefine(uniqueNames((name) => name)),
+    pools: z
+      .record(z.string().min(1, { error: "pool names must not be empty" }), inlinePoolSchema)
+      .default({}),
+  })
+  .describe("Switchyard routes document: the value of the KV key routes");
+
+export type RoutesDocument = z.output<typeof routesDocumentSchema>;
+export type RoutesDocumentInput = z.input<typeof routesDocumentSchema>;
+export type HttpRoute = z.output<typeof httpRouteSchema>;
+export type HttpRouteRule = z.output<typeof httpRouteRuleSchema>;
+export type HttpRouteMatch = z.output<typeof httpRouteMatchSchema>;
+export type BackendRef = z.output<typeof backendRefSchema>;
+export type HttpMethod = (typeof HTTP_METHODS)[number];

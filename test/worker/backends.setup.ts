@@ -1,0 +1,20 @@
+import type { TestProject } from "vitest/node";
+import { type Backend, startBackend } from "../fixtures/backends.ts";
+
+/** Starts the loopback backends the workerd suites send traffic to; runs in Node. */
+export default async function setup(project: TestProject) {
+  const backends: Backend[] = await Promise.all(["a", "b", "c"].map((name) => startBackend(name)));
+  project.provide(
+    "backends",
+    Object.fromEntries(backends.map((backend) => [backend.name, backend.url])),
+  );
+  return async () => {
+    await Promise.all(backends.map((backend) => backend.close()));
+  };
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    backends: Record<string, string>;
+  }
+}

@@ -1,0 +1,34 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "node",
+          environment: "node",
+          include: [
+            "contract/**/*.test.ts",
+            "worker/core/**/*.test.ts",
+            "scripts/**/*.test.ts",
+            "test/node/**/*.test.ts",
+          ],
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { SWITCHYARD_LOCAL: "true", CONFIG_REFRESH_SECONDS: "10" } },
+          }),
+        ],
+        test: {
+          name: "workerd",
+          include: ["test/worker/**/*.test.ts"],
+          globalSetup: ["test/worker/backends.setup.ts"],
+        },
+      },
+    ],
+  },
+});

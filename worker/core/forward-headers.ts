@@ -1,0 +1,72 @@
+/**
+ * The header policy of a proxied request (RFC 9110 §7.6.1): hop-by-hop headers, and any header
+ * the Connection header names, stay on this hop; X-Forwarded-* tell the backend who asked.
+ */
+
+export const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+] as const;
+
+const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+
+/** Deletes hop-by-hop headers in place; `keepUpgrade` keeps `Upgrade` for a WebSocket. */
+export function dropHopByHop(headers: Headers, keepUpgrade = false): void {
+  const named = headers.get("connection");
+  if (named) {
+    for (const token of named.split(",")) {
+      const name = token.trim().toLowerCase();
+      if (name && !(keepUpgrade && name === "upgrade")) headers.delete(name);
+    }
+  }
+  for (const name of HOP_BY_HOP) if (!(keepUpgrade && name === "upgrade")) headers.delete(name);
+}
+
+export interface ForwardFacts {
+  /** The client's address as the platform reports it (CF-Connecting-IP), if known. */
+  clientIp: string | null;
+  /** "http" or "https": the scheme the client used. */
+  proto: string;
+  /** The Host the client asked for, port included. */
+  host: string;
+  /** A request id to use when the client sent none or an unusable one. */
+  mintedRequestId: string;
+  websocket: boolean;
+}
+
+/** The client's X-Request-Id when it is a sane token, else the minted one. */
+export function requestIdOf(incoming: string | null, minted: string): string {
+  return incoming !== null && REQUEST_ID.test(incoming) ? incoming : minted;
+}
+
+/** Headers for the upstream request; returns them and the request id used. */
+export function forwardHeaders(
+  incoming: Headers,
+  facts: ForwardFacts,
+): { headers: Headers; requestId: string } {
+  const headers = new Headers(incoming);
+  dropHopByHop(headers, facts.websocket);
+  if (facts.websocket) headers.set("upgrade", "websocket");
+  const forwardedFor = headers.get("x-forwarded-for");
+  if (facts.clientIp) {
+    const last = forwardedFor?.split(",").at(-1)?.trim();
+    if (!forwardedFor) headers.set("x-forwarded-for", facts.clientIp);
+    else if (last !== facts.clientIp)
+      headers.set("x-forwarded-for", `${forwardedFor}, ${facts.clientIp}`);
+  }
+  headers.set("x-forwarded-proto", facts.proto);
+  headers.set("x-forwarded-host", facts.host);
+  const requestId = requestIdOf(headers.get("x-request-id"), facts.mintedRequestId);
+  headers.set("x-request-id", requestId);
+  // The platform sets these for the edge; they describe the client, not this hop.
+  headers.delete("cf-connecting-ip");
+  headers.delete("cf-worker");
+  return { headers, requestId };
+}

@@ -1,0 +1,31 @@
+/**
+ * Smooth weighted round-robin, as in nginx (ngx_http_upstream_get_peer): each pick adds every
+ * eligible peer's weight to its current value, takes the largest (the first listed on a tie)
+ * and subtracts the total from it. Weights 5,1,1 give a a b a c a a. O(peers) per pick, no
+ * allocation; weight 0 is never picked. Deterministic: no clock, no randomness.
+ */
+export class SmoothWrr {
+  readonly weights: readonly number[];
+  private readonly current: Float64Array;
+
+  constructor(weights: readonly number[]) {
+    this.weights = weights;
+    this.current = new Float64Array(weights.length);
+  }
+
+  /** The next peer among those `eligible` allows, or -1 when none has weight. */
+  next(eligible?: (index: number) => boolean): number {
+    const { weights, current } = this;
+    let total = 0;
+    let best = -1;
+    for (let i = 0; i < weights.length; i++) {
+      const weight = weights[i] as number;
+      if (weight <= 0 || (eligible && !eligible(i))) continue;
+      current[i] = (current[i] as number) + weight;
+      total += weight;
+      if (best === -1 || (current[i] as number) > (current[best] as number)) best = i;
+    }
+    if (best !== -1) current[best] = (current[best] as number) - total;
+    return best;
+  }
+}

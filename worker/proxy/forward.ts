@@ -1,0 +1,64 @@
+import { dropHopByHop, forwardHeaders } from "../core/forward-headers.ts";
+import type { Candidate } from "../core/pick.ts";
+
+/**
+ * The one place the worker talks to backends. The target URL is the endpoint's origin plus the
+ * request's path and query: nothing the client sends chooses where the request goes.
+ */
+
+export interface Upstream {
+  /** `fetch`, or a Workers binding's `fetch` (Workers VPC, Tunnel) for a pool with transport. */
+  fetch(request: Request): Promise<Response>;
+}
+
+export class TransportMissing extends Error {}
+
+export function upstreamFor(candidate: Candidate, env: object): Upstream {
+  const binding = candidate.pool.transportBinding;
+  if (binding === undefined) return { fetch: (request) => fetch(request) };
+  const target = (env as Record<string, unknown>)[binding] as Partial<Fetcher> | undefined;
+  if (typeof target?.fetch !== "function") {
+    throw new TransportMissing(
+      `pool ${candidate.pool.name}: transport binding ${binding} is not bound to this worker`,
+    );
+  }
+  return { fetch: (request) => target.fetch!(request) };
+}
+
+export function isWebSocketUpgrade(request: Request): boolean {
+  return request.headers.get("upgrade")?.toLowerCase() === "websocket";
+}
+
+/** The request to send to one endpoint. */
+export function upstreamRequest(
+  request: Request,
+  url: URL,
+  candidate: Candidate,
+  requestId: string,
+): Request {
+  const websocket = isWebSocketUpgrade(request);
+  const { headers } = forwardHeaders(request.headers, {
+    clientIp: request.headers.get("cf-connecting-ip"),
+    proto: url.protocol.slice(0, -1),
+    host: request.headers.get("host") ?? url.host,
+    mintedRequestId: requestId,
+    websocket,
+  });
+  const target = `${candidate.endpoint.origin}${url.pathname}${url.search}`;
+  return new Request(target, {
+    method: request.method,
+    headers,
+    body: request.body,
+    redirect: "manual",
+  });
+}
+
+/** The backend's response for the client: hop-by-hop headers dropped, the request id added. */
+export function clientResponse(response: Response, requestId: string): Response {
+  // A 101 carries the WebSocket itself; it must be returned untouched.
+  if (response.status === 101 || response.webSocket) return response;
+  const out = new Response(response.body, response);
+  dropHopByHop(out.headers);
+  if (!out.headers.has("x-request-id")) out.headers.set("x-request-id", requestId);
+  return out;
+}
