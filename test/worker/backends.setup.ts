@@ -1,13 +1,13 @@
 import type { TestProject } from "vitest/node";
-import { type Backend, startBackend } from "../fixtures/backends.ts";
+import { type Backend, closedPortUrl, startBackend } from "../fixtures/backends.ts";
 
 /** Starts the loopback backends the workerd suites send traffic to; runs in Node. */
 export default async function setup(project: TestProject) {
   const backends: Backend[] = await Promise.all(["a", "b", "c"].map((name) => startBackend(name)));
-  project.provide(
-    "backends",
-    Object.fromEntries(backends.map((backend) => [backend.name, backend.url])),
-  );
+  project.provide("backends", {
+    ...Object.fromEntries(backends.map((backend) => [backend.name, backend.url])),
+    closed: await closedPortUrl(),
+  });
   return async () => {
     await Promise.all(backends.map((backend) => backend.close()));
   };

@@ -1,0 +1,136 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { backends, catchAll, harness, pool, putPool, putRoutes } from "./harness.ts";
+
+const b = backends();
+
+describe("configuration loading", () => {
+  it("loads routes and its pools in two KV calls, then serves from memory", async () => {
+    for (let i = 0; i < 150; i++) await putPool(`p${i}`, { version: 1, endpoints: [{ url: b.a }] });
+    const routes = [0, 1, 2].map((r) => ({
+      name: `r${r}`,
+      rules: Array.from({ length: 50 }, (_, i) => ({ backendRefs: [{ pool: `p${r * 50 + i}` }] })),
+    }));
+    await putRoutes({ version: 1, routes });
+    const h = harness();
+    expect(await h.backendOf("http://x.test/")).toBe("a");
+    expect(h.kvReads).toBe(3); // routes, then 150 pools in two bulk gets of ≤ 100, in parallel
+    for (let i = 0; i < 20; i++) await h.backendOf("http://x.test/");
+    expect(h.kvReads).toBe(3);
+    expect(h.store.snapshot?.pools.size).toBe(150);
+  });
+
+  it("picks up a changed document on the background refresh", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness({ refreshSeconds: 10 });
+    expect(await h.backendOf("http://x.test/")).toBe("a");
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.b) }));
+    h.advance(9_000);
+    expect(await h.backendOf("http://x.test/")).toBe("a"); // not due yet: no KV call
+    expect(h.kvReads).toBe(1);
+    h.advance(1_000);
+    expect(await h.backendOf("http://x.test/")).toBe("a"); // served from memory, refreshed after
+    expect(h.kvReads).toBe(2);
+    expect(await h.backendOf("http://x.test/")).toBe("b");
+  });
+
+  it("picks up a changed pool document, and keeps WRR state while nothing changed", async () => {
+    await putPool("svc", {
+      version: 1,
+      generation: 1,
+      endpoints: [{ url: b.a, weight: 2 }, { url: b.b }],
+    });
+    await putRoutes(catchAll([{ pool: "svc" }]));
+    const h = harness({ refreshSeconds: 1 });
+    const seen = [];
+    for (let i = 0; i < 6; i++) {
+      seen.push(await h.backendOf("http://x.test/"));
+      h.advance(1_000); // a refresh after every request that finds nothing new
+    }
+    expect(seen.join("")).toBe("abaaba");
+    const generation = h.store.snapshot?.generation;
+    await putPool("svc", { version: 1, generation: 2, endpoints: [{ url: b.c }] });
+    await h.backendOf("http://x.test/"); // triggers the refresh
+    expect(await h.backendOf("http://x.test/")).toBe("c");
+    expect(h.store.snapshot?.generation).not.toBe(generation);
+  });
+
+  it("ignores a broken document and keeps serving the last good one, logging it once", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness({ refreshSeconds: 1 });
+    expect(await h.backendOf("http://x.test/")).toBe("a");
+    await putRoutes({
+      version: 1,
+      routes: [
+        {
+          name: "r",
+          rules: [{ matches: [{ path: { value: "api" } }], backendRefs: [{ pool: "p" }] }],
+        },
+      ],
+    });
+    for (let i = 0; i < 3; i++) {
+      h.advance(1_000);
+      expect(await h.backendOf("http://x.test/")).toBe("a");
+    }
+    const errors = h.logs.filter((line) => line.level === "error");
+    expect(errors.map((line) => line.message)).toEqual([
+      'the routes document is invalid: routes[0].rules[0].matches[0].path.value: must start with "/"',
+    ]);
+    expect(h.store.lastError?.message).toContain("routes[0].rules[0].matches[0].path.value");
+
+    await putRoutes("{ not json");
+    h.advance(1_000);
+    expect(await h.backendOf("http://x.test/")).toBe("a");
+    expect(h.store.lastError?.message).toMatch(
+      /^the routes document is invalid: \(document\): is not JSON/,
+    );
+
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.b) }));
+    h.advance(1_000);
+    await h.backendOf("http://x.test/");
+    expect(await h.backendOf("http://x.test/")).toBe("b");
+    expect(h.store.lastError).toBeUndefined();
+  });
+
+  it("keeps the last good version of a pool whose new document is invalid", async () => {
+    await putPool("svc", { version: 1, endpoints: [{ url: b.a }] });
+    await putRoutes(catchAll([{ pool: "svc" }]));
+    const h = harness({ refreshSeconds: 1 });
+    expect(await h.backendOf("http://x.test/")).toBe("a");
+    await putPool("svc", { version: 1, endpoints: [{ url: "not a url" }] });
+    h.advance(1_000);
+    await h.backendOf("http://x.test/");
+    expect(await h.backendOf("http://x.test/")).toBe("a");
+    expect(h.logs.filter((l) => l.level === "error").map((l) => l.message)).toEqual([
+      "pool document pool:svc is invalid: endpoints[0].url: must be an absolute http:// or https:// URL",
+    ]);
+  });
+
+  it("answers 503 saying why when no good document was ever loaded", async () => {
+    await env.SWITCHYARD.delete("routes");
+    const h = harness();
+    const missing = await h.fetch("http://x.test/");
+    expect(missing.status).toBe(503);
+    expect(await missing.json()).toEqual({
+      error: "no_config",
+      message: 'no routes loaded yet: the routes document is missing: no KV key "routes"',
+    });
+    await putRoutes({ version: 1, routes: "nope" });
+    h.advance(1_000);
+    const invalid = await h.fetch("http://x.test/");
+    expect(invalid.status).toBe(503);
+    expect(((await invalid.json()) as { message: string }).message).toBe(
+      "no routes loaded yet: the routes document is invalid: routes: must be an array, not string",
+    );
+  });
+
+  it("does not read KV on every request while no document is loadable", async () => {
+    await env.SWITCHYARD.delete("routes");
+    const h = harness();
+    for (let i = 0; i < 5; i++) expect((await h.fetch("http://x.test/")).status).toBe(503);
+    expect(h.kvReads).toBe(1);
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.c) }));
+    h.advance(1_000);
+    expect(await h.backendOf("http://x.test/")).toBe("c");
+  });
+});

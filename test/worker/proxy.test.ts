@@ -1,0 +1,103 @@
+import { exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Echo } from "../fixtures/backends.ts";
+import { backends, catchAll, harness, pool, putRoutes } from "./harness.ts";
+
+const b = backends();
+
+describe("proxying", () => {
+  it("forwards method, path, query, headers and body, and sets X-Forwarded-*", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const response = await harness().fetch("https://shop.example.com/cart/items?id=7&id=8", {
+      method: "PUT",
+      headers: {
+        "content-type": "text/plain",
+        "x-custom": "kept",
+        "cf-connecting-ip": "203.0.113.9",
+        "x-forwarded-for": "198.51.100.4",
+        connection: "keep-alive, x-drop-me",
+        "x-drop-me": "1",
+        "keep-alive": "timeout=5",
+        te: "trailers",
+      },
+      body: "hello body",
+    });
+    expect(response.status).toBe(200);
+    const echo = (await response.json()) as Echo;
+    expect(echo).toMatchObject({
+      backend: "a",
+      method: "PUT",
+      path: "/cart/items?id=7&id=8",
+      body: "hello body",
+    });
+    expect(echo.headers).toMatchObject({
+      "x-custom": "kept",
+      "content-type": "text/plain",
+      "x-forwarded-for": "198.51.100.4, 203.0.113.9",
+      "x-forwarded-proto": "https",
+      "x-forwarded-host": "shop.example.com",
+    });
+    expect(echo.headers.host).toBe(new URL(b.a).host);
+    for (const name of ["x-drop-me", "te", "cf-connecting-ip"])
+      expect(echo.headers[name], name).toBeUndefined();
+    expect(echo.headers["keep-alive"]).not.toBe("timeout=5");
+  });
+
+  it("keeps the client's X-Request-Id, or mints one, and returns it", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness();
+    const kept = await h.fetch("http://x.test/", { headers: { "x-request-id": "req-42" } });
+    expect(((await kept.json()) as Echo).headers["x-request-id"]).toBe("req-42");
+    expect(kept.headers.get("x-request-id")).toBe("req-42");
+    const minted = await h.fetch("http://x.test/");
+    const id = ((await minted.json()) as Echo).headers["x-request-id"];
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(minted.headers.get("x-request-id")).toBe(id);
+  });
+
+  it("streams a large request body through", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent === 32) return controller.close();
+        sent++;
+        controller.enqueue(chunk);
+      },
+    });
+    const response = await harness().fetch("http://x.test/upload", { method: "POST", body });
+    expect(((await response.json()) as Echo).body).toHaveLength(32 * 64 * 1024);
+  });
+
+  it("keeps the backend's own response headers and status", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const response = await harness().fetch("http://x.test/");
+    expect(response.headers.get("x-backend")).toBe("a");
+    expect(response.headers.get("content-length")).toMatch(/^\d+$/);
+    expect(response.headers.get("date")).not.toBeNull();
+  });
+
+  it("passes WebSocket upgrades through: an echo round trip", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.b) }));
+    const response = await harness().fetch("http://x.test/ws", {
+      headers: { upgrade: "websocket" },
+    });
+    expect(response.status).toBe(101);
+    const socket = response.webSocket;
+    if (!socket) throw new Error("no webSocket on the 101 response");
+    socket.accept();
+    const reply = new Promise<string>((resolve) =>
+      socket.addEventListener("message", (event) => resolve(String(event.data))),
+    );
+    socket.send("hello");
+    expect(await reply).toBe("b: hello");
+    socket.close(1000, "done");
+  });
+
+  it("serves through the worker's default export", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.c) }));
+    const response = await exports.default.fetch("http://x.test/entry");
+    expect(await response.json()).toMatchObject({ backend: "c", path: "/entry" });
+  });
+});

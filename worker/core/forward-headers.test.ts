@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { forwardHeaders } from "./forward-headers.ts";
+
+const facts = {
+  clientIp: "203.0.113.7",
+  proto: "https",
+  host: "shop.example.com",
+  mintedRequestId: "minted",
+  websocket: false,
+};
+
+describe("forwardHeaders", () => {
+  it("drops hop-by-hop headers and those Connection names", () => {
+    const incoming = new Headers({
+      connection: "keep-alive, x-private",
+      "keep-alive": "timeout=5",
+      "x-private": "1",
+      te: "trailers",
+      "proxy-authorization": "Basic x",
+      upgrade: "h2c",
+      accept: "text/html",
+    });
+    const { headers } = forwardHeaders(incoming, facts);
+    for (const name of [
+      "connection",
+      "keep-alive",
+      "x-private",
+      "te",
+      "proxy-authorization",
+      "upgrade",
+    ]) {
+      expect(headers.has(name), name).toBe(false);
+    }
+    expect(headers.get("accept")).toBe("text/html");
+  });
+
+  it("sets X-Forwarded-For, -Proto and -Host", () => {
+    const { headers } = forwardHeaders(new Headers({ "x-forwarded-for": "198.51.100.1" }), facts);
+    expect(headers.get("x-forwarded-for")).toBe("198.51.100.1, 203.0.113.7");
+    expect(headers.get("x-forwarded-proto")).toBe("https");
+    expect(headers.get("x-forwarded-host")).toBe("shop.example.com");
+    const already = forwardHeaders(
+      new Headers({ "x-forwarded-for": "198.51.100.1, 203.0.113.7" }),
+      facts,
+    );
+    expect(already.headers.get("x-forwarded-for")).toBe("198.51.100.1, 203.0.113.7");
+  });
+
+  it("keeps a sane X-Request-Id and mints one otherwise", () => {
+    expect(forwardHeaders(new Headers({ "x-request-id": "abc-123" }), facts).requestId).toBe(
+      "abc-123",
+    );
+    expect(forwardHeaders(new Headers({ "x-request-id": "has space" }), facts).requestId).toBe(
+      "minted",
+    );
+    expect(forwardHeaders(new Headers(), facts).headers.get("x-request-id")).toBe("minted");
+  });
+
+  it("keeps Upgrade for a WebSocket handshake", () => {
+    const incoming = new Headers({
+      connection: "Upgrade",
+      upgrade: "websocket",
+      "sec-websocket-key": "k",
+    });
+    const { headers } = forwardHeaders(incoming, { ...facts, websocket: true });
+    expect(headers.get("upgrade")).toBe("websocket");
+    expect(headers.get("sec-websocket-key")).toBe("k");
+  });
+});

@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import { endpointId } from "./hash.ts";
+import { kvPoolNames } from "./snapshot.ts";
+import { poolOf, routesDoc, snapshotOf } from "./test-helpers.ts";
+
+const routes = (refs: unknown[], pools: Record<string, unknown> = {}) => ({
+  version: 1,
+  routes: [{ name: "r", rules: [{ backendRefs: refs }] }],
+  pools,
+});
+
+describe("compileSnapshot", () => {
+  it("prefers an inline pool over a KV pool of the same name, and says so", () => {
+    const snapshot = snapshotOf(routes([{ pool: "p" }], { p: poolOf({ inline: 1 }) }), {
+      p: poolOf({ kv: 1 }),
+    });
+    expect(snapshot.pools.get("p")?.endpoints.map((e) => e.origin)).toEqual(["http://inline.test"]);
+    expect(snapshot.warnings).toEqual(["pool p: defined inline and in KV; the inline pool wins"]);
+  });
+
+  it("warns about missing and empty pools", () => {
+    const snapshot = snapshotOf(routes([{ pool: "gone" }, { pool: "empty" }]), {
+      empty: { version: 1, endpoints: [] },
+    });
+    expect(snapshot.warnings).toEqual([
+      "pool gone: no inline pool and no KV key pool:gone; its share answers 500",
+      "pool empty: no endpoints; it answers 503",
+    ]);
+  });
+
+  it("flags IP-literal endpoints without a transport binding outside local mode", () => {
+    const doc = routes([{ pool: "ip" }, { pool: "vpc" }], {
+      ip: { endpoints: [{ url: "http://10.0.0.1:8080" }] },
+      vpc: { endpoints: [{ url: "http://10.0.0.2:8080" }], transport: { binding: "VPC" } },
+    });
+    expect(snapshotOf(doc, {}, false).warnings).toEqual([
+      "pool ip: endpoint http://10.0.0.1:8080 is an IP address; Workers cannot fetch IP addresses without transport.binding (DESIGN §5)",
+    ]);
+    expect(snapshotOf(doc, {}, true).warnings).toEqual([]);
+  });
+
+  it("names endpoints by a stable hash of their URL, never the URL", () => {
+    const snapshot = snapshotOf(
+      routes([{ pool: "p" }], { p: { endpoints: [{ url: "https://Pod-A.example.com/" }] } }),
+    );
+    const endpoint = snapshot.pools.get("p")?.endpoints[0];
+    expect(endpoint?.id).toBe(endpointId("https://pod-a.example.com"));
+    expect(endpoint?.id).toMatch(/^[0-9a-f]{14}$/);
+  });
+
+  it("lists only the pools it must read from KV", () => {
+    expect(
+      kvPoolNames(
+        routesDoc(routes([{ pool: "a" }, { pool: "b" }, { pool: "a" }], { b: poolOf({ x: 1 }) })),
+      ),
+    ).toEqual(["a"]);
+  });
+
+  it("labels rules by name or index and converts timeouts", () => {
+    const snapshot = snapshotOf({
+      version: 1,
+      routes: [
+        {
+          name: "shop",
+          rules: [
+            {
+              name: "api",
+              backendRefs: [{ pool: "p" }],
+              timeouts: { request: "30s", backendRequest: "500ms" },
+            },
+            { backendRefs: [{ pool: "p" }] },
+          ],
+        },
+      ],
+      pools: { p: poolOf({ a: 1 }) },
+    });
+    expect(snapshot.rules[0]?.map((r) => r.label)).toEqual(["shop/api", "shop/1"]);
+    expect(snapshot.rules[0]?.[0]?.timeouts).toEqual({ requestMs: 30_000, backendRequestMs: 500 });
+  });
+});
