@@ -4,6 +4,7 @@ import { ConfigStore } from "./config/store.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
 import { pick } from "./core/pick.ts";
 import { normalizeHost, type RequestView } from "./core/request.ts";
+import { ruleLabel } from "./core/snapshot.ts";
 import { type Env, SettingsError, settingsOf } from "./env.ts";
 import { type Failure, failureResponse } from "./http/errors.ts";
 import { clientResponse, TransportMissing, upstreamFor, upstreamRequest } from "./proxy/forward.ts";
@@ -68,7 +69,7 @@ export function createApp(options: AppOptions = {}) {
     const view = viewOf(request, url);
     const matched = snapshot.matcher.match(view);
     if (!matched) return fail({ kind: "no-route", host: view.host, path: view.path });
-    const rule = snapshot.rules[matched.routeIndex]?.[matched.ruleIndex];
+    const rule = snapshot.rule(matched.routeIndex, matched.ruleIndex);
     if (!rule) throw new Error(`matcher returned an unknown rule ${JSON.stringify(matched)}`);
 
     const choice = pick(rule);
@@ -86,7 +87,7 @@ export function createApp(options: AppOptions = {}) {
       const message =
         error instanceof TransportMissing ? error.message : "the backend could not be reached";
       log.warn("upstream failed", {
-        route: rule.label,
+        route: ruleLabel(rule),
         endpoint: candidate.endpoint.id,
         requestId,
         error: (error as Error).message,

@@ -17,7 +17,7 @@ describe("configuration loading", () => {
     expect(h.kvReads).toBe(3); // routes, then 150 pools in two bulk gets of ≤ 100, in parallel
     for (let i = 0; i < 20; i++) await h.backendOf("http://x.test/");
     expect(h.kvReads).toBe(3);
-    expect(h.store.snapshot?.pools.size).toBe(150);
+    expect(h.store.snapshot?.specs.size).toBe(150);
   });
 
   it("picks up a changed document on the background refresh", async () => {

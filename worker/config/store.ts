@@ -1,13 +1,13 @@
 import {
   formatProblem,
   KV_BULK_GET_MAX_KEYS,
-  type PoolDocument,
   parsePoolText,
   parseRoutesText,
   poolKey,
   ROUTES_KEY,
 } from "../../contract/index.ts";
 import { stableHash } from "../core/hash.ts";
+import { type PoolSpec, poolSpec } from "../core/pool-spec.ts";
 import { compileSnapshot, kvPoolNames, type Snapshot } from "../core/snapshot.ts";
 import type { Logger } from "./log.ts";
 
@@ -37,9 +37,10 @@ export interface LoadError {
   at: number;
 }
 
-interface PoolText {
-  text: string;
-  doc: PoolDocument;
+/** A pool document that was valid: the hash of its text and what it compiled to. */
+interface GoodPool {
+  hash: string;
+  spec: PoolSpec;
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -57,8 +58,11 @@ export class ConfigStore {
   lastError: LoadError | undefined;
   private attemptedAt = Number.NEGATIVE_INFINITY;
   private inFlight: Promise<void> | undefined;
-  /** Last good text of each pool, so an invalid write keeps the previous version serving. */
-  private readonly goodPools = new Map<string, PoolText>();
+  /**
+   * The last good version of each pool: an invalid write keeps the previous one serving, and an
+   * unchanged text is not parsed again.
+   */
+  private readonly goodPools = new Map<string, GoodPool>();
   /** Problems of the previous load: one that persists is logged once, not on every refresh. */
   private reported = new Set<string>();
   private reporting = new Set<string>();
@@ -106,14 +110,14 @@ export class ConfigStore {
       }
       const names = kvPoolNames(routes.value);
       const texts = await this.readPools(names);
-      const kvPools = new Map<string, PoolDocument | null>();
-      const generationParts = [routesText];
+      const kvPools = new Map<string, PoolSpec | null>();
+      const generationParts = [stableHash(routesText)];
       for (const name of names) {
         const pool = this.acceptPool(name, texts.get(poolKey(name)) ?? null);
-        kvPools.set(name, pool?.doc ?? null);
-        generationParts.push(`${name}\n${pool?.text ?? ""}`);
+        kvPools.set(name, pool?.spec ?? null);
+        generationParts.push(`${name}=${pool?.hash ?? ""}`);
       }
-      const generation = stableHash(generationParts.join("\n\0"));
+      const generation = stableHash(generationParts.join("\n"));
       if (generation !== this.snapshot?.generation) {
         const snapshot = compileSnapshot({
           generation,
@@ -126,7 +130,7 @@ export class ConfigStore {
         log.info("snapshot loaded", {
           generation,
           routes: routes.value.routes.length,
-          pools: snapshot.pools.size,
+          pools: snapshot.specs.size,
         });
       }
       this.checkedAt = now();
@@ -152,16 +156,17 @@ export class ConfigStore {
   }
 
   /** The pool to use: this text if valid, else the last good one, else none. */
-  private acceptPool(name: string, text: string | null): PoolText | undefined {
+  private acceptPool(name: string, text: string | null): GoodPool | undefined {
     if (text === null) {
       this.goodPools.delete(name);
       return undefined;
     }
+    const hash = stableHash(text);
     const previous = this.goodPools.get(name);
-    if (previous?.text === text) return previous;
+    if (previous?.hash === hash) return previous;
     const parsed = parsePoolText(text);
     if (parsed.ok) {
-      const good = { text, doc: parsed.value };
+      const good = { hash, spec: poolSpec(name, parsed.value, "kv") };
       this.goodPools.set(name, good);
       return good;
     }

@@ -27,15 +27,18 @@ interface ValueCondition {
 interface Entry extends RuleMatch {
   order: number;
   method: string | undefined;
-  headers: ValueCondition[];
-  query: ValueCondition[];
+  headers: readonly ValueCondition[];
+  query: readonly ValueCondition[];
 }
 
+/** The entries of one hostname; parts are created only when used, as most hosts need one. */
 interface HostGroup {
-  exact: Map<string, Entry[]>;
-  prefix: Map<string, Entry[]>;
-  regex: { pattern: RegExp; entry: Entry }[];
+  exact?: Map<string, Entry[]>;
+  prefix?: Map<string, Entry[]>;
+  regex?: { pattern: RegExp; entry: Entry }[];
 }
+
+const NO_CONDITIONS: readonly ValueCondition[] = Object.freeze([]);
 
 export interface Matcher {
   match(request: RequestView): RuleMatch | undefined;
@@ -94,31 +97,37 @@ function firstHolding(entries: Entry[] | undefined, request: RequestView): Entry
 
 function matchGroup(group: HostGroup, request: RequestView): Entry | undefined {
   const path = request.path;
-  const exact = firstHolding(group.exact.get(path), request);
-  if (exact) return exact;
-  if (group.prefix.size > 0) {
+  if (group.exact) {
+    const exact = firstHolding(group.exact.get(path), request);
+    if (exact) return exact;
+  }
+  const prefixes = group.prefix;
+  if (prefixes) {
     // The path itself, then each prefix ending before a "/", longest first; "" is the root.
-    let found = firstHolding(group.prefix.get(path), request);
+    let found = firstHolding(prefixes.get(path), request);
     for (let slash = path.lastIndexOf("/"); !found && slash >= 0; ) {
-      found = firstHolding(group.prefix.get(path.slice(0, slash)), request);
+      found = firstHolding(prefixes.get(path.slice(0, slash)), request);
       slash = slash === 0 ? -1 : path.lastIndexOf("/", slash - 1);
     }
     if (found) return found;
   }
-  for (const { pattern, entry } of group.regex) {
-    if (pattern.test(path) && conditionsHold(entry, request)) return entry;
+  if (group.regex) {
+    for (const { pattern, entry } of group.regex) {
+      if (pattern.test(path) && conditionsHold(entry, request)) return entry;
+    }
   }
   return undefined;
 }
 
 function newGroup(): HostGroup {
-  return { exact: new Map(), prefix: new Map(), regex: [] };
+  return {};
 }
 
-function push(map: Map<string, Entry[]>, key: string, entry: Entry): void {
+function push(map: Map<string, Entry[]>, key: string, entry: Entry): Map<string, Entry[]> {
   const list = map.get(key);
   if (list) list.push(entry);
   else map.set(key, [entry]);
+  return map;
 }
 
 export function compileMatcher(routes: readonly HttpRoute[]): Matcher {
@@ -156,22 +165,30 @@ export function compileMatcher(routes: readonly HttpRoute[]): Matcher {
           matchIndex,
           order: order++,
           method: match.method,
-          headers: match.headers.map((h) => valueCondition(h, true)),
-          query: match.queryParams.map((q) => valueCondition(q, false)),
+          headers: match.headers.length
+            ? match.headers.map((h) => valueCondition(h, true))
+            : NO_CONDITIONS,
+          query: match.queryParams.length
+            ? match.queryParams.map((q) => valueCondition(q, false))
+            : NO_CONDITIONS,
         };
+        const { type, value } = match.path;
         for (const group of groups) {
-          if (match.path.type === "Exact") push(group.exact, match.path.value, entry);
-          else if (match.path.type === "PathPrefix")
-            push(group.prefix, prefixKey(match.path.value), entry);
-          else group.regex.push({ pattern: fullMatch(match.path.value), entry });
+          if (type === "Exact") group.exact = push(group.exact ?? new Map(), value, entry);
+          else if (type === "PathPrefix") {
+            group.prefix = push(group.prefix ?? new Map(), prefixKey(value), entry);
+          } else {
+            group.regex ??= [];
+            group.regex.push({ pattern: fullMatch(value), entry });
+          }
         }
       });
     });
   });
   const all = [...exactHosts.values(), ...wildcardHosts.values(), ...(anyHost ? [anyHost] : [])];
   for (const group of all) {
-    for (const list of group.exact.values()) list.sort(byPrecedence);
-    for (const list of group.prefix.values()) list.sort(byPrecedence);
+    for (const list of group.exact?.values() ?? []) list.sort(byPrecedence);
+    for (const list of group.prefix?.values() ?? []) list.sort(byPrecedence);
   }
 
   return {

@@ -8,7 +8,7 @@ function ruleOf(backendRefs: unknown[], kvPools: Record<string, unknown>) {
     { version: 1, routes: [{ name: "r", rules: [{ backendRefs }] }] },
     kvPools,
   );
-  return snapshot.rules[0]![0]!;
+  return snapshot.rule(0, 0)!;
 }
 
 const host = (p: Pick) =>

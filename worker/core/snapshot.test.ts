@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { endpointId } from "./hash.ts";
-import { kvPoolNames } from "./snapshot.ts";
+import { kvPoolNames, ruleLabel } from "./snapshot.ts";
 import { poolOf, routesDoc, snapshotOf } from "./test-helpers.ts";
 
 const routes = (refs: unknown[], pools: Record<string, unknown> = {}) => ({
@@ -14,7 +14,7 @@ describe("compileSnapshot", () => {
     const snapshot = snapshotOf(routes([{ pool: "p" }], { p: poolOf({ inline: 1 }) }), {
       p: poolOf({ kv: 1 }),
     });
-    expect(snapshot.pools.get("p")?.endpoints.map((e) => e.origin)).toEqual(["http://inline.test"]);
+    expect(snapshot.pool("p")?.endpoints.map((e) => e.origin)).toEqual(["http://inline.test"]);
     expect(snapshot.warnings).toEqual(["pool p: defined inline and in KV; the inline pool wins"]);
   });
 
@@ -43,7 +43,7 @@ describe("compileSnapshot", () => {
     const snapshot = snapshotOf(
       routes([{ pool: "p" }], { p: { endpoints: [{ url: "https://Pod-A.example.com/" }] } }),
     );
-    const endpoint = snapshot.pools.get("p")?.endpoints[0];
+    const endpoint = snapshot.pool("p")?.endpoints[0];
     expect(endpoint?.id).toBe(endpointId("https://pod-a.example.com"));
     expect(endpoint?.id).toMatch(/^[0-9a-f]{14}$/);
   });
@@ -74,7 +74,7 @@ describe("compileSnapshot", () => {
       ],
       pools: { p: poolOf({ a: 1 }) },
     });
-    expect(snapshot.rules[0]?.map((r) => r.label)).toEqual(["shop/api", "shop/1"]);
-    expect(snapshot.rules[0]?.[0]?.timeouts).toEqual({ requestMs: 30_000, backendRequestMs: 500 });
+    expect([0, 1].map((i) => ruleLabel(snapshot.rule(0, i)!))).toEqual(["shop/api", "shop/1"]);
+    expect(snapshot.rule(0, 0)?.timeouts).toEqual({ requestMs: 30_000, backendRequestMs: 500 });
   });
 });

@@ -1,37 +1,19 @@
-import {
-  durationMs,
-  type HttpRouteRule,
-  type InlinePool,
-  type PoolDocument,
-  type RoutesDocument,
-} from "../../contract/index.ts";
-import { endpointId } from "./hash.ts";
+import { durationMs, type HttpRouteRule, type RoutesDocument } from "../../contract/index.ts";
 import { compileMatcher, type Matcher } from "./match.ts";
+import { type Endpoint, type PoolSpec, poolSpec } from "./pool-spec.ts";
 import { SmoothWrr } from "./wrr.ts";
 
 /**
- * A snapshot is everything a request needs, compiled once from the routes document and the pool
- * documents it references: the matcher, each rule's backends, and fresh balancing state.
+ * A snapshot is everything a request needs, built from the routes document and the pool
+ * documents it references. The matcher is compiled up front; a rule's backends and a pool's
+ * balancing state are compiled the first time a request needs them and kept for the snapshot's
+ * life, so a large document costs memory only for what this isolate actually serves.
  */
 
-export interface CompiledEndpoint {
-  /** Hash of the URL: names the endpoint in cookies and health state, never its address. */
-  id: string;
-  /** Origin without trailing slash, e.g. `http://127.0.0.1:8080`. */
-  origin: string;
-  weight: number;
-  state: "ready" | "draining";
-  zone: string | undefined;
-}
+export type CompiledEndpoint = Endpoint;
 
-export interface CompiledPool {
-  name: string;
-  source: "inline" | "kv";
-  generation: number | undefined;
-  updatedAt: string | undefined;
-  endpoints: CompiledEndpoint[];
-  transportBinding: string | undefined;
-  /** New traffic: ready endpoints by weight. State lives as long as the snapshot. */
+export interface CompiledPool extends PoolSpec {
+  /** New traffic: ready endpoints by weight. State starts at zero in each snapshot. */
   wrr: SmoothWrr;
 }
 
@@ -50,62 +32,38 @@ export interface Tier {
   wrr: SmoothWrr;
 }
 
+export interface Timeouts {
+  requestMs: number | undefined;
+  backendRequestMs: number | undefined;
+}
+
 export interface CompiledRule {
   routeName: string;
   routeIndex: number;
   ruleIndex: number;
-  /** `route/rule name` or `route/rule index`: names the rule in logs, errors and cookies. */
-  label: string;
   tiers: Tier[];
   source: HttpRouteRule;
-  timeouts: { requestMs: number | undefined; backendRequestMs: number | undefined };
-}
-
-export interface Snapshot {
-  generation: string;
-  document: RoutesDocument;
-  matcher: Matcher;
-  /** rules[routeIndex][ruleIndex] */
-  rules: CompiledRule[][];
-  pools: Map<string, CompiledPool>;
-  warnings: string[];
+  timeouts: Timeouts;
 }
 
 export interface SnapshotInput {
   generation: string;
   routes: RoutesDocument;
-  /** Pool documents from KV by pool name; absent or null: no such key. */
-  kvPools: ReadonlyMap<string, PoolDocument | null>;
+  /** Compiled pool documents from KV by pool name; absent or null: no such key. */
+  kvPools: ReadonlyMap<string, PoolSpec | null>;
   /** Local mode: loopback and private IP URLs are expected, not flagged. */
   local?: boolean;
 }
 
-const IP_HOST = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])$/;
+const NO_TIMEOUTS: Timeouts = Object.freeze({ requestMs: undefined, backendRequestMs: undefined });
+/** Rules per route are at most 64 (schema), so this packs a rule's position into one number. */
+const RULES_PER_ROUTE = 64;
+/** An origin whose host is an IPv4 or IPv6 literal. */
+const IP_ORIGIN = /^https?:\/\/(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])(:\d+)?$/i;
 
-function compilePool(
-  name: string,
-  doc: PoolDocument | InlinePool,
-  source: "inline" | "kv",
-): CompiledPool {
-  const endpoints = doc.endpoints.map((endpoint) => {
-    const origin = new URL(endpoint.url).origin;
-    return {
-      id: endpointId(origin),
-      origin,
-      weight: endpoint.weight,
-      state: endpoint.state,
-      zone: endpoint.zone,
-    };
-  });
-  return {
-    name,
-    source,
-    generation: doc.generation,
-    updatedAt: doc.updatedAt,
-    endpoints,
-    transportBinding: doc.transport?.binding,
-    wrr: new SmoothWrr(endpoints.map((e) => (e.state === "ready" ? e.weight : 0))),
-  };
+/** `route/rule name` or `route/rule index`: names a rule in logs, errors and cookies. */
+export function ruleLabel(rule: CompiledRule): string {
+  return `${rule.routeName}/${rule.source.name ?? rule.ruleIndex}`;
 }
 
 /** Every pool name the routes document's backendRefs name, in document order. */
@@ -126,71 +84,110 @@ function optionalMs(text: string | undefined): number | undefined {
   return text === undefined ? undefined : durationMs(text);
 }
 
-export function compileSnapshot(input: SnapshotInput): Snapshot {
-  const { routes, kvPools } = input;
-  const warnings: string[] = [];
-  const pools = new Map<string, CompiledPool>();
-  for (const name of referencedPools(routes)) {
-    const inline = routes.pools[name];
-    const stored = kvPools.get(name);
-    if (inline) {
-      if (stored) warnings.push(`pool ${name}: defined inline and in KV; the inline pool wins`);
-      pools.set(name, compilePool(name, inline, "inline"));
-    } else if (stored) {
-      pools.set(name, compilePool(name, stored, "kv"));
-    } else {
-      warnings.push(
-        `pool ${name}: no inline pool and no KV key pool:${name}; its share answers 500`,
-      );
-    }
-  }
-  for (const pool of pools.values()) {
-    if (pool.endpoints.length === 0)
-      warnings.push(`pool ${pool.name}: no endpoints; it answers 503`);
-    if (!input.local && pool.transportBinding === undefined) {
-      const ipEndpoint = pool.endpoints.find((e) => IP_HOST.test(new URL(e.origin).hostname));
-      if (ipEndpoint) {
-        warnings.push(
-          `pool ${pool.name}: endpoint ${ipEndpoint.origin} is an IP address; Workers cannot fetch IP addresses without transport.binding (DESIGN §5)`,
+export class Snapshot {
+  readonly generation: string;
+  readonly document: RoutesDocument;
+  readonly matcher: Matcher;
+  readonly warnings: string[];
+  /** Every pool the document references that exists, by name. */
+  readonly specs: ReadonlyMap<string, PoolSpec>;
+  private readonly pools = new Map<string, CompiledPool>();
+  private readonly rules = new Map<number, CompiledRule>();
+
+  constructor(input: SnapshotInput) {
+    const { routes, kvPools } = input;
+    this.generation = input.generation;
+    this.document = routes;
+    this.warnings = [];
+    const specs = new Map<string, PoolSpec>();
+    for (const name of referencedPools(routes)) {
+      const inline = routes.pools[name];
+      const stored = kvPools.get(name);
+      if (inline) {
+        if (stored)
+          this.warnings.push(`pool ${name}: defined inline and in KV; the inline pool wins`);
+        specs.set(name, poolSpec(name, inline, "inline"));
+      } else if (stored) {
+        specs.set(name, stored);
+      } else {
+        this.warnings.push(
+          `pool ${name}: no inline pool and no KV key pool:${name}; its share answers 500`,
         );
       }
     }
+    for (const spec of specs.values()) {
+      if (spec.endpoints.length === 0)
+        this.warnings.push(`pool ${spec.name}: no endpoints; it answers 503`);
+      if (!input.local && spec.transportBinding === undefined) {
+        const ip = spec.endpoints.find((e) => IP_ORIGIN.test(e.origin));
+        if (ip) {
+          this.warnings.push(
+            `pool ${spec.name}: endpoint ${ip.origin} is an IP address; Workers cannot fetch IP addresses without transport.binding (DESIGN §5)`,
+          );
+        }
+      }
+    }
+    this.specs = specs;
+    this.matcher = compileMatcher(routes.routes);
   }
 
-  const rules = routes.routes.map((route, routeIndex) =>
-    route.rules.map((rule, ruleIndex): CompiledRule => {
-      const refs = rule.backendRefs.map((ref) => ({
-        poolName: ref.pool,
-        weight: ref.weight,
-        priority: ref.priority,
-        pool: pools.get(ref.pool),
-      }));
-      const priorities = [...new Set(refs.map((r) => r.priority))].sort((a, b) => a - b);
-      const tiers = priorities.map((priority) => {
-        const tierRefs = refs.filter((r) => r.priority === priority);
-        return { priority, refs: tierRefs, wrr: new SmoothWrr(tierRefs.map((r) => r.weight)) };
-      });
-      return {
+  /** A pool with this snapshot's balancing state, or undefined when it does not exist. */
+  pool(name: string): CompiledPool | undefined {
+    let pool = this.pools.get(name);
+    if (pool === undefined) {
+      const spec = this.specs.get(name);
+      if (spec === undefined) return undefined;
+      pool = {
+        ...spec,
+        wrr: new SmoothWrr(spec.endpoints.map((e) => (e.state === "ready" ? e.weight : 0))),
+      };
+      this.pools.set(name, pool);
+    }
+    return pool;
+  }
+
+  /** A rule ready to pick backends for, or undefined when the document has no such rule. */
+  rule(routeIndex: number, ruleIndex: number): CompiledRule | undefined {
+    const key = routeIndex * RULES_PER_ROUTE + ruleIndex;
+    let rule = this.rules.get(key);
+    if (rule === undefined) {
+      const route = this.document.routes[routeIndex];
+      const source = route?.rules[ruleIndex];
+      if (!route || !source) return undefined;
+      rule = {
         routeName: route.name,
         routeIndex,
         ruleIndex,
-        label: `${route.name}/${rule.name ?? ruleIndex}`,
-        tiers,
-        source: rule,
-        timeouts: {
-          requestMs: optionalMs(rule.timeouts?.request),
-          backendRequestMs: optionalMs(rule.timeouts?.backendRequest),
-        },
+        tiers: this.tiersOf(source),
+        source,
+        timeouts: source.timeouts
+          ? {
+              requestMs: optionalMs(source.timeouts.request),
+              backendRequestMs: optionalMs(source.timeouts.backendRequest),
+            }
+          : NO_TIMEOUTS,
       };
-    }),
-  );
+      this.rules.set(key, rule);
+    }
+    return rule;
+  }
 
-  return {
-    generation: input.generation,
-    document: routes,
-    matcher: compileMatcher(routes.routes),
-    rules,
-    pools,
-    warnings,
-  };
+  /** backendRefs grouped by priority, most preferred first. */
+  private tiersOf(rule: HttpRouteRule): Tier[] {
+    const refs = rule.backendRefs.map((ref) => ({
+      poolName: ref.pool,
+      weight: ref.weight,
+      priority: ref.priority,
+      pool: this.pool(ref.pool),
+    }));
+    const priorities = [...new Set(refs.map((r) => r.priority))].sort((a, b) => a - b);
+    return priorities.map((priority) => {
+      const tierRefs = refs.filter((r) => r.priority === priority);
+      return { priority, refs: tierRefs, wrr: new SmoothWrr(tierRefs.map((r) => r.weight)) };
+    });
+  }
+}
+
+export function compileSnapshot(input: SnapshotInput): Snapshot {
+  return new Snapshot(input);
 }

@@ -4,6 +4,7 @@ import {
   parseRoutesDocument,
   type RoutesDocument,
 } from "../../contract/index.ts";
+import { poolSpec } from "./pool-spec.ts";
 import { compileSnapshot, type Snapshot } from "./snapshot.ts";
 
 /** Test helper: a validated routes document, or a thrown error listing its problems. */
@@ -27,7 +28,9 @@ export function snapshotOf(
   return compileSnapshot({
     generation: "test",
     routes: routesDoc(routes),
-    kvPools: new Map(Object.entries(kvPools).map(([name, doc]) => [name, poolDoc(doc)])),
+    kvPools: new Map(
+      Object.entries(kvPools).map(([name, doc]) => [name, poolSpec(name, poolDoc(doc), "kv")]),
+    ),
     local,
   });
 }

@@ -6,11 +6,12 @@
  */
 export class SmoothWrr {
   readonly weights: readonly number[];
-  private readonly current: Float64Array;
+  /** A plain array: a typed array costs more memory than a few numbers in a large snapshot. */
+  private readonly current: number[];
 
   constructor(weights: readonly number[]) {
     this.weights = weights;
-    this.current = new Float64Array(weights.length);
+    this.current = weights.map(() => 0);
   }
 
   /** The next peer among those `eligible` allows, or -1 when none has weight. */

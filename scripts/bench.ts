@@ -1,0 +1,149 @@
+// `npm run bench`: figures for the worker's pure core (route match, pick, snapshot compile and
+// heap). Run with --expose-gc for the heap figure. Prints a Markdown table.
+import { cpus, totalmem } from "node:os";
+import { syntheticPool, syntheticRoutes } from "../bench/fixtures.ts";
+import { parsePoolText } from "../contract/index.ts";
+import { compileMatcher } from "../worker/core/match.ts";
+import { pick } from "../worker/core/pick.ts";
+import { type PoolSpec, poolSpec } from "../worker/core/pool-spec.ts";
+import { type RequestView, requestView } from "../worker/core/request.ts";
+import { compileSnapshot, type Snapshot } from "../worker/core/snapshot.ts";
+
+const gc = (globalThis as { gc?: () => void }).gc;
+const rows: string[][] = [];
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+}
+
+/** Median nanoseconds per call over `batches` timed batches of `size` calls. */
+function perCall(batches: number, size: number, body: (i: number) => unknown): number {
+  let sink = 0;
+  const samples: number[] = [];
+  for (let b = 0; b < batches + 3; b++) {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < size; i++) if (body(b * size + i)) sink++;
+    const ns = Number(process.hrtime.bigint() - start) / size;
+    if (b >= 3) samples.push(ns); // the first batches warm the JIT up
+  }
+  if (sink < 0) console.log(sink);
+  return median(samples);
+}
+
+function record(what: string, value: string, target = ""): void {
+  rows.push([what, value, target]);
+  process.stderr.write(`${what}: ${value}\n`);
+}
+
+function requestsFor(routes: number): RequestView[] {
+  const paths = ["/healthz", "/api/v2/orders/17", "/api/items", "/", "/static/app.js"];
+  return Array.from({ length: 1024 }, (_, i) => {
+    const n = (i * 7919) % routes;
+    const host = n % 10 === 0 && i % 2 ? `a.svc-${n}.example.net` : `svc-${n}.example.com`;
+    return requestView({
+      host,
+      path: paths[i % paths.length] as string,
+      method: i % 3 ? "GET" : "POST",
+      headers: i % 4 ? {} : { "x-canary": "1" },
+    });
+  });
+}
+
+const POOLS = 1_000;
+const poolDocs = Array.from({ length: POOLS }, (_, p) => syntheticPool(p, 100));
+const poolTexts = poolDocs.map((doc) => JSON.stringify(doc));
+const specsOf = () =>
+  new Map(poolDocs.map((doc, p) => [`pool-${p}`, poolSpec(`pool-${p}`, doc, "kv")]));
+
+for (const count of [10, 1_000, 10_000]) {
+  const doc = syntheticRoutes(count, POOLS);
+  const matcher = compileMatcher(doc.routes);
+  const requests = requestsFor(count);
+  const ns = perCall(30, 20_000, (i) => matcher.match(requests[i & 1023] as RequestView));
+  record(`route match, ${count.toLocaleString("en")} routes`, `${ns.toFixed(0)} ns`);
+}
+
+const big = syntheticRoutes(10_000, POOLS);
+let snapshot = compileSnapshot({ generation: "bench", routes: big, kvPools: specsOf() });
+const rule = snapshot.rule(1, 3);
+if (!rule) throw new Error("no rule");
+record("pick (pool of 100 endpoints)", `${perCall(30, 50_000, () => pick(rule)).toFixed(0)} ns`);
+const requests = requestsFor(10_000);
+const matchAndPick = perCall(30, 20_000, (i) => {
+  const found = snapshot.matcher.match(requests[i & 1023] as RequestView);
+  const matched = found && snapshot.rule(found.routeIndex, found.ruleIndex);
+  return matched && pick(matched);
+});
+record("match + pick, 10,000 routes", `${(matchAndPick / 1000).toFixed(2)} µs`, "≤ 2 µs");
+
+function timed(runs: number, body: () => void): number {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    body();
+    times.push(performance.now() - start);
+  }
+  return median(times);
+}
+const kvPools = specsOf();
+const compileMs = timed(7, () => {
+  snapshot = compileSnapshot({ generation: "bench", routes: big, kvPools });
+});
+record(
+  "compile snapshot: 10,000 routes over 1,000 compiled pools",
+  `${compileMs.toFixed(0)} ms`,
+  "≤ 100 ms",
+);
+const specMs = timed(5, () => specsOf());
+record("compile 1,000 pool documents × 100 endpoints (first load only)", `${specMs.toFixed(0)} ms`);
+const coldMs = timed(3, () => {
+  const parsed = poolTexts.map((text, p) => {
+    const result = parsePoolText(text);
+    if (!result.ok) throw new Error("invalid");
+    return [`pool-${p}`, poolSpec(`pool-${p}`, result.value, "kv")] as const;
+  });
+  compileSnapshot({ generation: "bench", routes: big, kvPools: new Map(parsed) });
+});
+record("cold load: parse + validate 1,000 pool texts, compile all", `${coldMs.toFixed(0)} ms`);
+
+if (gc) {
+  const heapMiB = (build: () => unknown): [number, unknown] => {
+    gc();
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const kept = build();
+    gc();
+    gc();
+    return [(process.memoryUsage().heapUsed - before) / 2 ** 20, kept];
+  };
+  snapshot = undefined as unknown as Snapshot;
+  const [specHeap, specs] = heapMiB(() => specsOf());
+  const [snapHeap, built] = heapMiB(() =>
+    compileSnapshot({ generation: "bench", routes: big, kvPools: specs as Map<string, PoolSpec> }),
+  );
+  snapshot = built as Snapshot;
+  record("heap: 1,000 compiled pools (100,000 endpoints)", `${specHeap.toFixed(1)} MiB`);
+  record("heap: snapshot of 10,000 routes", `${snapHeap.toFixed(1)} MiB`);
+  record(
+    "heap: pools + snapshot, as loaded",
+    `${(specHeap + snapHeap).toFixed(1)} MiB`,
+    "≤ 32 MiB",
+  );
+  const [touched] = heapMiB(() => {
+    for (let r = 0; r < big.routes.length; r++) for (let i = 0; i < 4; i++) snapshot.rule(r, i);
+    return snapshot;
+  });
+  record("heap: after every rule and pool has served", `+${touched.toFixed(1)} MiB`);
+} else {
+  record("heap", "not measured: run with node --expose-gc");
+}
+if (!snapshot.rule(9_999, 3)) throw new Error("snapshot lost");
+
+console.log(
+  `Node ${process.version}, ${cpus()[0]?.model ?? "unknown CPU"} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
+);
+console.log("");
+console.log("| measure | median | target |");
+console.log("|---|---|---|");
+for (const [what, value, target] of rows) console.log(`| ${what} | ${value} | ${target} |`);

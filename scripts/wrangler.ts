@@ -1,0 +1,42 @@
+// Runs wrangler offline and quiet, as its own node process so that stopping it stops workerd.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const WRANGLER = fileURLToPath(
+  new URL("../node_modules/wrangler/bin/wrangler.js", import.meta.url),
+);
+
+export const OFFLINE_ENV = {
+  ...process.env,
+  WRANGLER_SEND_METRICS: "false",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  WRANGLER_HIDE_BANNER: "true",
+};
+
+/** Runs one wrangler command to completion and returns its stdout. */
+export function wrangler(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [WRANGLER, ...args],
+      { cwd: ROOT, env: OFFLINE_ENV, maxBuffer: 64 << 20 },
+      (error, stdout, stderr) => {
+        if (error)
+          reject(
+            new Error(`wrangler ${args.slice(0, 3).join(" ")} failed: ${stderr || error.message}`),
+          );
+        else resolve(stdout);
+      },
+    );
+  });
+}
+
+/** Starts a long-running wrangler command (e.g. dev); the caller stops it with SIGTERM. */
+export function spawnWrangler(args: string[]): ChildProcess {
+  return spawn(process.execPath, [WRANGLER, ...args], {
+    cwd: ROOT,
+    env: OFFLINE_ENV,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
