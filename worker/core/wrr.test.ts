@@ -64,4 +64,18 @@ describe("SmoothWrr", () => {
       ),
     );
   });
+
+  it("walks the precomputed cycle exactly as nginx's step-by-step algorithm picks", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 50 }), { minLength: 1, maxLength: 10 }),
+        fc.integer({ min: 1, max: 300 }),
+        (weights, picks) => {
+          const fast = new SmoothWrr(weights);
+          const slow = new SmoothWrr(weights);
+          for (let i = 0; i < picks; i++) expect(fast.next()).toBe(slow.next(() => true));
+        },
+      ),
+    );
+  });
 });

@@ -1,22 +1,55 @@
 /**
  * Smooth weighted round-robin, as in nginx (ngx_http_upstream_get_peer): each pick adds every
  * eligible peer's weight to its current value, takes the largest (the first listed on a tie)
- * and subtracts the total from it. Weights 5,1,1 give a a b a c a a. O(peers) per pick, no
- * allocation; weight 0 is never picked. Deterministic: no clock, no randomness.
+ * and subtracts the total from it. Weights 5,1,1 give a a b a c a a. That is O(peers) a pick;
+ * when every peer is eligible and the weights add up to at most SCHEDULE_MAX, the sequence of
+ * one whole cycle is computed once and walked in O(1). Weight 0 is never picked.
+ * Deterministic: no clock, no randomness.
  */
+
+/** Longest cycle worth precomputing: 8,192 small integers, 64 KiB at most per pool. */
+const SCHEDULE_MAX = 8_192;
+
 export class SmoothWrr {
   readonly weights: readonly number[];
-  /** A plain array: a typed array costs more memory than a few numbers in a large snapshot. */
+  /** nginx's current weights; a plain array costs less than a typed one in a large snapshot. */
   private readonly current: number[];
+  private schedule: number[] | undefined;
+  private position = 0;
+  private readonly total: number;
 
   constructor(weights: readonly number[]) {
     this.weights = weights;
     this.current = weights.map(() => 0);
+    this.total = weights.reduce((sum, w) => sum + Math.max(w, 0), 0);
   }
 
-  /** The next peer among those `eligible` allows, or -1 when none has weight. */
+  /**
+   * The next peer, or -1 when no peer has weight. With `eligible`, peers it refuses are left out
+   * of this pick, as nginx leaves out peers that are down.
+   */
   next(eligible?: (index: number) => boolean): number {
-    const { weights, current } = this;
+    if (eligible === undefined && this.total <= SCHEDULE_MAX) {
+      this.schedule ??= this.cycle();
+      if (this.schedule.length === 0) return -1;
+      const peer = this.schedule[this.position] as number;
+      this.position = (this.position + 1) % this.schedule.length;
+      return peer;
+    }
+    return SmoothWrr.step(this.weights, this.current, eligible);
+  }
+
+  /** One whole cycle of picks from zero state: each peer appears exactly `weight` times. */
+  private cycle(): number[] {
+    const state = this.weights.map(() => 0);
+    return Array.from({ length: this.total }, () => SmoothWrr.step(this.weights, state, undefined));
+  }
+
+  private static step(
+    weights: readonly number[],
+    current: number[],
+    eligible?: (index: number) => boolean,
+  ): number {
     let total = 0;
     let best = -1;
     for (let i = 0; i < weights.length; i++) {
