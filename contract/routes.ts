@@ -148,6 +148,14 @@ export const retrySchema = z.strictObject({
     )
     .default([]),
   backoff: duration.optional(),
+  bodyBufferBytes: z
+    .int({ error: "must be a whole number of bytes" })
+    .min(0, { error: "must be 0 or more" })
+    .max(16 * 1024 * 1024, { error: "must be at most 16777216 (16 MiB)" })
+    .optional()
+    .describe(
+      "Largest request body buffered for retries (default 1 MiB); larger bodies stream once",
+    ),
 });
 
 export const timeoutsSchema = z

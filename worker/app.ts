@@ -2,17 +2,29 @@ import { Hono } from "hono";
 import { consoleLogger, type Logger } from "./config/log.ts";
 import { ConfigStore } from "./config/store.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
-import { pick } from "./core/pick.ts";
+import { HealthRegistry } from "./core/health.ts";
+import { type Avoidance, pick, stickyCandidate } from "./core/pick.ts";
 import { normalizeHost, type RequestView } from "./core/request.ts";
-import { ruleLabel } from "./core/snapshot.ts";
+import { RetryBudget } from "./core/retry-policy.ts";
+import type { CompiledPool } from "./core/snapshot.ts";
 import { type Env, SettingsError, settingsOf } from "./env.ts";
 import { type Failure, failureResponse } from "./http/errors.ts";
-import { clientResponse, TransportMissing, upstreamFor, upstreamRequest } from "./proxy/forward.ts";
+import { exchange, RETRY_SKIPPED_HEADER } from "./proxy/exchange.ts";
+import { readSession, sessionCookie, stickyKeys } from "./proxy/session.ts";
+
+/** What an isolate keeps between requests besides the snapshot. */
+export interface IsolateState {
+  health: HealthRegistry;
+  budget: RetryBudget;
+}
 
 export interface AppOptions {
   /** The store for an environment; the default keeps one per isolate. */
   store?: (env: Env) => ConfigStore;
+  state?: IsolateState;
   now?: () => number;
+  random?: () => number;
+  sleep?: (ms: number) => Promise<void>;
   log?: Logger;
 }
 
@@ -31,10 +43,30 @@ export function viewOf(request: Request, url: URL): RequestView {
   };
 }
 
+/** Ejected endpoints per pool for this request, or none at all while every endpoint is healthy. */
+function avoidanceOf(health: HealthRegistry, now: number): Avoidance {
+  if (health.allHealthy) return () => undefined;
+  const cache = new Map<CompiledPool, ReadonlySet<string> | undefined>();
+  return (pool) => {
+    if (cache.has(pool)) return cache.get(pool);
+    const ejected = new Set(
+      pool.endpoints.filter((e) => health.avoids(e.id, pool, now)).map((e) => e.id),
+    );
+    const result = ejected.size > 0 ? ejected : undefined;
+    cache.set(pool, result);
+    return result;
+  };
+}
+
 export function createApp(options: AppOptions = {}) {
   const now = options.now ?? Date.now;
   const log = options.log ?? consoleLogger;
+  const state = options.state ?? { health: new HealthRegistry(), budget: new RetryBudget() };
+  const random = options.random ?? Math.random;
+  const sleep =
+    options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let isolateStore: ConfigStore | undefined;
+  let warnedNoSecret = false;
   const storeFor =
     options.store ??
     ((env: Env) => {
@@ -55,9 +87,10 @@ export function createApp(options: AppOptions = {}) {
     const request = c.req.raw;
     const requestId = requestIdOf(request.headers.get("x-request-id"), crypto.randomUUID());
     const fail = (failure: Failure) => failureResponse(failure, requestId);
+    const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise);
 
     const store = storeFor(c.env);
-    const snapshot = await store.current((promise) => c.executionCtx.waitUntil(promise));
+    const snapshot = await store.current(waitUntil);
     if (!snapshot) {
       return fail({
         kind: "no-config",
@@ -72,28 +105,61 @@ export function createApp(options: AppOptions = {}) {
     const rule = snapshot.rule(matched.routeIndex, matched.ruleIndex);
     if (!rule) throw new Error(`matcher returned an unknown rule ${JSON.stringify(matched)}`);
 
-    const choice = pick(rule);
+    const started = now();
+    const avoid = avoidanceOf(state.health, started);
+    let session: Awaited<ReturnType<typeof readSession>>;
+    let keys: Awaited<ReturnType<typeof stickyKeys>> = [];
+    if (rule.source.sessionPersistence) {
+      keys = await stickyKeys(c.env.STICKY_SECRET, c.env.STICKY_SECRET_PREVIOUS);
+      if (keys.length === 0 && !warnedNoSecret) {
+        warnedNoSecret = true;
+        log.error("STICKY_SECRET is not set: sessionPersistence is off until it is", {
+          route: rule.routeName,
+        });
+      }
+      session = await readSession(
+        rule,
+        request.headers.get("cookie"),
+        keys,
+        Math.floor(started / 1000),
+      );
+    }
+    const stickyId = session?.read?.ok ? session.read.value.endpointId : undefined;
+    const sticky = stickyId === undefined ? undefined : stickyCandidate(rule, stickyId, avoid);
+
+    const choice = pick(rule, avoid, sticky);
     if (choice.kind === "missing-pool")
       return fail({ kind: "missing-pool", route: rule.routeName, pool: choice.ref.poolName });
     if (choice.kind === "unavailable")
       return fail({ kind: "unavailable", route: rule.routeName, message: choice.reason });
 
-    const candidate = choice.first;
-    try {
-      const upstream = upstreamFor(candidate, c.env);
-      const response = await upstream.fetch(upstreamRequest(request, url, candidate, requestId));
-      return clientResponse(response, requestId);
-    } catch (error) {
-      const message =
-        error instanceof TransportMissing ? error.message : "the backend could not be reached";
-      log.warn("upstream failed", {
-        route: ruleLabel(rule),
-        endpoint: candidate.endpoint.id,
-        requestId,
-        error: (error as Error).message,
-      });
-      return fail({ kind: "bad-gateway", route: rule.routeName, message });
+    const result = await exchange(request, url, rule, choice, requestId, {
+      env: c.env,
+      health: state.health,
+      budget: state.budget,
+      avoid,
+      now,
+      random,
+      sleep,
+    });
+    if (result.kind === "failure") {
+      const response = fail(result.failure);
+      if (result.skipped) response.headers.set(RETRY_SKIPPED_HEADER, result.skipped);
+      return response;
     }
+    const response = result.response;
+    if (session && keys[0] && !response.webSocket) {
+      const nowS = Math.floor(now() / 1000);
+      const cookie = await sessionCookie(
+        session,
+        result.servedBy.endpoint.id,
+        keys[0],
+        nowS,
+        url.protocol === "https:",
+      );
+      if (cookie) response.headers.append("set-cookie", cookie);
+    }
+    return response;
   });
 
   app.onError((error, c) => {

@@ -1,12 +1,23 @@
-import type { CompiledEndpoint, CompiledPool, CompiledRef, CompiledRule } from "./snapshot.ts";
+import type {
+  CompiledEndpoint,
+  CompiledPool,
+  CompiledRef,
+  CompiledRule,
+  Tier,
+} from "./snapshot.ts";
 
 /**
  * Selection as an ordered list (Pingora, Envoy): the first candidate is the choice, the rest is
- * the order retries and failover walk. Two levels of smooth WRR: a backendRef of the first
- * priority by weight, then an endpoint of its pool by weight. The fallbacks are the rest of that
- * pool (listed order, starting after the choice), then the other pools of the same priority,
- * then lower priorities. Endpoints with weight 0 or draining take no new traffic, so they are
- * left out. The fallbacks are listed only when asked for: most requests need just the first.
+ * the order retries and failover walk.
+ *
+ * - A sticky endpoint (session persistence) comes first whenever it is in one of the rule's
+ *   pools and not ejected, whatever its weight or state.
+ * - Otherwise: the first priority tier with a healthy endpoint; a backendRef of it by smooth WRR
+ *   among refs whose pool has a healthy endpoint (a ref to a missing pool keeps its share and
+ *   answers 500); an endpoint of that pool by smooth WRR among healthy ones.
+ * - Fallbacks: the rest of that pool (listed order, from the choice on), the other pools of the
+ *   tier, then the lower tiers. Endpoints with weight 0, draining or ejected take no new traffic
+ *   and are left out. The fallbacks are listed only when asked for.
  */
 
 export interface Candidate {
@@ -14,63 +25,160 @@ export interface Candidate {
   pool: CompiledPool;
 }
 
+/** Which endpoints of a pool new traffic avoids (ejected); undefined: none. */
+export type Avoidance = (pool: CompiledPool) => ReadonlySet<string> | undefined;
+
 export type Pick =
-  | { kind: "endpoints"; ref: CompiledRef; first: Candidate; candidates: () => Candidate[] }
+  | {
+      kind: "endpoints";
+      ref: CompiledRef | undefined;
+      first: Candidate;
+      sticky: boolean;
+      candidates: () => Candidate[];
+    }
   /** The chosen backendRef names a pool that does not exist: 500 for its share. */
   | { kind: "missing-pool"; ref: CompiledRef }
   /** Nothing can take new traffic: 503. */
   | { kind: "unavailable"; reason: string };
 
+const NONE: Avoidance = () => undefined;
+
 export function takesNewTraffic(endpoint: CompiledEndpoint): boolean {
   return endpoint.weight > 0 && endpoint.state === "ready";
 }
 
+function healthyIn(pool: CompiledPool, avoided: ReadonlySet<string> | undefined): boolean {
+  for (const endpoint of pool.endpoints) {
+    if (takesNewTraffic(endpoint) && !avoided?.has(endpoint.id)) return true;
+  }
+  return false;
+}
+
 /** Endpoints of a pool that take new traffic, from index `start` on, wrapping around. */
-function rotation(pool: CompiledPool, start: number, out: Candidate[], seen: Set<string>): void {
+function rotation(
+  pool: CompiledPool,
+  start: number,
+  avoid: Avoidance,
+  out: Candidate[],
+  seen: Set<string>,
+): void {
+  const avoided = avoid(pool);
   const n = pool.endpoints.length;
   for (let k = 0; k < n; k++) {
     const endpoint = pool.endpoints[(start + k) % n] as CompiledEndpoint;
-    if (takesNewTraffic(endpoint) && !seen.has(endpoint.id)) {
+    if (takesNewTraffic(endpoint) && !avoided?.has(endpoint.id) && !seen.has(endpoint.id)) {
       seen.add(endpoint.id);
       out.push({ endpoint, pool });
     }
   }
 }
 
-/** The ordered candidates of a rule: `chosen` first, then the failover order. */
-export function orderCandidates(rule: CompiledRule, ref: CompiledRef, chosen: number): Candidate[] {
+/** The failover order of a rule, starting with `first` and then `pool` from index `start`. */
+export function orderCandidates(
+  rule: CompiledRule,
+  first: Candidate | undefined,
+  pool: CompiledPool | undefined,
+  start: number,
+  avoid: Avoidance = NONE,
+): Candidate[] {
   const out: Candidate[] = [];
   const seen = new Set<string>();
-  if (ref.pool) rotation(ref.pool, Math.max(chosen, 0), out, seen);
+  if (first) {
+    out.push(first);
+    seen.add(first.endpoint.id);
+  }
+  if (pool) rotation(pool, Math.max(start, 0), avoid, out, seen);
   for (const tier of rule.tiers) {
-    for (const other of tier.refs) {
-      const sameTierZeroWeight = tier.priority === ref.priority && other.weight === 0;
-      if (other !== ref && other.pool && !sameTierZeroWeight) rotation(other.pool, 0, out, seen);
+    for (const ref of tier.refs) {
+      // A ref of weight 0 takes no new traffic, and a retry is new traffic.
+      if (ref.pool && ref.pool !== pool && ref.weight > 0) rotation(ref.pool, 0, avoid, out, seen);
     }
   }
   return out;
 }
 
-export function pick(rule: CompiledRule): Pick {
-  const tier = rule.tiers[0];
-  const ref = tier?.refs[tier.wrr.next()];
+/** The first tier with a healthy endpoint; the last tier when none has one. */
+function activeTier(rule: CompiledRule, avoid: Avoidance): Tier | undefined {
+  if (rule.tiers.length <= 1) return rule.tiers[0];
+  for (const tier of rule.tiers) {
+    if (tier.refs.some((ref) => ref.weight > 0 && ref.pool && healthyIn(ref.pool, avoid(ref.pool)))) return tier;
+  }
+  return rule.tiers[0];
+}
+
+/** Index of every endpoint of the rule's pools by id, built on first use. */
+function endpointsById(rule: CompiledRule): Map<string, Candidate> {
+  let index = rule.endpointsById;
+  if (index === undefined) {
+    index = new Map();
+    for (const tier of rule.tiers) {
+      for (const ref of tier.refs) {
+        for (const endpoint of ref.pool?.endpoints ?? []) {
+          if (!index.has(endpoint.id) && ref.pool)
+            index.set(endpoint.id, { endpoint, pool: ref.pool });
+        }
+      }
+    }
+    rule.endpointsById = index;
+  }
+  return index;
+}
+
+/** The candidate a sticky cookie names, if it is still in the rule's pools and not ejected. */
+export function stickyCandidate(
+  rule: CompiledRule,
+  endpointId: string,
+  avoid: Avoidance = NONE,
+): Candidate | undefined {
+  const found = endpointsById(rule).get(endpointId);
+  if (!found || avoid(found.pool)?.has(endpointId)) return undefined;
+  return found;
+}
+
+export function pick(rule: CompiledRule, avoid: Avoidance = NONE, sticky?: Candidate): Pick {
+  if (sticky) {
+    const index = sticky.pool.endpoints.indexOf(sticky.endpoint);
+    return {
+      kind: "endpoints",
+      ref: undefined,
+      first: sticky,
+      sticky: true,
+      candidates: () => orderCandidates(rule, sticky, sticky.pool, index + 1, avoid),
+    };
+  }
+  const tier = activeTier(rule, avoid);
+  const refEligible =
+    tier && avoid !== NONE
+      ? (i: number) => {
+          const p = tier.refs[i]?.pool;
+          return !p || healthyIn(p, avoid(p));
+        }
+      : undefined;
+  let ref = tier?.refs[tier.wrr.next(refEligible)];
+  // Every ref of the tier without a healthy endpoint: balance as if all were healthy.
+  if (!ref && tier && refEligible) ref = tier.refs[tier.wrr.next()];
   if (!ref) return { kind: "unavailable", reason: "every backendRef has weight 0" };
   const pool = ref.pool;
   if (!pool) return { kind: "missing-pool", ref };
-  const chosen = pool.wrr.next();
+  const avoided = avoid(pool);
+  const chosen = pool.wrr.next(
+    avoided ? (i) => !avoided.has((pool.endpoints[i] as CompiledEndpoint).id) : undefined,
+  );
   const endpoint = pool.endpoints[chosen];
   if (endpoint) {
+    const first = { endpoint, pool };
     return {
       kind: "endpoints",
       ref,
-      first: { endpoint, pool },
-      candidates: () => orderCandidates(rule, ref, chosen),
+      first,
+      sticky: false,
+      candidates: () => orderCandidates(rule, first, pool, chosen + 1, avoid),
     };
   }
   // The chosen pool takes no new traffic: fail over along the candidate order.
-  const fallbacks = orderCandidates(rule, ref, 0);
+  const fallbacks = orderCandidates(rule, undefined, pool, 0, avoid);
   const first = fallbacks[0];
-  if (first) return { kind: "endpoints", ref, first, candidates: () => fallbacks };
+  if (first) return { kind: "endpoints", ref, first, sticky: false, candidates: () => fallbacks };
   const reason =
     pool.endpoints.length === 0 ? "has no endpoints" : "has no endpoint taking new traffic";
   return { kind: "unavailable", reason: `pool ${pool.name} ${reason}` };

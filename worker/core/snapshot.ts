@@ -44,6 +44,8 @@ export interface CompiledRule {
   tiers: Tier[];
   source: HttpRouteRule;
   timeouts: Timeouts;
+  /** Endpoints of the rule's pools by id, for sticky cookies; built on first use (pick.ts). */
+  endpointsById?: Map<string, { endpoint: CompiledEndpoint; pool: CompiledPool }>;
 }
 
 export interface SnapshotInput {

@@ -29,12 +29,14 @@ export function isWebSocketUpgrade(request: Request): boolean {
   return request.headers.get("upgrade")?.toLowerCase() === "websocket";
 }
 
-/** The request to send to one endpoint. */
+/** The request to send to one endpoint, with the body of this try. */
 export function upstreamRequest(
   request: Request,
   url: URL,
   candidate: Candidate,
   requestId: string,
+  body: BodyInit | null,
+  signal?: AbortSignal,
 ): Request {
   const websocket = isWebSocketUpgrade(request);
   const { headers } = forwardHeaders(request.headers, {
@@ -48,8 +50,9 @@ export function upstreamRequest(
   return new Request(target, {
     method: request.method,
     headers,
-    body: request.body,
+    body,
     redirect: "manual",
+    signal,
   });
 }
 

@@ -1,0 +1,111 @@
+/**
+ * Passive health (outlier detection, as Envoy's consecutive-5xx): an endpoint that fails
+ * FAILURES_TO_EJECT times in a row is ejected for EJECT_BASE_MS × times ejected, at most
+ * EJECT_MAX_MS, and comes back by itself when that time has passed. At most half of a pool,
+ * rounded down, is ejected at once, so a one-endpoint pool is never ejected; should more than
+ * that be ejected anyway (the pool shrank), the pool ignores ejections ("panic": use all).
+ * State is per isolate and keyed by endpoint id, so it outlives snapshots. Time is passed in.
+ */
+
+export const FAILURES_TO_EJECT = 5;
+export const EJECT_BASE_MS = 30_000;
+export const EJECT_MAX_MS = 300_000;
+
+interface EndpointHealth {
+  consecutiveFailures: number;
+  timesEjected: number;
+  ejectedUntil: number;
+  lastFailureAt: number;
+}
+
+export interface PoolMembers {
+  /** Ids of every endpoint of the pool, whatever its state. */
+  readonly endpoints: readonly { readonly id: string }[];
+}
+
+export interface HealthView {
+  consecutiveFailures: number;
+  timesEjected: number;
+  ejectedUntil: number | undefined;
+}
+
+export class HealthRegistry {
+  private readonly states = new Map<string, EndpointHealth>();
+  /** Endpoints ejected at some time; 0 lets the hot path skip every health lookup. */
+  private ejections = 0;
+
+  /** True when no endpoint has been ejected since the registry started or was last clean. */
+  get allHealthy(): boolean {
+    return this.ejections === 0;
+  }
+
+  recordSuccess(id: string): void {
+    const state = this.states.get(id);
+    if (state === undefined) return;
+    state.consecutiveFailures = 0;
+    if (state.ejectedUntil === 0 && state.timesEjected === 0) this.states.delete(id);
+  }
+
+  /** Counts a failure; returns true when it ejected the endpoint. */
+  recordFailure(id: string, pool: PoolMembers, now: number): boolean {
+    let state = this.states.get(id);
+    if (state === undefined) {
+      state = { consecutiveFailures: 0, timesEjected: 0, ejectedUntil: 0, lastFailureAt: now };
+      this.states.set(id, state);
+    }
+    // A long quiet spell forgives earlier ejections, so the ejection time does not grow forever.
+    if (
+      state.timesEjected > 0 &&
+      state.ejectedUntil === 0 &&
+      now - state.lastFailureAt > EJECT_MAX_MS
+    ) {
+      state.timesEjected = 0;
+    }
+    state.lastFailureAt = now;
+    state.consecutiveFailures++;
+    if (state.consecutiveFailures < FAILURES_TO_EJECT || this.isEjected(id, now)) return false;
+    const limit = Math.floor(pool.endpoints.length / 2);
+    if (this.ejectedCount(pool, now) + 1 > limit) return false;
+    state.timesEjected++;
+    state.ejectedUntil = now + Math.min(EJECT_BASE_MS * state.timesEjected, EJECT_MAX_MS);
+    state.consecutiveFailures = 0;
+    this.ejections++;
+    return true;
+  }
+
+  isEjected(id: string, now: number): boolean {
+    if (this.ejections === 0) return false;
+    const state = this.states.get(id);
+    if (state === undefined || state.ejectedUntil === 0) return false;
+    if (now < state.ejectedUntil) return true;
+    state.ejectedUntil = 0; // back by itself
+    this.ejections--;
+    return false;
+  }
+
+  ejectedCount(pool: PoolMembers, now: number): number {
+    if (this.ejections === 0) return 0;
+    let count = 0;
+    for (const endpoint of pool.endpoints) if (this.isEjected(endpoint.id, now)) count++;
+    return count;
+  }
+
+  /**
+   * Whether new traffic of this pool should avoid the endpoint: ejected, unless the pool is in
+   * panic (more than half ejected), in which case every endpoint takes traffic.
+   */
+  avoids(id: string, pool: PoolMembers, now: number): boolean {
+    if (!this.isEjected(id, now)) return false;
+    return this.ejectedCount(pool, now) <= Math.floor(pool.endpoints.length / 2);
+  }
+
+  view(id: string, now: number): HealthView {
+    const state = this.states.get(id);
+    const ejected = this.isEjected(id, now);
+    return {
+      consecutiveFailures: state?.consecutiveFailures ?? 0,
+      timesEjected: state?.timesEjected ?? 0,
+      ejectedUntil: ejected ? state?.ejectedUntil : undefined,
+    };
+  }
+}

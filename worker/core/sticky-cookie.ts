@@ -1,0 +1,133 @@
+/**
+ * The session-persistence cookie codec. A cookie names an endpoint by its id (a hash of its URL,
+ * never the URL) with the times it was issued and last seen, signed with HMAC-SHA-256 over the
+ * cookie's name and value, so a cookie of one rule is not accepted by another:
+ *
+ *   <endpoint id>.<issued, base 36 seconds>.<last seen, base 36 seconds>.<MAC, base64url, 128 bits>
+ *
+ * Reading tries each key in order (the current secret, then the previous one during a rotation).
+ * Pure: keys and `now` are passed in; HMAC is WebCrypto, deterministic for its inputs.
+ */
+
+export const MAX_COOKIE_LENGTH = 200;
+/** A WebCrypto HMAC key (named so for both the Node and the workerd type libraries). */
+export type HmacKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
+const MAC_BYTES = 16;
+const VALUE = /^([0-9a-f]{14})\.([0-9a-z]{1,10})\.([0-9a-z]{1,10})\.([A-Za-z0-9_-]{22})$/;
+
+export interface StickyValue {
+  endpointId: string;
+  /** Seconds since the epoch. */
+  issuedAt: number;
+  lastSeen: number;
+}
+
+export interface StickyLimits {
+  absoluteTimeoutS: number | undefined;
+  idleTimeoutS: number | undefined;
+}
+
+export type StickyRead =
+  | { ok: true; value: StickyValue; keyIndex: number }
+  | { ok: false; reason: "malformed" | "oversized" | "tampered" | "expired" };
+
+const encoder = new TextEncoder();
+
+export function importStickyKey(secret: string): Promise<HmacKey> {
+  return crypto.subtle.importKey(
+    "raw",
+    encoder.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+}
+
+function base64url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+async function mac(key: HmacKey, name: string, payload: string): Promise<string> {
+  const signature = await crypto.subtle.sign("HMAC", key, encoder.encode(`${name}=${payload}`));
+  return base64url(new Uint8Array(signature, 0, MAC_BYTES));
+}
+
+function equalInConstantTime(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
+}
+
+export async function signSticky(value: StickyValue, name: string, key: HmacKey): Promise<string> {
+  const payload = `${value.endpointId}.${value.issuedAt.toString(36)}.${value.lastSeen.toString(36)}`;
+  return `${payload}.${await mac(key, name, payload)}`;
+}
+
+export async function readSticky(
+  text: string,
+  name: string,
+  keys: readonly HmacKey[],
+  nowS: number,
+  limits: StickyLimits,
+): Promise<StickyRead> {
+  if (text.length > MAX_COOKIE_LENGTH) return { ok: false, reason: "oversized" };
+  const parts = VALUE.exec(text);
+  if (!parts) return { ok: false, reason: "malformed" };
+  const [, endpointId, issued, seen, signature] = parts as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  const payload = `${endpointId}.${issued}.${seen}`;
+  let keyIndex = -1;
+  for (let i = 0; i < keys.length && keyIndex === -1; i++) {
+    if (equalInConstantTime(await mac(keys[i] as HmacKey, name, payload), signature)) keyIndex = i;
+  }
+  if (keyIndex === -1) return { ok: false, reason: "tampered" };
+  const value = {
+    endpointId,
+    issuedAt: Number.parseInt(issued, 36),
+    lastSeen: Number.parseInt(seen, 36),
+  };
+  if (value.issuedAt > nowS + 60 || value.lastSeen < value.issuedAt)
+    return { ok: false, reason: "malformed" };
+  if (limits.absoluteTimeoutS !== undefined && nowS - value.issuedAt >= limits.absoluteTimeoutS) {
+    return { ok: false, reason: "expired" };
+  }
+  if (limits.idleTimeoutS !== undefined && nowS - value.lastSeen >= limits.idleTimeoutS) {
+    return { ok: false, reason: "expired" };
+  }
+  return { ok: true, value, keyIndex };
+}
+
+/** The first value of a cookie in a Cookie header, or undefined. */
+export function cookieValue(header: string | null, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** The default cookie name of a rule: derived from route and rule, so each rule has its own. */
+export function defaultCookieName(routeName: string, ruleName: string | number): string {
+  return `sy-${routeName}-${ruleName}`;
+}
+
+export function setCookieHeader(
+  name: string,
+  value: string,
+  options: { secure: boolean; maxAgeS: number | undefined },
+): string {
+  let header = `${name}=${value}; Path=/; HttpOnly; SameSite=Lax`;
+  if (options.secure) header += "; Secure";
+  if (options.maxAgeS !== undefined)
+    header += `; Max-Age=${Math.max(0, Math.floor(options.maxAgeS))}`;
+  return header;
+}

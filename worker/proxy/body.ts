@@ -1,0 +1,81 @@
+/**
+ * Request bodies and retries. A body can be read once, so a request that may be retried has its
+ * body buffered, up to a limit, and each try sends the buffered bytes; a larger body streams to
+ * the first try only, and the request is not retried.
+ */
+
+export type BodyPlan =
+  | { kind: "none" }
+  | { kind: "buffered"; bytes: Uint8Array }
+  | { kind: "stream"; stream: ReadableStream<Uint8Array> };
+
+export function replayable(plan: BodyPlan): boolean {
+  return plan.kind !== "stream";
+}
+
+/** The body for one try; a streamed body can serve one try only. */
+export function bodyForTry(plan: BodyPlan): BodyInit | null {
+  switch (plan.kind) {
+    case "none":
+      return null;
+    case "buffered":
+      return plan.bytes;
+    case "stream":
+      return plan.stream;
+  }
+}
+
+/** Chunks already read, then the rest of the reader: the whole body as one stream again. */
+function rejoin(
+  head: Uint8Array[],
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  let index = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (index < head.length) {
+        controller.enqueue(head[index++] as Uint8Array);
+        return;
+      }
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+/** Buffers the body when it may be retried and fits in `limit` bytes; streams it otherwise. */
+export async function planBody(
+  request: Request,
+  limit: number,
+  mayRetry: boolean,
+): Promise<BodyPlan> {
+  const body = request.body;
+  if (body === null) return { kind: "none" };
+  if (!mayRetry) return { kind: "stream", stream: body };
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) return { kind: "stream", stream: body };
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { kind: "buffered", bytes: concat(chunks, total) };
+    chunks.push(value);
+    total += value.byteLength;
+    if (total > limit) return { kind: "stream", stream: rejoin(chunks, reader) };
+  }
+}

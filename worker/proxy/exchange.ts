@@ -1,0 +1,191 @@
+import type { HealthRegistry } from "../core/health.ts";
+import type { Avoidance, Candidate, Pick } from "../core/pick.ts";
+import {
+  backoffDelay,
+  isFailure,
+  isIdempotent,
+  type RetryBudget,
+  retryDecision,
+  retrySettings,
+  type SkipReason,
+  type TryOutcome,
+} from "../core/retry-policy.ts";
+import type { CompiledRule } from "../core/snapshot.ts";
+import type { Failure } from "../http/errors.ts";
+import { bodyForTry, planBody, replayable } from "./body.ts";
+import { clientResponse, TransportMissing, upstreamFor, upstreamRequest } from "./forward.ts";
+
+/**
+ * One client request's exchange with the backends: tries along the ordered candidates, each
+ * bounded by `timeouts.backendRequest`, the whole bounded by `timeouts.request`, with retries
+ * as retry-policy.ts allows and the isolate's retry budget permits, and every outcome reported
+ * to passive health. Never tries an endpoint twice for one request.
+ */
+
+export interface ExchangeDeps {
+  env: object;
+  health: HealthRegistry;
+  budget: RetryBudget;
+  avoid: Avoidance;
+  now: () => number;
+  random: () => number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export type ExchangeResult =
+  | { kind: "response"; response: Response; servedBy: Candidate; tries: number }
+  | { kind: "failure"; failure: Failure; tries: number; skipped: SkipReason | undefined };
+
+export const RETRY_SKIPPED_HEADER = "x-switchyard-retry-skipped";
+
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+interface TryResult {
+  outcome: TryOutcome;
+  response?: Response;
+  transportMissing?: string;
+}
+
+async function tryOnce(
+  candidate: Candidate,
+  build: (signal: AbortSignal) => Request,
+  timeoutMs: number | undefined,
+  env: object,
+): Promise<TryResult> {
+  const controller = new AbortController();
+  const timer =
+    timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const upstream = upstreamFor(candidate, env);
+    const response = await upstream.fetch(build(controller.signal));
+    return { outcome: { kind: "response", status: response.status }, response };
+  } catch (error) {
+    if (error instanceof TransportMissing)
+      return { outcome: { kind: "connection-failure" }, transportMissing: error.message };
+    return {
+      outcome: controller.signal.aborted ? { kind: "timeout" } : { kind: "connection-failure" },
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function exchange(
+  request: Request,
+  url: URL,
+  rule: CompiledRule,
+  choice: Extract<Pick, { kind: "endpoints" }>,
+  requestId: string,
+  deps: ExchangeDeps,
+): Promise<ExchangeResult> {
+  const { health, budget, now } = deps;
+  const started = now();
+  budget.recordRequest(started);
+  const settings = retrySettings(rule.source);
+  const method = request.method;
+  const hasIdempotencyKey = request.headers.has("idempotency-key");
+  const websocket = request.headers.get("upgrade")?.toLowerCase() === "websocket";
+  const mayRetry =
+    !websocket && settings.attempts > 0 && (isIdempotent(method) || hasIdempotencyKey);
+  const body = await planBody(request, settings.bodyBufferBytes, mayRetry);
+  const { requestMs, backendRequestMs } = rule.timeouts;
+  const deadline = requestMs === undefined ? undefined : started + requestMs;
+
+  const tried = new Set<string>();
+  let list: Candidate[] | undefined;
+  const nextCandidate = (): Candidate | undefined => {
+    list ??= choice.candidates();
+    const t = now();
+    return list.find((c) => !tried.has(c.endpoint.id) && !health.avoids(c.endpoint.id, c.pool, t));
+  };
+
+  let candidate: Candidate | undefined = choice.first;
+  let retries = 0;
+  let last: TryResult | undefined;
+  let skipped: SkipReason | undefined;
+  let deadlineHit = false;
+  for (;;) {
+    const current = candidate as Candidate;
+    tried.add(current.endpoint.id);
+    const left = deadline === undefined ? undefined : deadline - now();
+    const timeout =
+      left === undefined ? backendRequestMs : Math.min(backendRequestMs ?? left, left);
+    const result = await tryOnce(
+      current,
+      (signal) => upstreamRequest(request, url, current, requestId, bodyForTry(body), signal),
+      timeout,
+      deps.env,
+    );
+    if (retries > 0) budget.release();
+    last = result;
+    if (result.transportMissing) break;
+    if (isFailure(result.outcome, settings))
+      health.recordFailure(current.endpoint.id, current.pool, now());
+    else health.recordSuccess(current.endpoint.id);
+
+    if (deadline !== undefined && now() >= deadline && result.outcome.kind === "timeout") {
+      deadlineHit = true;
+      break;
+    }
+    const decision = retryDecision({
+      outcome: result.outcome,
+      settings,
+      retriesDone: retries,
+      method,
+      hasIdempotencyKey,
+      bodyReplayable: replayable(body),
+    });
+    if (!decision.retry) {
+      skipped = decision.reason;
+      break;
+    }
+    const next = nextCandidate();
+    if (!next) {
+      skipped = "no-untried-endpoint";
+      break;
+    }
+    const delay = backoffDelay(settings.backoffMs, retries + 1, deps.random());
+    if (deadline !== undefined && now() + delay >= deadline) {
+      skipped = "deadline";
+      break;
+    }
+    if (!budget.tryAcquire(now())) {
+      skipped = "budget-exhausted";
+      break;
+    }
+    await result.response?.body?.cancel();
+    if (delay > 0) await deps.sleep(delay);
+    retries++;
+    candidate = next;
+  }
+
+  const tries = retries + 1;
+  const route = rule.routeName;
+  if (last.response) {
+    const response = clientResponse(last.response, requestId);
+    if (skipped && !response.webSocket) response.headers.set(RETRY_SKIPPED_HEADER, skipped);
+    return { kind: "response", response, servedBy: candidate as Candidate, tries };
+  }
+  if (last.transportMissing)
+    return {
+      kind: "failure",
+      failure: { kind: "bad-gateway", route, message: last.transportMissing },
+      tries,
+      skipped,
+    };
+  if (deadlineHit || last.outcome.kind === "timeout") {
+    const message = deadlineHit
+      ? `the request did not complete within timeouts.request (${formatMs(requestMs as number)})`
+      : `the backend did not answer within ${formatMs(timeout(backendRequestMs, requestMs))}`;
+    return { kind: "failure", failure: { kind: "timeout", route, message }, tries, skipped };
+  }
+  const message =
+    tries > 1 ? `no backend could be reached (${tries} tries)` : "the backend could not be reached";
+  return { kind: "failure", failure: { kind: "bad-gateway", route, message }, tries, skipped };
+}
+
+function timeout(backendRequestMs: number | undefined, requestMs: number | undefined): number {
+  return backendRequestMs ?? requestMs ?? 0;
+}
