@@ -20,7 +20,13 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { SWITCHYARD_LOCAL: "true", CONFIG_REFRESH_SECONDS: "10" } },
+            miniflare: {
+              bindings: {
+                SWITCHYARD_LOCAL: "true",
+                CONFIG_REFRESH_SECONDS: "10",
+                STICKY_SECRET: "test secret",
+              },
+            },
           }),
         ],
         test: {

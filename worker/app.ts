@@ -3,7 +3,7 @@ import { consoleLogger, type Logger } from "./config/log.ts";
 import { ConfigStore } from "./config/store.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
 import { HealthRegistry } from "./core/health.ts";
-import { type Avoidance, pick, stickyCandidate } from "./core/pick.ts";
+import { type HealthLens, type PoolHealth, pick, stickyCandidate } from "./core/pick.ts";
 import { normalizeHost, type RequestView } from "./core/request.ts";
 import { RetryBudget } from "./core/retry-policy.ts";
 import type { CompiledPool } from "./core/snapshot.ts";
@@ -43,16 +43,14 @@ export function viewOf(request: Request, url: URL): RequestView {
   };
 }
 
-/** Ejected endpoints per pool for this request, or none at all while every endpoint is healthy. */
-function avoidanceOf(health: HealthRegistry, now: number): Avoidance {
+/** Passive health per pool for this request; nothing to look up while every endpoint is up. */
+function healthLens(health: HealthRegistry, now: number): HealthLens {
   if (health.allHealthy) return () => undefined;
-  const cache = new Map<CompiledPool, ReadonlySet<string> | undefined>();
+  const cache = new Map<CompiledPool, PoolHealth | undefined>();
   return (pool) => {
     if (cache.has(pool)) return cache.get(pool);
-    const ejected = new Set(
-      pool.endpoints.filter((e) => health.avoids(e.id, pool, now)).map((e) => e.id),
-    );
-    const result = ejected.size > 0 ? ejected : undefined;
+    const found = health.poolHealth(pool, now);
+    const result = found.down.size > 0 ? found : undefined;
     cache.set(pool, result);
     return result;
   };
@@ -106,7 +104,7 @@ export function createApp(options: AppOptions = {}) {
     if (!rule) throw new Error(`matcher returned an unknown rule ${JSON.stringify(matched)}`);
 
     const started = now();
-    const avoid = avoidanceOf(state.health, started);
+    const lens = healthLens(state.health, started);
     let session: Awaited<ReturnType<typeof readSession>>;
     let keys: Awaited<ReturnType<typeof stickyKeys>> = [];
     if (rule.source.sessionPersistence) {
@@ -125,9 +123,9 @@ export function createApp(options: AppOptions = {}) {
       );
     }
     const stickyId = session?.read?.ok ? session.read.value.endpointId : undefined;
-    const sticky = stickyId === undefined ? undefined : stickyCandidate(rule, stickyId, avoid);
+    const sticky = stickyId === undefined ? undefined : stickyCandidate(rule, stickyId, lens);
 
-    const choice = pick(rule, avoid, sticky);
+    const choice = pick(rule, lens, sticky);
     if (choice.kind === "missing-pool")
       return fail({ kind: "missing-pool", route: rule.routeName, pool: choice.ref.poolName });
     if (choice.kind === "unavailable")
@@ -137,7 +135,6 @@ export function createApp(options: AppOptions = {}) {
       env: c.env,
       health: state.health,
       budget: state.budget,
-      avoid,
       now,
       random,
       sleep,

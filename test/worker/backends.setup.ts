@@ -3,7 +3,12 @@ import { type Backend, closedPortUrl, startBackend } from "../fixtures/backends.
 
 /** Starts the loopback backends the workerd suites send traffic to; runs in Node. */
 export default async function setup(project: TestProject) {
-  const backends: Backend[] = await Promise.all(["a", "b", "c"].map((name) => startBackend(name)));
+  const backends: Backend[] = await Promise.all([
+    ...["a", "b", "c", "d"].map((name) => startBackend(name)),
+    ...(["reset", "midbody", "hang", "unavailable", "slow"] as const).map((behavior) =>
+      startBackend(behavior, { behavior }),
+    ),
+  ]);
   project.provide("backends", {
     ...Object.fromEntries(backends.map((backend) => [backend.name, backend.url])),
     closed: await closedPortUrl(),

@@ -4,6 +4,8 @@ import { inject } from "vitest";
 import { createApp } from "../../worker/app.ts";
 import type { Logger } from "../../worker/config/log.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
+import { HealthRegistry } from "../../worker/core/health.ts";
+import { RetryBudget } from "../../worker/core/retry-policy.ts";
 
 /**
  * The worker with its own config store, a clock the test moves, captured logs and a count of
@@ -17,8 +19,26 @@ export interface LogLine {
   fields: Record<string, unknown> | undefined;
 }
 
-export function backends(): Record<"a" | "b" | "c" | "closed", string> {
-  return inject("backends") as Record<"a" | "b" | "c" | "closed", string>;
+export type BackendName =
+  | "a"
+  | "b"
+  | "c"
+  | "d"
+  | "closed"
+  | "reset"
+  | "midbody"
+  | "hang"
+  | "unavailable"
+  | "slow";
+
+export function backends(): Record<BackendName, string> {
+  return inject("backends") as Record<BackendName, string>;
+}
+
+/** Requests a backend has seen so far (asked of the backend itself). */
+export async function hits(url: string): Promise<number> {
+  const response = await fetch(`${url}/__stats`);
+  return ((await response.json()) as { hits: number }).hits;
 }
 
 export async function putRoutes(doc: unknown): Promise<void> {
@@ -29,7 +49,7 @@ export async function putPool(name: string, doc: unknown): Promise<void> {
   await env.SWITCHYARD.put(`pool:${name}`, typeof doc === "string" ? doc : JSON.stringify(doc));
 }
 
-export function harness(options: { refreshSeconds?: number } = {}) {
+export function harness(options: { refreshSeconds?: number; env?: Record<string, string> } = {}) {
   let now = 1_000_000;
   const logs: LogLine[] = [];
   const log: Logger = {
@@ -55,10 +75,12 @@ export function harness(options: { refreshSeconds?: number } = {}) {
     log,
     local: true,
   });
-  const app = createApp({ store: () => store, now: () => now, log });
+  const state = { health: new HealthRegistry(), budget: new RetryBudget() };
+  const app = createApp({ store: () => store, state, now: () => now, log, random: () => 0.5 });
 
   return {
     store,
+    state,
     logs,
     get kvReads() {
       return kvReads;
@@ -68,7 +90,11 @@ export function harness(options: { refreshSeconds?: number } = {}) {
     },
     async fetch(input: string, init?: RequestInit): Promise<Response> {
       const ctx = createExecutionContext();
-      const response = await app.fetch(new Request(input, init), { ...env, SWITCHYARD: kv }, ctx);
+      const response = await app.fetch(
+        new Request(input, init),
+        { ...env, SWITCHYARD: kv, ...options.env },
+        ctx,
+      );
       await waitOnExecutionContext(ctx);
       return response;
     },
@@ -88,4 +114,24 @@ export function catchAll(backendRefs: unknown[], pools: Record<string, unknown> 
 
 export function pool(...urls: (string | { url: string; weight?: number; state?: string })[]) {
   return { endpoints: urls.map((u) => (typeof u === "string" ? { url: u } : u)) };
+}
+
+/** A cookie jar: keeps what Set-Cookie says and sends it back, as a browser would. */
+export class CookieJar {
+  readonly cookies = new Map<string, string>();
+  readonly received: string[] = [];
+
+  header(): Record<string, string> {
+    if (this.cookies.size === 0) return {};
+    return { cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; ") };
+  }
+
+  take(response: Response): void {
+    for (const line of response.headers.getSetCookie()) {
+      this.received.push(line);
+      const [pair] = line.split(";");
+      const eq = (pair as string).indexOf("=");
+      this.cookies.set((pair as string).slice(0, eq), (pair as string).slice(eq + 1));
+    }
+  }
 }

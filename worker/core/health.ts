@@ -1,9 +1,10 @@
 /**
  * Passive health (outlier detection, as Envoy's consecutive-5xx): an endpoint that fails
- * FAILURES_TO_EJECT times in a row is ejected for EJECT_BASE_MS × times ejected, at most
- * EJECT_MAX_MS, and comes back by itself when that time has passed. At most half of a pool,
- * rounded down, is ejected at once, so a one-endpoint pool is never ejected; should more than
- * that be ejected anyway (the pool shrank), the pool ignores ejections ("panic": use all).
+ * FAILURES_TO_EJECT times in a row is marked down for EJECT_BASE_MS × times down, at most
+ * EJECT_MAX_MS, and comes back by itself when that time has passed. New traffic of a pool avoids
+ * its down endpoints only while they are at most half of the pool, rounded down; past that the
+ * pool uses all of them ("panic"), so a one-endpoint pool is never ejected. A priority tier whose
+ * every endpoint is down hands new traffic to the next tier (pick.ts).
  * State is per isolate and keyed by endpoint id, so it outlives snapshots. Time is passed in.
  */
 
@@ -46,8 +47,8 @@ export class HealthRegistry {
     if (state.ejectedUntil === 0 && state.timesEjected === 0) this.states.delete(id);
   }
 
-  /** Counts a failure; returns true when it ejected the endpoint. */
-  recordFailure(id: string, pool: PoolMembers, now: number): boolean {
+  /** Counts a failure; returns true when it marked the endpoint down. */
+  recordFailure(id: string, now: number): boolean {
     let state = this.states.get(id);
     if (state === undefined) {
       state = { consecutiveFailures: 0, timesEjected: 0, ejectedUntil: 0, lastFailureAt: now };
@@ -64,8 +65,6 @@ export class HealthRegistry {
     state.lastFailureAt = now;
     state.consecutiveFailures++;
     if (state.consecutiveFailures < FAILURES_TO_EJECT || this.isEjected(id, now)) return false;
-    const limit = Math.floor(pool.endpoints.length / 2);
-    if (this.ejectedCount(pool, now) + 1 > limit) return false;
     state.timesEjected++;
     state.ejectedUntil = now + Math.min(EJECT_BASE_MS * state.timesEjected, EJECT_MAX_MS);
     state.consecutiveFailures = 0;
@@ -73,6 +72,7 @@ export class HealthRegistry {
     return true;
   }
 
+  /** Down: failed FAILURES_TO_EJECT times in a row, and its time out is not over. */
   isEjected(id: string, now: number): boolean {
     if (this.ejections === 0) return false;
     const state = this.states.get(id);
@@ -91,12 +91,21 @@ export class HealthRegistry {
   }
 
   /**
-   * Whether new traffic of this pool should avoid the endpoint: ejected, unless the pool is in
-   * panic (more than half ejected), in which case every endpoint takes traffic.
+   * Whether new traffic of this pool should avoid the endpoint: down, unless more than half of
+   * the pool is down (panic), in which case every endpoint takes traffic.
    */
   avoids(id: string, pool: PoolMembers, now: number): boolean {
     if (!this.isEjected(id, now)) return false;
     return this.ejectedCount(pool, now) <= Math.floor(pool.endpoints.length / 2);
+  }
+
+  /** The pool's down endpoints that new traffic avoids (none in panic), and those down at all. */
+  poolHealth(pool: PoolMembers, now: number): { avoided: Set<string>; down: Set<string> } {
+    const down = new Set<string>();
+    for (const endpoint of pool.endpoints)
+      if (this.isEjected(endpoint.id, now)) down.add(endpoint.id);
+    const panic = down.size > Math.floor(pool.endpoints.length / 2);
+    return { avoided: panic ? new Set() : down, down };
   }
 
   view(id: string, now: number): HealthView {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type Pick, pick } from "./pick.ts";
+import { type HealthLens, type Pick, pick, stickyCandidate } from "./pick.ts";
 import { poolOf, snapshotOf } from "./test-helpers.ts";
 
 function ruleOf(backendRefs: unknown[], kvPools: Record<string, unknown>) {
@@ -118,5 +118,52 @@ describe("pick", () => {
         }
       }),
     );
+  });
+
+  it("leaves ejected endpoints out of new picks and of the fallbacks", () => {
+    const rule = ruleOf([{ pool: "p" }], { p: poolOf({ a: 1, b: 1, c: 1 }) });
+    const b = rule.tiers[0]!.refs[0]!.pool!.endpoints[1]!.id;
+    const lens: HealthLens = () => ({ avoided: new Set([b]), down: new Set([b]) });
+    const picks = Array.from({ length: 6 }, () => pick(rule, lens));
+    expect(picks.map(host).join("")).toBe("acacac");
+    const first = picks[0]!;
+    expect(first.kind === "endpoints" && first.candidates().map((c) => c.endpoint.origin)).toEqual([
+      "http://a.test",
+      "http://c.test",
+    ]);
+  });
+
+  it("sends new traffic to a priority-1 pool only while every priority-0 pool has no healthy endpoint", () => {
+    const rule = ruleOf([{ pool: "primary" }, { pool: "dr", priority: 1 }], {
+      primary: poolOf({ a: 1, b: 1 }),
+      dr: poolOf({ e: 1 }),
+    });
+    const primary = rule.tiers[0]!.refs[0]!.pool!;
+    const ids = primary.endpoints.map((e) => e.id);
+    const oneDown = new Set([ids[0]!]);
+    expect(host(pick(rule, () => ({ avoided: oneDown, down: oneDown })))).toBe("b");
+    // Both primary endpoints down: the pool is in panic (avoids none), but the tier is unhealthy.
+    const deadPrimary: HealthLens = (pool) =>
+      pool === primary ? { avoided: new Set(), down: new Set(ids) } : undefined;
+    expect([pick(rule, deadPrimary), pick(rule, deadPrimary)].map(host)).toEqual(["e", "e"]);
+    expect(host(pick(rule))).toBe("a");
+  });
+
+  it("puts the sticky endpoint first, even at weight 0 or draining, and keeps the others as fallbacks", () => {
+    const rule = ruleOf([{ pool: "p" }], {
+      p: poolOf({ a: 1, b: 0, c: 1 }, { c: { state: "draining" } }),
+    });
+    const [, b, c] = rule.tiers[0]!.refs[0]!.pool!.endpoints;
+    for (const endpoint of [b!, c!]) {
+      const sticky = stickyCandidate(rule, endpoint.id);
+      const choice = pick(rule, undefined, sticky);
+      expect(choice.kind === "endpoints" && choice.sticky && choice.first.endpoint).toBe(endpoint);
+      expect(
+        choice.kind === "endpoints" && choice.candidates().map((x) => x.endpoint.origin),
+      ).toEqual([endpoint.origin, "http://a.test"]);
+    }
+    expect(stickyCandidate(rule, "00000000000000")).toBeUndefined();
+    const bDown = new Set([b!.id]);
+    expect(stickyCandidate(rule, b!.id, () => ({ avoided: bDown, down: bDown }))).toBeUndefined();
   });
 });

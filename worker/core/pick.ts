@@ -25,8 +25,15 @@ export interface Candidate {
   pool: CompiledPool;
 }
 
-/** Which endpoints of a pool new traffic avoids (ejected); undefined: none. */
-export type Avoidance = (pool: CompiledPool) => ReadonlySet<string> | undefined;
+/** Passive health of a pool as this request sees it; undefined: every endpoint is healthy. */
+export interface PoolHealth {
+  /** Endpoints new traffic avoids: down ones, unless the pool is in panic. */
+  avoided: ReadonlySet<string>;
+  /** Endpoints that are down, panic or not. */
+  down: ReadonlySet<string>;
+}
+
+export type HealthLens = (pool: CompiledPool) => PoolHealth | undefined;
 
 export type Pick =
   | {
@@ -41,15 +48,17 @@ export type Pick =
   /** Nothing can take new traffic: 503. */
   | { kind: "unavailable"; reason: string };
 
-const NONE: Avoidance = () => undefined;
+const NONE: HealthLens = () => undefined;
 
 export function takesNewTraffic(endpoint: CompiledEndpoint): boolean {
   return endpoint.weight > 0 && endpoint.state === "ready";
 }
 
-function healthyIn(pool: CompiledPool, avoided: ReadonlySet<string> | undefined): boolean {
+/** Whether some endpoint of the pool takes new traffic and is not down. */
+function healthyIn(pool: CompiledPool, health: HealthLens): boolean {
+  const down = health(pool)?.down;
   for (const endpoint of pool.endpoints) {
-    if (takesNewTraffic(endpoint) && !avoided?.has(endpoint.id)) return true;
+    if (takesNewTraffic(endpoint) && !down?.has(endpoint.id)) return true;
   }
   return false;
 }
@@ -58,11 +67,11 @@ function healthyIn(pool: CompiledPool, avoided: ReadonlySet<string> | undefined)
 function rotation(
   pool: CompiledPool,
   start: number,
-  avoid: Avoidance,
+  health: HealthLens,
   out: Candidate[],
   seen: Set<string>,
 ): void {
-  const avoided = avoid(pool);
+  const avoided = health(pool)?.avoided;
   const n = pool.endpoints.length;
   for (let k = 0; k < n; k++) {
     const endpoint = pool.endpoints[(start + k) % n] as CompiledEndpoint;
@@ -79,7 +88,7 @@ export function orderCandidates(
   first: Candidate | undefined,
   pool: CompiledPool | undefined,
   start: number,
-  avoid: Avoidance = NONE,
+  health: HealthLens = NONE,
 ): Candidate[] {
   const out: Candidate[] = [];
   const seen = new Set<string>();
@@ -87,21 +96,22 @@ export function orderCandidates(
     out.push(first);
     seen.add(first.endpoint.id);
   }
-  if (pool) rotation(pool, Math.max(start, 0), avoid, out, seen);
+  if (pool) rotation(pool, Math.max(start, 0), health, out, seen);
   for (const tier of rule.tiers) {
     for (const ref of tier.refs) {
       // A ref of weight 0 takes no new traffic, and a retry is new traffic.
-      if (ref.pool && ref.pool !== pool && ref.weight > 0) rotation(ref.pool, 0, avoid, out, seen);
+      if (ref.pool && ref.pool !== pool && ref.weight > 0) rotation(ref.pool, 0, health, out, seen);
     }
   }
   return out;
 }
 
 /** The first tier with a healthy endpoint; the last tier when none has one. */
-function activeTier(rule: CompiledRule, avoid: Avoidance): Tier | undefined {
+function activeTier(rule: CompiledRule, health: HealthLens): Tier | undefined {
   if (rule.tiers.length <= 1) return rule.tiers[0];
   for (const tier of rule.tiers) {
-    if (tier.refs.some((ref) => ref.weight > 0 && ref.pool && healthyIn(ref.pool, avoid(ref.pool)))) return tier;
+    if (tier.refs.some((ref) => ref.weight > 0 && ref.pool && healthyIn(ref.pool, health)))
+      return tier;
   }
   return rule.tiers[0];
 }
@@ -128,14 +138,14 @@ function endpointsById(rule: CompiledRule): Map<string, Candidate> {
 export function stickyCandidate(
   rule: CompiledRule,
   endpointId: string,
-  avoid: Avoidance = NONE,
+  health: HealthLens = NONE,
 ): Candidate | undefined {
   const found = endpointsById(rule).get(endpointId);
-  if (!found || avoid(found.pool)?.has(endpointId)) return undefined;
+  if (!found || health(found.pool)?.avoided.has(endpointId)) return undefined;
   return found;
 }
 
-export function pick(rule: CompiledRule, avoid: Avoidance = NONE, sticky?: Candidate): Pick {
+export function pick(rule: CompiledRule, health: HealthLens = NONE, sticky?: Candidate): Pick {
   if (sticky) {
     const index = sticky.pool.endpoints.indexOf(sticky.endpoint);
     return {
@@ -143,15 +153,15 @@ export function pick(rule: CompiledRule, avoid: Avoidance = NONE, sticky?: Candi
       ref: undefined,
       first: sticky,
       sticky: true,
-      candidates: () => orderCandidates(rule, sticky, sticky.pool, index + 1, avoid),
+      candidates: () => orderCandidates(rule, sticky, sticky.pool, index + 1, health),
     };
   }
-  const tier = activeTier(rule, avoid);
+  const tier = activeTier(rule, health);
   const refEligible =
-    tier && avoid !== NONE
+    tier && health !== NONE
       ? (i: number) => {
           const p = tier.refs[i]?.pool;
-          return !p || healthyIn(p, avoid(p));
+          return !p || healthyIn(p, health);
         }
       : undefined;
   let ref = tier?.refs[tier.wrr.next(refEligible)];
@@ -160,9 +170,9 @@ export function pick(rule: CompiledRule, avoid: Avoidance = NONE, sticky?: Candi
   if (!ref) return { kind: "unavailable", reason: "every backendRef has weight 0" };
   const pool = ref.pool;
   if (!pool) return { kind: "missing-pool", ref };
-  const avoided = avoid(pool);
+  const avoided = health(pool)?.avoided;
   const chosen = pool.wrr.next(
-    avoided ? (i) => !avoided.has((pool.endpoints[i] as CompiledEndpoint).id) : undefined,
+    avoided?.size ? (i) => !avoided.has((pool.endpoints[i] as CompiledEndpoint).id) : undefined,
   );
   const endpoint = pool.endpoints[chosen];
   if (endpoint) {
@@ -172,11 +182,11 @@ export function pick(rule: CompiledRule, avoid: Avoidance = NONE, sticky?: Candi
       ref,
       first,
       sticky: false,
-      candidates: () => orderCandidates(rule, first, pool, chosen + 1, avoid),
+      candidates: () => orderCandidates(rule, first, pool, chosen + 1, health),
     };
   }
   // The chosen pool takes no new traffic: fail over along the candidate order.
-  const fallbacks = orderCandidates(rule, undefined, pool, 0, avoid);
+  const fallbacks = orderCandidates(rule, undefined, pool, 0, health);
   const first = fallbacks[0];
   if (first) return { kind: "endpoints", ref, first, sticky: false, candidates: () => fallbacks };
   const reason =

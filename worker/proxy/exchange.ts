@@ -1,5 +1,5 @@
 import type { HealthRegistry } from "../core/health.ts";
-import type { Avoidance, Candidate, Pick } from "../core/pick.ts";
+import type { Candidate, Pick } from "../core/pick.ts";
 import {
   backoffDelay,
   isFailure,
@@ -26,7 +26,6 @@ export interface ExchangeDeps {
   env: object;
   health: HealthRegistry;
   budget: RetryBudget;
-  avoid: Avoidance;
   now: () => number;
   random: () => number;
   sleep: (ms: number) => Promise<void>;
@@ -91,7 +90,8 @@ export async function exchange(
     !websocket && settings.attempts > 0 && (isIdempotent(method) || hasIdempotencyKey);
   const body = await planBody(request, settings.bodyBufferBytes, mayRetry);
   const { requestMs, backendRequestMs } = rule.timeouts;
-  const deadline = requestMs === undefined ? undefined : started + requestMs;
+  // Timeouts run on the runtime's own clock; `now` is the clock of health and budget.
+  const deadline = requestMs === undefined ? undefined : Date.now() + requestMs;
 
   const tried = new Set<string>();
   let list: Candidate[] | undefined;
@@ -109,7 +109,7 @@ export async function exchange(
   for (;;) {
     const current = candidate as Candidate;
     tried.add(current.endpoint.id);
-    const left = deadline === undefined ? undefined : deadline - now();
+    const left = deadline === undefined ? undefined : deadline - Date.now();
     const timeout =
       left === undefined ? backendRequestMs : Math.min(backendRequestMs ?? left, left);
     const result = await tryOnce(
@@ -121,11 +121,10 @@ export async function exchange(
     if (retries > 0) budget.release();
     last = result;
     if (result.transportMissing) break;
-    if (isFailure(result.outcome, settings))
-      health.recordFailure(current.endpoint.id, current.pool, now());
+    if (isFailure(result.outcome, settings)) health.recordFailure(current.endpoint.id, now());
     else health.recordSuccess(current.endpoint.id);
 
-    if (deadline !== undefined && now() >= deadline && result.outcome.kind === "timeout") {
+    if (deadline !== undefined && Date.now() >= deadline && result.outcome.kind === "timeout") {
       deadlineHit = true;
       break;
     }
@@ -147,7 +146,7 @@ export async function exchange(
       break;
     }
     const delay = backoffDelay(settings.backoffMs, retries + 1, deps.random());
-    if (deadline !== undefined && now() + delay >= deadline) {
+    if (deadline !== undefined && Date.now() + delay >= deadline) {
       skipped = "deadline";
       break;
     }

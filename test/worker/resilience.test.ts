@@ -1,0 +1,241 @@
+import { describe, expect, it } from "vitest";
+import type { Echo } from "../fixtures/backends.ts";
+import { backends, catchAll, harness, hits, pool, putRoutes } from "./harness.ts";
+
+const b = backends();
+
+/** A routes document with one rule over inline pools, with extra rule fields. */
+function ruleDoc(rule: Record<string, unknown>, pools: Record<string, unknown>) {
+  return {
+    version: 1,
+    routes: [{ name: "r", rules: [{ backendRefs: [{ pool: "p" }], ...rule }] }],
+    pools,
+  };
+}
+
+describe("retries against backends that fail in real ways", () => {
+  it("retries an idempotent request once after a refused connection, by default", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.closed, b.a) }));
+    const h = harness();
+    expect(await h.backendOf("http://x.test/")).toBe("a");
+  });
+
+  it("answers 502 with the skip reason when a POST without Idempotency-Key hits a reset", async () => {
+    await putRoutes(ruleDoc({ retry: { attempts: 2 } }, { p: pool(b.reset, b.a) }));
+    const response = await harness().fetch("http://x.test/orders", {
+      method: "POST",
+      body: "order",
+    });
+    expect(response.status).toBe(502);
+    expect(response.headers.get("x-switchyard-retry-skipped")).toBe("not-idempotent");
+    expect(await response.json()).toEqual({
+      error: "bad_gateway",
+      route: "r",
+      message: "the backend could not be reached",
+    });
+  });
+
+  it("retries a POST with Idempotency-Key elsewhere and replays its body", async () => {
+    await putRoutes(ruleDoc({ retry: { attempts: 2 } }, { p: pool(b.reset, b.a) }));
+    const response = await harness().fetch("http://x.test/orders", {
+      method: "POST",
+      headers: { "idempotency-key": "k-1", "content-type": "text/plain" },
+      body: "order #1",
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ backend: "a", method: "POST", body: "order #1" });
+  });
+
+  it("streams a body over the buffer limit once and does not retry it", async () => {
+    await putRoutes(
+      ruleDoc({ retry: { attempts: 2, bodyBufferBytes: 1024 } }, { p: pool(b.closed, b.a) }),
+    );
+    const h = harness();
+    const big = await h.fetch("http://x.test/upload", { method: "PUT", body: "x".repeat(4096) });
+    expect(big.status).toBe(502);
+    expect(big.headers.get("x-switchyard-retry-skipped")).toBe("body-not-replayable");
+    const small = await h.fetch("http://x.test/upload", { method: "PUT", body: "y".repeat(1000) });
+    expect(small.status).toBe(200);
+    expect(((await small.json()) as Echo).body).toBe("y".repeat(1000));
+  });
+
+  it("streams a chunked body over the limit through whole", async () => {
+    await putRoutes(ruleDoc({ retry: { attempts: 2, bodyBufferBytes: 1024 } }, { p: pool(b.a) }));
+    const chunk = new TextEncoder().encode("z".repeat(700));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ === 5) controller.close();
+        else controller.enqueue(chunk);
+      },
+    });
+    const response = await harness().fetch("http://x.test/upload", { method: "PUT", body });
+    expect(((await response.json()) as Echo).body).toBe("z".repeat(3500));
+  });
+
+  it("retries listed statuses and passes unlisted ones through as they came", async () => {
+    await putRoutes(
+      ruleDoc({ retry: { attempts: 1, codes: [503] } }, { p: pool(b.unavailable, b.a) }),
+    );
+    expect(await harness().backendOf("http://x.test/")).toBe("a");
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.unavailable) }));
+    const passed = await harness().fetch("http://x.test/");
+    expect(passed.status).toBe(503);
+    expect(passed.headers.get("x-backend")).toBe("unavailable");
+    expect(await passed.text()).toBe("unavailable is unavailable");
+  });
+
+  it("never tries the same endpoint twice: a one-endpoint pool returns its 503", async () => {
+    await putRoutes(ruleDoc({ retry: { attempts: 3, codes: [503] } }, { p: pool(b.unavailable) }));
+    const before = await hits(b.unavailable);
+    const response = await harness().fetch("http://x.test/");
+    expect(response.status).toBe(503);
+    expect(response.headers.get("x-switchyard-retry-skipped")).toBe("no-untried-endpoint");
+    expect((await hits(b.unavailable)) - before).toBe(1);
+  });
+
+  it("gives up after attempts retries", async () => {
+    await putRoutes(
+      ruleDoc({ retry: { attempts: 1, codes: [503] } }, { p: pool(b.unavailable, b.closed, b.a) }),
+    );
+    const response = await harness().fetch("http://x.test/");
+    expect(response.status).toBe(502); // the retry went to the closed port; no third try
+    expect(response.headers.get("x-switchyard-retry-skipped")).toBe("attempts-exhausted");
+  });
+});
+
+describe("timeouts", () => {
+  it("bounds each try by backendRequest: a hanging backend is left for the next", async () => {
+    await putRoutes(
+      ruleDoc(
+        { timeouts: { backendRequest: "200ms" }, retry: { attempts: 1 } },
+        { p: pool(b.hang, b.a) },
+      ),
+    );
+    expect(await harness().backendOf("http://x.test/")).toBe("a");
+  });
+
+  it("answers 504 with a JSON body when the only backend hangs", async () => {
+    await putRoutes(ruleDoc({ timeouts: { backendRequest: "200ms" } }, { p: pool(b.hang) }));
+    const response = await harness().fetch("http://x.test/");
+    expect(response.status).toBe(504);
+    expect(await response.json()).toEqual({
+      error: "timeout",
+      route: "r",
+      message: "the backend did not answer within 200ms",
+    });
+  });
+
+  it("bounds the whole exchange by request, retries included", async () => {
+    await putRoutes(
+      ruleDoc(
+        { timeouts: { request: "400ms" }, retry: { attempts: 3 } },
+        { p: pool(b.slow, b.hang) },
+      ),
+    );
+    const response = await harness().fetch("http://x.test/");
+    expect(response.status).toBe(504);
+    expect(await response.json()).toEqual({
+      error: "timeout",
+      route: "r",
+      message: "the request did not complete within timeouts.request (400ms)",
+    });
+  });
+
+  it("lets a slow backend answer within the timeouts", async () => {
+    await putRoutes(
+      ruleDoc({ timeouts: { request: "5s", backendRequest: "4s" } }, { p: pool(b.slow) }),
+    );
+    expect(await harness().backendOf("http://x.test/")).toBe("slow");
+  });
+});
+
+describe("a socket reset in the middle of a response", () => {
+  it("reaches the client as a failed body, never as a short one", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.midbody) }));
+    const response = await harness().fetch("http://x.test/");
+    expect(response.status).toBe(200);
+    await expect(response.text()).rejects.toThrow();
+  });
+});
+
+describe("passive health", () => {
+  it("ejects a dead endpoint: of 1,000 GETs none fails, and the dead one sees only its 5 failures", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a, b.reset, b.b) }));
+    const h = harness();
+    const before = await hits(b.reset);
+    const answers: Record<string, number> = {};
+    for (let i = 0; i < 1000; i++) {
+      const backend = await h.backendOf("http://x.test/");
+      answers[backend] = (answers[backend] ?? 0) + 1;
+      h.advance(10); // 10 s in all: within the first ejection, 30 s
+    }
+    expect(Object.keys(answers).sort()).toEqual(["a", "b"]);
+    expect(answers.a! + answers.b!).toBe(1000);
+    expect(Math.abs(answers.a! - answers.b!)).toBeLessThanOrEqual(10);
+    expect((await hits(b.reset)) - before).toBe(5);
+    const dead = h.store.snapshot!.pool("p")!.endpoints[1]!;
+    // Its fifth failure came with the fourteenth request (every third went to it): out for 30 s.
+    expect(h.state.health.view(dead.id, 1_010_000)).toMatchObject({
+      timesEjected: 1,
+      ejectedUntil: 1_000_130 + 30_000,
+    });
+  });
+
+  it("lets an ejected endpoint back by itself after 30 s", async () => {
+    await putRoutes(
+      ruleDoc({ retry: { attempts: 1, codes: [503] } }, { p: pool(b.unavailable, b.c, b.d) }),
+    );
+    const h = harness();
+    for (let i = 0; i < 15; i++) await h.backendOf("http://x.test/");
+    const before = await hits(b.unavailable);
+    for (let i = 0; i < 30; i++)
+      expect(await h.backendOf("http://x.test/")).not.toBe("unavailable");
+    expect(await hits(b.unavailable)).toBe(before); // ejected: no traffic at all
+    h.advance(30_000);
+    for (let i = 0; i < 3; i++) await h.backendOf("http://x.test/");
+    expect(await hits(b.unavailable)).toBeGreaterThan(before);
+  });
+
+  it("fails a dead primary pool over to a priority-1 pool", async () => {
+    await putRoutes({
+      version: 1,
+      routes: [
+        {
+          name: "r",
+          rules: [
+            {
+              backendRefs: [{ pool: "primary" }, { pool: "dr", priority: 1 }],
+              retry: { attempts: 2 },
+            },
+          ],
+        },
+      ],
+      pools: { primary: pool(b.closed, b.reset), dr: pool(b.c) },
+    });
+    const h = harness();
+    const seen = [];
+    for (let i = 0; i < 20; i++) seen.push(await h.backendOf("http://x.test/"));
+    expect(new Set(seen)).toEqual(new Set(["c"]));
+    const before = await hits(b.reset);
+    for (let i = 0; i < 20; i++) await h.backendOf("http://x.test/");
+    expect(await hits(b.reset)).toBe(before); // every primary endpoint is down: no new traffic
+  });
+});
+
+describe("retry budget", () => {
+  it("stops retrying when retries pass 20 % of recent requests, and says why", async () => {
+    await putRoutes(
+      ruleDoc({ retry: { attempts: 1, codes: [503] } }, { p: pool(b.unavailable, b.a) }),
+    );
+    const h = harness();
+    // Hold 3 retries in flight so that only the ratio decides.
+    for (let i = 0; i < 3; i++) h.state.budget.tryAcquire(1_000_000);
+    const skipped = [];
+    for (let i = 0; i < 10; i++) {
+      const response = await h.fetch("http://x.test/");
+      skipped.push(response.headers.get("x-switchyard-retry-skipped"));
+    }
+    expect(skipped.filter((s) => s === "budget-exhausted").length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,109 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  cookieValue,
+  importStickyKey,
+  MAX_COOKIE_LENGTH,
+  readSticky,
+  setCookieHeader,
+  signSticky,
+} from "./sticky-cookie.ts";
+
+const limits = { absoluteTimeoutS: 3600, idleTimeoutS: 600 };
+
+describe("sticky cookie codec", async () => {
+  const key = await importStickyKey("current secret");
+  const previous = await importStickyKey("previous secret");
+  const value = { endpointId: "0123456789abcd", issuedAt: 1_800_000_000, lastSeen: 1_800_000_100 };
+
+  it("reads back what it signed, and never contains more than the id and times", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.stringMatching(/^[0-9a-f]{14}$/),
+        fc.integer({ min: 0, max: 2 ** 40 }),
+        fc.nat(1000),
+        async (endpointId, issuedAt, idle) => {
+          const v = { endpointId, issuedAt, lastSeen: issuedAt + idle };
+          const text = await signSticky(v, "c", key);
+          expect(text.length).toBeLessThanOrEqual(MAX_COOKIE_LENGTH);
+          expect(
+            await readSticky(text, "c", [key], v.lastSeen, {
+              absoluteTimeoutS: undefined,
+              idleTimeoutS: undefined,
+            }),
+          ).toEqual({ ok: true, value: v, keyIndex: 0 });
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
+  it("refuses any change to a signed cookie", async () => {
+    const text = await signSticky(value, "c", key);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat(text.length - 1),
+        fc.constantFrom(..."0123456789abcdefxyzXYZ-_."),
+        async (at, ch) => {
+          fc.pre(text[at] !== ch);
+          const changed = text.slice(0, at) + ch + text.slice(at + 1);
+          const read = await readSticky(changed, "c", [key], value.lastSeen, limits);
+          expect(read.ok).toBe(false);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it("refuses a cookie of another rule, an expired, an idle and an oversized one", async () => {
+    const text = await signSticky(value, "c", key);
+    expect(await readSticky(text, "other", [key], value.lastSeen, limits)).toEqual({
+      ok: false,
+      reason: "tampered",
+    });
+    expect(await readSticky(text, "c", [key], value.issuedAt + 3600, limits)).toEqual({
+      ok: false,
+      reason: "expired",
+    });
+    expect(await readSticky(text, "c", [key], value.lastSeen + 600, limits)).toEqual({
+      ok: false,
+      reason: "expired",
+    });
+    expect(
+      await readSticky(
+        `${text}${"x".repeat(MAX_COOKIE_LENGTH)}`,
+        "c",
+        [key],
+        value.lastSeen,
+        limits,
+      ),
+    ).toEqual({ ok: false, reason: "oversized" });
+    expect(await readSticky("garbage", "c", [key], value.lastSeen, limits)).toEqual({
+      ok: false,
+      reason: "malformed",
+    });
+  });
+
+  it("honours a cookie signed with the previous secret and says so", async () => {
+    const text = await signSticky(value, "c", previous);
+    expect(await readSticky(text, "c", [key, previous], value.lastSeen, limits)).toMatchObject({
+      ok: true,
+      keyIndex: 1,
+    });
+    expect(await readSticky(text, "c", [key], value.lastSeen, limits)).toEqual({
+      ok: false,
+      reason: "tampered",
+    });
+  });
+
+  it("finds its cookie among others and writes the attributes", () => {
+    expect(cookieValue("a=1; sy-shop-api=v.1.2.x; b=2", "sy-shop-api")).toBe("v.1.2.x");
+    expect(cookieValue("a=1", "sy-shop-api")).toBeUndefined();
+    expect(setCookieHeader("n", "v", { secure: true, maxAgeS: 60 })).toBe(
+      "n=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=60",
+    );
+    expect(setCookieHeader("n", "v", { secure: false, maxAgeS: undefined })).toBe(
+      "n=v; Path=/; HttpOnly; SameSite=Lax",
+    );
+  });
+});
