@@ -73,6 +73,8 @@ async function main(): Promise<void> {
     "SWITCHYARD_LOCAL:true",
     "--var",
     "CONFIG_REFRESH_SECONDS:2",
+    "--var",
+    "STICKY_SECRET:local-development-only",
   ]);
   let stopping = false;
   const stop = async (code: number) => {
@@ -104,6 +106,9 @@ async function main(): Promise<void> {
       say(`  curl -H 'Host: shop.localhost' ${url}/          # 80/20 split: web-1 / web-canary`);
       say(`  curl -H 'Host: shop.localhost' ${url}/api/items # path rule: api`);
       say(`  curl -H 'Host: a.status.localhost' ${url}/     # wildcard host, weights 5,1,1`);
+      say(
+        `  curl -c /tmp/jar -b /tmp/jar -H 'Host: a.status.localhost' ${url}/  # sticky: same backend each time`,
+      );
       say(
         'Edit routes: npx wrangler kv key put --local --binding SWITCHYARD routes "$(cat demo/routes.json)"',
       );

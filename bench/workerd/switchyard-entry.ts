@@ -1,0 +1,52 @@
+// Switchyard for the bare-workerd benchmark: the real app with KV replaced by documents from
+// text bindings, so workerd needs no KV service. NO_EJECT keeps failing endpoints in rotation
+// and lifts the retry budget, so that every request of the retry scenario pays one retry.
+import { createApp } from "../../worker/app.ts";
+import { consoleLogger } from "../../worker/config/log.ts";
+import { ConfigStore } from "../../worker/config/store.ts";
+import { HealthRegistry } from "../../worker/core/health.ts";
+import { RetryBudget } from "../../worker/core/retry-policy.ts";
+
+interface BenchEnv {
+  /** JSON object: KV key → value text. */
+  KV_JSON: string;
+  NO_EJECT?: string;
+}
+
+class NeverEject extends HealthRegistry {
+  override recordFailure(): boolean {
+    return false;
+  }
+}
+
+function memoryKv(entries: Record<string, string>): KVNamespace {
+  const get = async (key: string | string[]) =>
+    Array.isArray(key) ? new Map(key.map((k) => [k, entries[k] ?? null])) : (entries[key] ?? null);
+  return { get } as unknown as KVNamespace;
+}
+
+let app: ReturnType<typeof createApp> | undefined;
+
+export default {
+  fetch(request: Request, env: BenchEnv, ctx: ExecutionContext) {
+    if (!app) {
+      const log = { ...consoleLogger, info: () => {} };
+      const store = new ConfigStore({
+        kv: memoryKv(JSON.parse(env.KV_JSON)),
+        refreshMs: 10_000,
+        now: Date.now,
+        log,
+        local: true,
+      });
+      const noEject = env.NO_EJECT === "true";
+      app = createApp({
+        store: () => store,
+        log,
+        state: noEject
+          ? { health: new NeverEject(), budget: new RetryBudget({ ratio: 1e9 }) }
+          : { health: new HealthRegistry(), budget: new RetryBudget() },
+      });
+    }
+    return app.fetch(request, env, ctx);
+  },
+};
