@@ -11,6 +11,7 @@ export default defineConfig({
           include: [
             "contract/**/*.test.ts",
             "worker/core/**/*.test.ts",
+            "discovery-sync/**/*.test.ts",
             "scripts/**/*.test.ts",
             "test/node/**/*.test.ts",
           ],

@@ -1,0 +1,107 @@
+import { createHash } from "node:crypto";
+import { SYNC_OWNER } from "../contract/index.ts";
+import type { DesiredPool, PoolBody } from "./desired.ts";
+
+/**
+ * The plan stage (pure), after external-dns: the difference between the desired pools and what
+ * KV holds, restricted to keys this cluster owns. Ownership, the last generation and a hash of
+ * the content live in each key's KV metadata, so one key listing (1,000 keys a call) is enough
+ * to plan, without reading values. No-ops are dropped. A plan that would delete more than half
+ * of the owned pools keeps its writes and drops its deletes, unless mass deletes are allowed.
+ */
+
+/** KV metadata of a key written by discovery-sync: DESIGN §7's fields, plus bookkeeping. */
+export interface SyncMetadata {
+  owner: typeof SYNC_OWNER;
+  cluster: string;
+  generation: number;
+  /** SHA-256 of the canonical pool body, to see that nothing changed. */
+  hash: string;
+}
+
+export interface StoredKey {
+  key: string;
+  metadata: unknown;
+}
+
+export interface Put {
+  key: string;
+  service: string;
+  value: string;
+  metadata: SyncMetadata;
+  endpoints: number;
+}
+
+export interface Plan {
+  puts: Put[];
+  deletes: string[];
+  /** Desired keys held by someone else: never written. */
+  conflicts: { key: string; heldBy: string }[];
+  /** Deletes dropped because they were more than half of the owned pools. */
+  refusedDeletes: string[];
+  unchanged: number;
+}
+
+export interface PlanOptions {
+  cluster: string;
+  /** RFC 3339 time written as updatedAt. */
+  now: string;
+  allowMassDelete: boolean;
+}
+
+export function bodyHash(body: PoolBody): string {
+  return createHash("sha256").update(JSON.stringify(body)).digest("base64url").slice(0, 22);
+}
+
+export function isOwnedBy(metadata: unknown, cluster: string): metadata is SyncMetadata {
+  const m = metadata as Partial<SyncMetadata> | null;
+  return m?.owner === SYNC_OWNER && m.cluster === cluster;
+}
+
+function holderOf(metadata: unknown): string {
+  const m = metadata as Partial<SyncMetadata> | null;
+  if (m?.owner === SYNC_OWNER) return `discovery-sync of cluster ${JSON.stringify(m.cluster)}`;
+  return "a key without discovery-sync ownership (hand-kept)";
+}
+
+export function plan(
+  desired: ReadonlyMap<string, DesiredPool>,
+  stored: readonly StoredKey[],
+  options: PlanOptions,
+): Plan {
+  const held = new Map(stored.map((s) => [s.key, s.metadata]));
+  const puts: Put[] = [];
+  const conflicts: Plan["conflicts"] = [];
+  let unchanged = 0;
+  for (const pool of desired.values()) {
+    const hash = bodyHash(pool.body);
+    const current = held.get(pool.key);
+    let generation = 1;
+    if (held.has(pool.key)) {
+      if (!isOwnedBy(current, options.cluster)) {
+        conflicts.push({ key: pool.key, heldBy: holderOf(current) });
+        continue;
+      }
+      if (current.hash === hash) {
+        unchanged++;
+        continue;
+      }
+      generation = (Number.isSafeInteger(current.generation) ? current.generation : 0) + 1;
+    }
+    const document = { version: 1, generation, updatedAt: options.now, ...pool.body };
+    puts.push({
+      key: pool.key,
+      service: pool.service,
+      value: JSON.stringify(document),
+      metadata: { owner: SYNC_OWNER, cluster: options.cluster, generation, hash },
+      endpoints: pool.body.endpoints.length,
+    });
+  }
+  const owned = stored.filter((s) => isOwnedBy(s.metadata, options.cluster));
+  const deletes = owned.filter((s) => !desired.has(s.key)).map((s) => s.key);
+  const mass = deletes.length > owned.length / 2;
+  if (mass && !options.allowMassDelete && deletes.length > 0) {
+    return { puts, deletes: [], conflicts, refusedDeletes: deletes, unchanged };
+  }
+  return { puts, deletes, conflicts, refusedDeletes: [], unchanged };
+}

@@ -1,0 +1,317 @@
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+
+/**
+ * A Cloudflare Workers KV REST emulator on loopback, with the API's paths, envelopes and errors
+ * (`{ success, errors: [{ code, message }], messages, result }`): bulk write and delete, key
+ * listing with metadata and cursors, single values, bulk get. Its store can be memory or any
+ * KvBackend (the local stack plugs in Miniflare's KV). Faults can be injected: 429 with
+ * Retry-After, 5xx, keys that a bulk write reports as unsuccessful. Every write is recorded with
+ * its time, so tests can check the one-write-per-second-per-key limit.
+ */
+
+export interface KvEntry {
+  value: string;
+  metadata: unknown;
+}
+
+export interface KvBackend {
+  get(key: string): Promise<KvEntry | undefined>;
+  put(key: string, entry: KvEntry): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Keys with a prefix, sorted, with metadata. */
+  list(prefix: string): Promise<{ name: string; metadata: unknown }[]>;
+}
+
+export function memoryBackend(): KvBackend & { entries: Map<string, KvEntry> } {
+  const entries = new Map<string, KvEntry>();
+  return {
+    entries,
+    get: async (key) => entries.get(key),
+    put: async (key, entry) => {
+      entries.set(key, entry);
+    },
+    delete: async (key) => {
+      entries.delete(key);
+    },
+    list: async (prefix) =>
+      [...entries.keys()]
+        .filter((k) => k.startsWith(prefix))
+        .sort()
+        .map((name) => ({ name, metadata: entries.get(name)?.metadata ?? null })),
+  };
+}
+
+export interface KvWrite {
+  key: string;
+  at: number;
+  kind: "put" | "delete";
+}
+
+export interface KvRestEmulator {
+  /** Base URL including /client/v4, for CLOUDFLARE_API_BASE_URL. */
+  baseUrl: string;
+  accountId: string;
+  namespaceId: string;
+  token: string;
+  backend: KvBackend;
+  writes: KvWrite[];
+  /** Requests served, as "METHOD path". */
+  requests: string[];
+  /** The next `count` requests answer 429 with this Retry-After (seconds). */
+  rateLimit(count: number, retryAfterSeconds: number): void;
+  /** The next `count` requests answer this 5xx status. */
+  serverErrors(count: number, status?: number): void;
+  /** Bulk writes report these keys as unsuccessful (not written), `times` times each. */
+  failKeys(keys: string[], times?: number): void;
+  close(): Promise<void>;
+}
+
+const LIST_LIMIT_MAX = 1000;
+const BULK_MAX = 10_000;
+
+function envelope(result: unknown, extra: Record<string, unknown> = {}) {
+  return { success: true, errors: [], messages: [], result, ...extra };
+}
+
+function failure(code: number, message: string) {
+  return { success: false, errors: [{ code, message }], messages: [], result: null };
+}
+
+function send(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    ...headers,
+  });
+  response.end(text);
+}
+
+async function readBody(request: IncomingMessage): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of request) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** The `value` and `metadata` parts of a multipart/form-data body. */
+function multipart(body: Buffer, contentType: string): Record<string, string> {
+  const boundary = /boundary=(?:"([^"]+)"|([^;]+))/.exec(contentType);
+  const marker = `--${boundary?.[1] ?? boundary?.[2]}`;
+  const out: Record<string, string> = {};
+  for (const part of body.toString("utf8").split(marker)) {
+    const split = part.indexOf("\r\n\r\n");
+    if (split === -1) continue;
+    const name = /name="([^"]+)"/.exec(part.slice(0, split))?.[1];
+    if (name) out[name] = part.slice(split + 4).replace(/\r\n$/, "");
+  }
+  return out;
+}
+
+export async function startKvRest(
+  options: {
+    port?: number;
+    backend?: KvBackend;
+    accountId?: string;
+    namespaceId?: string;
+    token?: string;
+  } = {},
+): Promise<KvRestEmulator> {
+  const backend = options.backend ?? memoryBackend();
+  const accountId = options.accountId ?? "local-account";
+  const namespaceId = options.namespaceId ?? "local-namespace";
+  const token = options.token ?? "local-token";
+  const writes: KvWrite[] = [];
+  const requests: string[] = [];
+  const sockets = new Set<Socket>();
+  let limited = 0;
+  let retryAfter = 1;
+  let errors = 0;
+  let errorStatus = 500;
+  const failing = new Map<string, number>();
+  const base = `/client/v4/accounts/${accountId}/storage/kv/namespaces/`;
+
+  const record = (key: string, kind: KvWrite["kind"]) => writes.push({ key, at: Date.now(), kind });
+
+  const server = createServer(async (request, response) => {
+    const url = new URL(request.url ?? "/", "http://emulator");
+    const method = request.method ?? "GET";
+    requests.push(`${method} ${url.pathname}`);
+    try {
+      if (request.headers.authorization !== `Bearer ${token}`) {
+        return send(response, 401, failure(10000, "Authentication error"));
+      }
+      if (limited > 0) {
+        limited--;
+        return send(response, 429, failure(10022, "too many requests"), {
+          "retry-after": String(retryAfter),
+        });
+      }
+      if (errors > 0) {
+        errors--;
+        return send(response, errorStatus, failure(10001, "service unavailable, try again"));
+      }
+      if (!url.pathname.startsWith(base))
+        return send(response, 404, failure(7003, `no route for ${url.pathname}`));
+      const [namespace, ...rest] = url.pathname.slice(base.length).split("/");
+      if (namespace !== namespaceId)
+        return send(response, 404, failure(10013, "namespace not found"));
+      const path = rest.join("/");
+
+      if (method === "PUT" && path === "bulk") {
+        const items = JSON.parse((await readBody(request)).toString("utf8")) as {
+          key: string;
+          value: string;
+          metadata?: unknown;
+          base64?: boolean;
+        }[];
+        if (!Array.isArray(items))
+          return send(response, 400, failure(10026, "request body must be a JSON array"));
+        if (items.length > BULK_MAX)
+          return send(response, 413, failure(10024, `at most ${BULK_MAX} pairs per request`));
+        const unsuccessful: string[] = [];
+        for (const item of items) {
+          const left = failing.get(item.key) ?? 0;
+          if (left > 0) {
+            failing.set(item.key, left - 1);
+            unsuccessful.push(item.key);
+            continue;
+          }
+          const value = item.base64
+            ? Buffer.from(item.value, "base64").toString("utf8")
+            : item.value;
+          await backend.put(item.key, { value, metadata: item.metadata ?? null });
+          record(item.key, "put");
+        }
+        return send(
+          response,
+          200,
+          envelope({
+            successful_key_count: items.length - unsuccessful.length,
+            unsuccessful_keys: unsuccessful,
+          }),
+        );
+      }
+      if (method === "POST" && path === "bulk/delete") {
+        const keys = JSON.parse((await readBody(request)).toString("utf8")) as string[];
+        if (keys.length > BULK_MAX)
+          return send(response, 413, failure(10024, `at most ${BULK_MAX} keys per request`));
+        for (const key of keys) {
+          await backend.delete(key);
+          record(key, "delete");
+        }
+        return send(
+          response,
+          200,
+          envelope({ successful_key_count: keys.length, unsuccessful_keys: [] }),
+        );
+      }
+      if (method === "POST" && path === "bulk/get") {
+        const body = JSON.parse((await readBody(request)).toString("utf8")) as {
+          keys: string[];
+          withMetadata?: boolean;
+        };
+        if (body.keys.length > 100)
+          return send(response, 400, failure(10026, "at most 100 keys per request"));
+        const values: Record<string, unknown> = {};
+        for (const key of body.keys) {
+          const entry = await backend.get(key);
+          values[key] =
+            entry === undefined
+              ? null
+              : body.withMetadata
+                ? { value: entry.value, metadata: entry.metadata }
+                : entry.value;
+        }
+        return send(response, 200, envelope({ values }));
+      }
+      if (method === "GET" && path === "keys") {
+        const limit = Math.min(
+          Number(url.searchParams.get("limit") ?? LIST_LIMIT_MAX),
+          LIST_LIMIT_MAX,
+        );
+        const all = await backend.list(url.searchParams.get("prefix") ?? "");
+        const start = Number(url.searchParams.get("cursor") ?? 0);
+        const page = all.slice(start, start + limit);
+        const cursor = start + limit < all.length ? String(start + limit) : "";
+        return send(response, 200, envelope(page, { result_info: { count: page.length, cursor } }));
+      }
+      const valueKey = path.startsWith("values/") ? decodeURIComponent(path.slice(7)) : undefined;
+      const metadataKey = path.startsWith("metadata/")
+        ? decodeURIComponent(path.slice(9))
+        : undefined;
+      if (valueKey !== undefined && method === "GET") {
+        const entry = await backend.get(valueKey);
+        if (!entry) return send(response, 404, failure(10009, "get: 'key not found'"));
+        response.writeHead(200, { "content-type": "application/octet-stream" });
+        return response.end(entry.value);
+      }
+      if (valueKey !== undefined && method === "PUT") {
+        const body = await readBody(request);
+        const type = request.headers["content-type"] ?? "";
+        if (type.startsWith("multipart/form-data")) {
+          const parts = multipart(body, type);
+          await backend.put(valueKey, {
+            value: parts.value ?? "",
+            metadata: parts.metadata ? JSON.parse(parts.metadata) : null,
+          });
+        } else {
+          await backend.put(valueKey, { value: body.toString("utf8"), metadata: null });
+        }
+        record(valueKey, "put");
+        return send(response, 200, envelope({}));
+      }
+      if (valueKey !== undefined && method === "DELETE") {
+        await backend.delete(valueKey);
+        record(valueKey, "delete");
+        return send(response, 200, envelope({}));
+      }
+      if (metadataKey !== undefined && method === "GET") {
+        const entry = await backend.get(metadataKey);
+        if (!entry) return send(response, 404, failure(10009, "get: 'key not found'"));
+        return send(response, 200, envelope(entry.metadata));
+      }
+      return send(response, 404, failure(7003, `no route for ${method} ${url.pathname}`));
+    } catch (error) {
+      return send(response, 400, failure(10026, `bad request: ${(error as Error).message}`));
+    }
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  server.listen(options.port ?? 0, "127.0.0.1");
+  await once(server, "listening");
+  const port = (server.address() as AddressInfo).port;
+  return {
+    baseUrl: `http://127.0.0.1:${port}/client/v4`,
+    accountId,
+    namespaceId,
+    token,
+    backend,
+    writes,
+    requests,
+    rateLimit(count, seconds) {
+      limited = count;
+      retryAfter = seconds;
+    },
+    serverErrors(count, status = 500) {
+      errors = count;
+      errorStatus = status;
+    },
+    failKeys(keys, times = 1) {
+      for (const key of keys) failing.set(key, times);
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await once(server, "close");
+    },
+  };
+}
