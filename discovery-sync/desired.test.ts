@@ -1,45 +1,10 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
 import { parsePoolDocument } from "../contract/index.ts";
-import { desiredState, sliceServiceKey } from "./desired.ts";
-import type { EndpointSlice, Node, Service } from "./model.ts";
-
-const FIXTURES = fileURLToPath(new URL("../test/fixtures/endpointslices/", import.meta.url));
-
-interface Fixture {
-  services: Service[];
-  slices: EndpointSlice[];
-  nodes: Map<string, Node>;
-  cluster: string | undefined;
-}
-
-/** Loads a fixture directory's input.yaml: Kubernetes objects, options in a `# options:` line. */
-export function loadFixture(dir: string): Fixture {
-  const text = readFileSync(join(dir, "input.yaml"), "utf8");
-  const objects = parseAllDocuments(text).map((d) => d.toJS() as { kind: string });
-  const options = /^# options: (.*)$/m.exec(text);
-  const nodes = objects.filter((o) => o.kind === "Node") as Node[];
-  return {
-    services: objects.filter((o) => o.kind === "Service") as Service[],
-    slices: objects.filter((o) => o.kind === "EndpointSlice") as EndpointSlice[],
-    nodes: new Map(nodes.map((n) => [n.metadata?.name ?? "", n])),
-    cluster: options
-      ? (JSON.parse(options[1] as string) as { cluster?: string }).cluster
-      : undefined,
-  };
-}
-
-export function indexSlices(slices: EndpointSlice[]): Map<string, EndpointSlice[]> {
-  const index = new Map<string, EndpointSlice[]>();
-  for (const slice of slices) {
-    const key = sliceServiceKey(slice);
-    if (key) index.set(key, [...(index.get(key) ?? []), slice]);
-  }
-  return index;
-}
+import { FIXTURES, indexSlices, loadFixture } from "../test/fixtures/kube-fixtures.ts";
+import { desiredState } from "./desired.ts";
+import type { Service } from "./model.ts";
 
 describe("desired state from EndpointSlice fixtures", () => {
   const cases = readdirSync(FIXTURES);

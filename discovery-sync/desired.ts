@@ -38,6 +38,8 @@ export interface DesiredPool {
   /** `namespace/name` of the Service. */
   service: string;
   body: PoolBody;
+  /** The body's hash (plan.ts bodyHash), when already known. */
+  hash?: string;
 }
 
 export interface DesiredProblem {

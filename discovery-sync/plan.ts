@@ -74,7 +74,7 @@ export function plan(
   const conflicts: Plan["conflicts"] = [];
   let unchanged = 0;
   for (const pool of desired.values()) {
-    const hash = bodyHash(pool.body);
+    const hash = pool.hash ?? bodyHash(pool.body);
     const current = held.get(pool.key);
     let generation = 1;
     if (held.has(pool.key)) {

@@ -1,0 +1,155 @@
+import { parseArgs } from "node:util";
+import { parseDuration } from "../contract/index.ts";
+
+/**
+ * discovery-sync's settings from the environment and flags (DESIGN §7). Every missing or
+ * malformed one is reported at once; the caller exits 2 without making a request.
+ */
+
+export interface Settings {
+  apiToken: string;
+  accountId: string;
+  namespaceId: string;
+  apiBaseUrl: string;
+  /** --cluster: prefixes pool names; "default" in ownership metadata without it. */
+  clusterFlag: string | undefined;
+  cluster: string;
+  once: boolean;
+  dryRun: boolean;
+  json: boolean;
+  allowMassDelete: boolean;
+  serviceSelector: string | undefined;
+  resyncMs: number;
+  httpPort: number;
+  leaseNamespace: string;
+  identity: string;
+}
+
+export class SettingsError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join("\n"));
+    this.problems = problems;
+  }
+}
+
+export const USAGE = `Usage: npm run sync -- [flags]
+
+Publishes the backends of selected Kubernetes Services to Workers KV as Switchyard pools.
+
+Environment:
+  KUBECONFIG                   kubeconfig to use (default: ~/.kube/config, else in-cluster)
+  CLOUDFLARE_API_TOKEN         API token with "Workers KV Storage: Edit"   (required)
+  CLOUDFLARE_ACCOUNT_ID        account of the namespace                   (required)
+  SWITCHYARD_KV_NAMESPACE_ID   the namespace bound as SWITCHYARD          (required)
+  CLOUDFLARE_API_BASE_URL      default https://api.cloudflare.com/client/v4
+  POD_NAMESPACE, POD_NAME      lease namespace and identity inside a cluster
+
+Flags:
+  --cluster NAME               prefix pool names with NAME/ and own keys as NAME
+  --once                       list, plan and apply once, without leader election; exit
+  --dry-run                    print the plan of one pass; write nothing
+  --json                       with --dry-run: the plan as JSON
+  --allow-mass-delete          apply deletes even of more than half of the owned pools
+  --service-selector SELECTOR  select Services by label selector instead of the annotation
+                               switchyard.dev/publish: "true"
+  --resync DURATION            full resync period (default 5m)
+  --http-port PORT             /healthz, /readyz, /metrics (default 8080; 0 = any free port)
+  --lease-namespace NS         namespace of the Lease (default POD_NAMESPACE, else default)
+  --help                       this text
+`;
+
+const NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+const SELECTOR_TERM = /^!?[A-Za-z0-9./_-]+((==?|!=)[A-Za-z0-9._-]*)?$/;
+
+export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings | "help" {
+  const problems: string[] = [];
+  let values: Record<string, string | boolean | undefined> = {};
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        cluster: { type: "string" },
+        once: { type: "boolean" },
+        "dry-run": { type: "boolean" },
+        json: { type: "boolean" },
+        "allow-mass-delete": { type: "boolean" },
+        "service-selector": { type: "string" },
+        resync: { type: "string" },
+        "http-port": { type: "string" },
+        "lease-namespace": { type: "string" },
+        help: { type: "boolean" },
+      },
+    }));
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  if (values.help) return "help";
+  const required = (name: string): string => {
+    const value = env[name];
+    if (value === undefined || value.trim() === "") problems.push(`${name} is not set`);
+    return value?.trim() ?? "";
+  };
+  const apiToken = required("CLOUDFLARE_API_TOKEN");
+  const accountId = required("CLOUDFLARE_ACCOUNT_ID");
+  const namespaceId = required("SWITCHYARD_KV_NAMESPACE_ID");
+  const apiBaseUrl = (
+    env.CLOUDFLARE_API_BASE_URL ?? "https://api.cloudflare.com/client/v4"
+  ).replace(/\/$/, "");
+  try {
+    const url = new URL(apiBaseUrl);
+    if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error();
+    if (!url.pathname.endsWith("/client/v4"))
+      problems.push(
+        `CLOUDFLARE_API_BASE_URL must end with /client/v4, got ${JSON.stringify(apiBaseUrl)}`,
+      );
+  } catch {
+    problems.push(
+      `CLOUDFLARE_API_BASE_URL must be an http(s) URL, got ${JSON.stringify(apiBaseUrl)}`,
+    );
+  }
+  const clusterFlag = values.cluster as string | undefined;
+  if (clusterFlag !== undefined && !NAME.test(clusterFlag)) {
+    problems.push(
+      `--cluster must be a lower-case DNS label such as "eu1", got ${JSON.stringify(clusterFlag)}`,
+    );
+  }
+  const selector = values["service-selector"] as string | undefined;
+  if (selector !== undefined && !selector.split(",").every((t) => SELECTOR_TERM.test(t.trim()))) {
+    problems.push(
+      `--service-selector must be equality terms such as "tier=edge,!canary", got ${JSON.stringify(selector)}`,
+    );
+  }
+  const resyncText = (values.resync as string | undefined) ?? "5m";
+  const resyncMs = parseDuration(resyncText);
+  if (resyncMs === undefined || resyncMs < 1000)
+    problems.push(
+      `--resync must be a duration of at least 1s such as "5m", got ${JSON.stringify(resyncText)}`,
+    );
+  const portText = (values["http-port"] as string | undefined) ?? "8080";
+  const httpPort = Number(portText);
+  if (!/^\d+$/.test(portText) || httpPort > 65535)
+    problems.push(`--http-port must be a port number, got ${JSON.stringify(portText)}`);
+  if (values.json && !values["dry-run"]) problems.push("--json goes with --dry-run");
+  if (problems.length > 0) throw new SettingsError(problems);
+  return {
+    apiToken,
+    accountId,
+    namespaceId,
+    apiBaseUrl,
+    clusterFlag,
+    cluster: clusterFlag ?? "default",
+    once: Boolean(values.once),
+    dryRun: Boolean(values["dry-run"]),
+    json: Boolean(values.json),
+    allowMassDelete: Boolean(values["allow-mass-delete"]),
+    serviceSelector: selector,
+    resyncMs: resyncMs as number,
+    httpPort,
+    leaseNamespace:
+      (values["lease-namespace"] as string | undefined) ?? env.POD_NAMESPACE ?? "default",
+    identity: env.POD_NAME ?? `${(env.HOSTNAME ?? "discovery-sync").trim()}-${process.pid}`,
+  };
+}
