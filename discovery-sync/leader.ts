@@ -36,6 +36,7 @@ export class LeaderElector {
     LeaderOptions;
   private leading = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private ticking: Promise<void> | undefined;
   private stopped = true;
   /** When we last renewed successfully (by `now`). */
   private renewedAt = 0;
@@ -43,11 +44,11 @@ export class LeaderElector {
   constructor(kc: k8s.KubeConfig, options: LeaderOptions) {
     this.api = kc.makeApiClient(k8s.CoordinationV1Api);
     this.options = {
-      leaseDurationSeconds: 15,
-      renewSeconds: 10,
-      retrySeconds: 2,
-      now: Date.now,
       ...options,
+      leaseDurationSeconds: options.leaseDurationSeconds ?? 15,
+      renewSeconds: options.renewSeconds ?? 10,
+      retrySeconds: options.retrySeconds ?? 2,
+      now: options.now ?? Date.now,
     };
   }
 
@@ -60,13 +61,20 @@ export class LeaderElector {
 
   start(): void {
     this.stopped = false;
-    void this.tick();
+    this.runTick();
+  }
+
+  private runTick(): void {
+    this.ticking = this.tick().finally(() => {
+      this.ticking = undefined;
+    });
   }
 
   /** Stops; a leader releases the Lease so that a standby takes over at once. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    await this.ticking; // a renewal in flight would turn the release into a conflict
     if (this.leading) {
       this.setLeading(false);
       try {
@@ -102,7 +110,7 @@ export class LeaderElector {
 
   private schedule(seconds: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), seconds * 1000);
+    this.timer = setTimeout(() => this.runTick(), seconds * 1000);
   }
 
   private async tick(): Promise<void> {

@@ -64,27 +64,25 @@ const SELECTOR_TERM = /^!?[A-Za-z0-9./_-]+((==?|!=)[A-Za-z0-9._-]*)?$/;
 
 export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings | "help" {
   const problems: string[] = [];
-  let values: Record<string, string | boolean | undefined> = {};
+  const options = {
+    cluster: { type: "string" },
+    once: { type: "boolean" },
+    "dry-run": { type: "boolean" },
+    json: { type: "boolean" },
+    "allow-mass-delete": { type: "boolean" },
+    "service-selector": { type: "string" },
+    resync: { type: "string" },
+    "http-port": { type: "string" },
+    "lease-namespace": { type: "string" },
+    help: { type: "boolean" },
+  } as const;
+  let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        cluster: { type: "string" },
-        once: { type: "boolean" },
-        "dry-run": { type: "boolean" },
-        json: { type: "boolean" },
-        "allow-mass-delete": { type: "boolean" },
-        "service-selector": { type: "string" },
-        resync: { type: "string" },
-        "http-port": { type: "string" },
-        "lease-namespace": { type: "string" },
-        help: { type: "boolean" },
-      },
-    }));
+    ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options }));
   } catch (error) {
     problems.push((error as Error).message);
+    // Read the rest anyway, so that every problem is reported in one go.
+    ({ values } = parseArgs({ args: argv, strict: false, allowPositionals: true, options }));
   }
   if (values.help) return "help";
   const required = (name: string): string => {

@@ -47,6 +47,8 @@ export interface KvWrite {
   key: string;
   at: number;
   kind: "put" | "delete";
+  /** The value written, for puts. */
+  value?: string;
 }
 
 export interface KvRestEmulator {
@@ -65,6 +67,8 @@ export interface KvRestEmulator {
   serverErrors(count: number, status?: number): void;
   /** Bulk writes report these keys as unsuccessful (not written), `times` times each. */
   failKeys(keys: string[], times?: number): void;
+  /** Resolves with the first write (now or later) that `match` accepts; rejects after `timeoutMs`. */
+  nextWrite(match: (write: KvWrite) => boolean, timeoutMs?: number): Promise<KvWrite>;
   close(): Promise<void>;
 }
 
@@ -137,7 +141,12 @@ export async function startKvRest(
   const failing = new Map<string, number>();
   const base = `/client/v4/accounts/${accountId}/storage/kv/namespaces/`;
 
-  const record = (key: string, kind: KvWrite["kind"]) => writes.push({ key, at: Date.now(), kind });
+  const waiters = new Set<(write: KvWrite) => void>();
+  const record = (key: string, kind: KvWrite["kind"], value?: string) => {
+    const write = { key, at: Date.now(), kind, value };
+    writes.push(write);
+    for (const waiter of [...waiters]) waiter(write);
+  };
 
   const server = createServer(async (request, response) => {
     const url = new URL(request.url ?? "/", "http://emulator");
@@ -187,7 +196,7 @@ export async function startKvRest(
             ? Buffer.from(item.value, "base64").toString("utf8")
             : item.value;
           await backend.put(item.key, { value, metadata: item.metadata ?? null });
-          record(item.key, "put");
+          record(item.key, "put", value);
         }
         return send(
           response,
@@ -307,6 +316,21 @@ export async function startKvRest(
     },
     failKeys(keys, times = 1) {
       for (const key of keys) failing.set(key, times);
+    },
+    nextWrite(match, timeoutMs = 10_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`no matching KV write within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const waiter = (write: KvWrite) => {
+          if (!match(write)) return;
+          clearTimeout(timer);
+          waiters.delete(waiter);
+          resolve(write);
+        };
+        waiters.add(waiter);
+      });
     },
     async close() {
       for (const socket of sockets) socket.destroy();
