@@ -29,7 +29,7 @@ describe("deploy/kubernetes", () => {
       "Secret",
       "ServiceAccount",
     ]);
-    const deployment = byKind("Deployment")[0] as {
+    const deployment = byKind("Deployment")[0] as unknown as {
       spec: {
         replicas: number;
         template: {
