@@ -8,6 +8,7 @@ import { normalizeHost, type RequestView } from "./core/request.ts";
 import { RetryBudget } from "./core/retry-policy.ts";
 import type { CompiledPool } from "./core/snapshot.ts";
 import { type Env, SettingsError, settingsOf } from "./env.ts";
+import { adminApp } from "./http/admin.ts";
 import { type Failure, failureResponse } from "./http/errors.ts";
 import { exchange, RETRY_SKIPPED_HEADER } from "./proxy/exchange.ts";
 import { readSession, sessionCookie, stickyKeys } from "./proxy/session.ts";
@@ -80,6 +81,30 @@ export function createApp(options: AppOptions = {}) {
     });
 
   const app = new Hono<{ Bindings: Env }>();
+  const admins = new Map<string, ReturnType<typeof adminApp>>();
+
+  app.all("*", async (c, next) => {
+    const token = c.env.ADMIN_TOKEN;
+    if (!token) return next();
+    const { adminPath } = settingsOf(c.env);
+    const path = c.req.path;
+    if (path !== adminPath && !path.startsWith(`${adminPath}/`)) return next();
+    const key = `${adminPath}\n${token}`;
+    let admin = admins.get(key);
+    if (!admin) {
+      const store = storeFor(c.env);
+      admin = adminApp(adminPath, token, {
+        store,
+        health: state.health,
+        budget: state.budget,
+        now,
+      });
+      admins.set(key, admin);
+    }
+    const store = storeFor(c.env);
+    if (!store.snapshot) await store.current((promise) => c.executionCtx.waitUntil(promise));
+    return admin.fetch(c.req.raw, c.env, c.executionCtx);
+  });
 
   app.all("*", async (c) => {
     const request = c.req.raw;

@@ -55,6 +55,8 @@ export class ConfigStore {
   snapshot: Snapshot | undefined;
   /** When the snapshot in use was built or last confirmed unchanged. */
   checkedAt = 0;
+  /** When the snapshot in use was built. */
+  loadedAt = 0;
   lastError: LoadError | undefined;
   private attemptedAt = Number.NEGATIVE_INFINITY;
   private inFlight: Promise<void> | undefined;
@@ -127,6 +129,7 @@ export class ConfigStore {
         });
         for (const warning of snapshot.warnings) log.warn(warning, { generation });
         this.snapshot = snapshot;
+        this.loadedAt = now();
         log.info("snapshot loaded", {
           generation,
           routes: routes.value.routes.length,

@@ -1,0 +1,119 @@
+import { describe, expect, it } from "vitest";
+import { backends, catchAll, harness, pool, putRoutes } from "./harness.ts";
+
+const b = backends();
+const TOKEN = "admin-secret";
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+describe("admin API", () => {
+  it("answers 401 without the bearer token or with a wrong one", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
+    for (const headers of [{}, { authorization: "Bearer nope" }, { authorization: TOKEN }]) {
+      const response = await h.fetch("http://x.test/__switchyard/status", { headers });
+      expect(response.status).toBe(401);
+      expect(response.headers.get("www-authenticate")).toBe('Bearer realm="switchyard"');
+    }
+  });
+
+  it("is off without ADMIN_TOKEN: its path is routed like any other", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const response = await harness().fetch("http://x.test/__switchyard/status", { headers: auth });
+    expect(await response.json()).toMatchObject({ backend: "a", path: "/__switchyard/status" });
+  });
+
+  it("reports the snapshot, the last load error, and reloads at once", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness({ env: { ADMIN_TOKEN: TOKEN, ADMIN_PATH: "/_lb" } });
+    const status = (await (
+      await h.fetch("http://x.test/_lb/status", { headers: auth })
+    ).json()) as Record<string, unknown>;
+    expect(status).toMatchObject({
+      lastError: null,
+      ageSeconds: 0,
+      routes: [{ name: "all", hostnames: [], rules: 1 }],
+      retryBudget: { ratio: 0.2 },
+    });
+    expect(status.generation).toMatch(/^[0-9a-f]{14}$/);
+    await putRoutes({ version: 1, routes: [{ name: "bad", rules: [] }] });
+    const reloaded = (await (
+      await h.fetch("http://x.test/_lb/reload", { method: "POST", headers: auth })
+    ).json()) as { lastError: { message: string }; generation: string };
+    expect(reloaded.lastError.message).toBe(
+      "the routes document is invalid: routes[0].rules: must have at least one rule",
+    );
+    expect(reloaded.generation).toBe(status.generation);
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.b) }));
+    await h.fetch("http://x.test/_lb/reload", { method: "POST", headers: auth });
+    expect(await h.backendOf("http://x.test/")).toBe("b");
+  });
+
+  it("shows each pool's endpoints with their health as this isolate sees it", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a, b.reset, b.b) }));
+    const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
+    for (let i = 0; i < 15; i++) await h.fetch("http://x.test/");
+    const pools = (await (
+      await h.fetch("http://x.test/__switchyard/pools", { headers: auth })
+    ).json()) as {
+      name: string;
+      endpoints: {
+        url: string;
+        health: string;
+        timesEjected: number;
+        ejectedUntil: string | null;
+      }[];
+    }[];
+    expect(pools.map((p) => p.name)).toEqual(["p"]);
+    expect(pools[0]!.endpoints.map((e) => [e.url, e.health, e.timesEjected])).toEqual([
+      [b.a, "up", 0],
+      [b.reset, "down", 1],
+      [b.b, "up", 0],
+    ]);
+    expect(pools[0]!.endpoints[1]!.ejectedUntil).toMatch(/^\d{4}-\d\d-\d\dT/);
+  });
+
+  it("explains where a request goes and why the other rules lost", async () => {
+    await putRoutes({
+      version: 1,
+      routes: [
+        {
+          name: "shop",
+          hostnames: ["shop.test"],
+          rules: [
+            {
+              name: "api",
+              matches: [{ path: { value: "/api" }, headers: [{ name: "x-canary", value: "1" }] }],
+              backendRefs: [{ pool: "p" }],
+            },
+            { name: "web", backendRefs: [{ pool: "p" }] },
+          ],
+        },
+      ],
+      pools: { p: pool(b.a) },
+    });
+    const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
+    const url = "http://x.test/__switchyard/explain?host=shop.test&path=/api/x&header=X-Canary:1";
+    const result = (await (await h.fetch(url, { headers: auth })).json()) as {
+      chosen: { rule: string };
+      considered: { rule: string; verdict: string }[];
+    };
+    expect(result.chosen.rule).toBe("api");
+    expect(result.considered.map((c) => [c.rule, c.verdict])).toEqual([
+      ["api", "chosen"],
+      ["web", "matches, lower precedence"],
+    ]);
+    const bad = await h.fetch("http://x.test/__switchyard/explain?path=/", { headers: auth });
+    expect(bad.status).toBe(400);
+  });
+
+  it("serves the dashboard page, which holds no data of its own", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const response = await harness({ env: { ADMIN_TOKEN: TOKEN } }).fetch(
+      "http://x.test/__switchyard/",
+    );
+    expect(response.status).toBe(200);
+    const html = await response.text();
+    expect(html).toContain("<title>Switchyard</title>");
+    expect(html).not.toContain(b.a);
+  });
+});
