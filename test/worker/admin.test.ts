@@ -9,7 +9,12 @@ describe("admin API", () => {
   it("answers 401 without the bearer token or with a wrong one", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
     const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
-    for (const headers of [{}, { authorization: "Bearer nope" }, { authorization: TOKEN }]) {
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: "Bearer nope" },
+      { authorization: TOKEN },
+    ];
+    for (const headers of attempts) {
       const response = await h.fetch("http://x.test/__switchyard/status", { headers });
       expect(response.status).toBe(401);
       expect(response.headers.get("www-authenticate")).toBe('Bearer realm="switchyard"');
