@@ -4,6 +4,8 @@ import type { z } from "zod";
 export interface Problem {
   path: string;
   message: string;
+  /** The path as segments, to find the place in a file: `["routes", 2, "rules"]`. */
+  at?: (string | number)[];
 }
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -63,6 +65,7 @@ export function problemsOf(error: z.core.$ZodError, input: unknown): Problem[] {
   return error.issues.map((issue) => ({
     path: jsonPath(issue.path),
     message: messageOf(issue, input),
+    at: issue.path.filter((s): s is string | number => typeof s !== "symbol"),
   }));
 }
 

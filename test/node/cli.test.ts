@@ -1,0 +1,146 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/** The switchyard CLI, run as a user runs it, against local (Miniflare) KV in a temporary state directory. */
+
+const CLI = fileURLToPath(new URL("../../cli/switchyard.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+let dir: string;
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      {
+        cwd: ROOT,
+        env: { ...process.env, SWITCHYARD_STATE_DIR: join(dir, "state") },
+        timeout: 60_000,
+      },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "switchyard-cli-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("switchyard validate", () => {
+  it("prints every error with its JSON path and line, and exits 2", async () => {
+    const file = join(dir, "bad.yaml");
+    await writeFile(
+      file,
+      [
+        "version: 1",
+        "routes:",
+        "  - name: shop",
+        "    rules:",
+        "      - matches:",
+        "          - path: { type: PathPrefix, value: api }",
+        "        backendRefs:",
+        "          - pool: web",
+        "            weight: -1",
+        "      - backendRefs: []",
+        "",
+      ].join("\n"),
+    );
+    const result = await cli(["validate", file]);
+    expect(result.code).toBe(2);
+    expect(result.stderr.split("\n").slice(0, 3)).toEqual([
+      `${file}:6: routes[0].rules[0].matches[0].path.value: must start with "/"`,
+      `${file}:9: routes[0].rules[0].backendRefs[0].weight: must be 0 or more`,
+      `${file}:10: routes[0].rules[1].backendRefs: must name at least one pool`,
+    ]);
+    const json = await cli(["validate", file, "--json"]);
+    expect(JSON.parse(json.stdout).problems[0]).toEqual({
+      path: "routes[0].rules[0].matches[0].path.value",
+      message: 'must start with "/"',
+      line: 6,
+    });
+  });
+
+  it("accepts the demo document and says what it holds", async () => {
+    const result = await cli(["validate", "demo/routes.json"]);
+    expect(result).toMatchObject({
+      code: 0,
+      stdout: "demo/routes.json: valid (2 routes, 3 rules)\n",
+    });
+  });
+
+  it("says where a file is not JSON", async () => {
+    const file = join(dir, "broken.json");
+    await writeFile(file, '{\n  "version": 1,\n  "routes": [\n}\n');
+    const result = await cli(["validate", file]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      new RegExp(`^${file.replace(/[.]/g, "\\.")}:4: \\(document\\): is not valid JSON or YAML`),
+    );
+  });
+});
+
+describe("switchyard explain", () => {
+  it("explains a request against a file, offline", async () => {
+    const result = await cli([
+      "explain",
+      "--file",
+      "demo/routes.json",
+      "--host",
+      "shop.localhost",
+      "--path",
+      "/api/items",
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stdout.split("\n").slice(0, 3)).toEqual([
+      "GET shop.localhost/api/items",
+      "  → route shop, rule api, match 0: api (weight 1)",
+      "  shop/web match 0: matches, lower precedence: loses on path length",
+    ]);
+  });
+});
+
+describe("switchyard push and pull against local KV", () => {
+  it("writes a valid document, refuses to overwrite changes made since it was pulled, and never writes an invalid one", async () => {
+    const file = join(dir, "routes.json");
+    const doc = JSON.parse(await readFile(join(ROOT, "demo/routes.json"), "utf8"));
+    await writeFile(file, JSON.stringify(doc));
+    const first = await cli(["push", file, "--local"]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain("+++ ");
+    expect(first.stdout).toContain("pushed");
+
+    const pulled = join(dir, "pulled.json");
+    expect((await cli(["pull", "--local", "--out", pulled])).code).toBe(0);
+    const edited = JSON.parse(await readFile(pulled, "utf8"));
+    edited.routes[0].hostnames.push("www.shop.localhost");
+    await writeFile(pulled, JSON.stringify(edited));
+
+    // Someone else pushes in between: the pulled copy is now stale.
+    doc.routes[1].hostnames = ["*.health.localhost"];
+    await writeFile(file, JSON.stringify(doc));
+    expect((await cli(["push", file, "--local", "--force"])).code).toBe(0);
+    const stale = await cli(["push", pulled, "--local"]);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain("changed since");
+
+    edited.routes[0].rules = [];
+    await writeFile(pulled, JSON.stringify(edited));
+    const invalid = await cli(["push", pulled, "--local", "--force"]);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toContain("routes[0].rules: must have at least one rule");
+    const kept = join(dir, "kept.json");
+    await cli(["pull", "--local", "--out", kept]);
+    expect(JSON.parse(await readFile(kept, "utf8")).routes[1].hostnames).toEqual([
+      "*.health.localhost",
+    ]);
+  }, 120_000);
+});
