@@ -1,64 +1,125 @@
-// `npm start`: the local stack. Three demo backends on loopback, the demo routes seeded into
-// local persisted KV (only when KV has no routes yet), and the worker under wrangler dev.
+// `npm start`: the whole loop on loopback (DESIGN §8). Demo backends; a Kubernetes API emulator
+// with two demo Services; discovery-sync publishing their pools through a local KV REST endpoint
+// into the Miniflare KV that the worker reads; the worker under wrangler dev; a scripted
+// scale-up and scale-down. The routes document is seeded only when local KV has none.
 // Ctrl-C stops everything it started.
-import { readFile, writeFile } from "node:fs/promises";
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { BACKENDS, DEMO_PORT, service, slice } from "../demo/cluster.ts";
+import { startKubeApi } from "../test/emulators/kube-api.ts";
+import { startKvRest } from "../test/emulators/kv-rest.ts";
+import { miniflareKv } from "../test/emulators/miniflare-kv.ts";
 import { type Backend, startBackend } from "../test/fixtures/backends.ts";
-import { ROOT, spawnWrangler, wrangler } from "./wrangler.ts";
+import { OFFLINE_ENV, ROOT, spawnWrangler } from "./wrangler.ts";
 
 const PORT = Number(process.env.PORT ?? 8787);
-const PERSIST = ".wrangler/state";
-const DEMO_PORTS = [9101, 9102, 9103];
-const KV = ["--local", "--binding", "SWITCHYARD", "--persist-to", PERSIST];
+const KUBE_PORT = 18443;
+const KV_PORT = 18788;
+const PERSIST = join(ROOT, ".wrangler/state");
+const ADMIN_TOKEN = "local-admin-token";
 
 function say(line = ""): void {
   process.stdout.write(`${line}\n`);
 }
 
-async function startBackends(): Promise<Backend[]> {
-  try {
-    return await Promise.all(
-      ["web-1", "web-canary", "api"].map((name, i) => startBackend(name, { port: DEMO_PORTS[i] })),
-    );
-  } catch (error) {
-    throw new Error(
-      `cannot start the demo backends on ports ${DEMO_PORTS.join(", ")}: ${(error as Error).message}`,
-    );
-  }
-}
-
-async function seedKv(): Promise<void> {
-  const keys = JSON.parse(await wrangler(["kv", "key", "list", ...KV])) as { name: string }[];
-  if (keys.some((key) => key.name === "routes")) {
-    say(
-      `  local KV already has a routes document (${keys.length} keys in ${PERSIST}); leaving it as it is`,
-    );
-    return;
-  }
-  const routes = await readFile(join(ROOT, "demo/routes.json"), "utf8");
-  const pools = JSON.parse(await readFile(join(ROOT, "demo/pools.json"), "utf8")) as Record<
-    string,
-    unknown
-  >;
-  const entries = [
-    { key: "routes", value: routes },
-    ...Object.entries(pools).map(([name, doc]) => ({
-      key: `pool:${name}`,
-      value: JSON.stringify(doc),
-    })),
-  ];
-  const file = join(tmpdir(), `switchyard-seed-${process.pid}.json`);
-  await writeFile(file, JSON.stringify(entries));
-  await wrangler(["kv", "bulk", "put", file, ...KV]);
-  say(`  seeded local KV with demo/routes.json and ${entries.length - 1} pool documents`);
+async function namespaceId(): Promise<string> {
+  const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
+  const id = /binding\s*=\s*"SWITCHYARD"\s*\n\s*(?:#.*\n\s*)*id\s*=\s*"([^"]+)"/.exec(toml)?.[1];
+  if (!id)
+    throw new Error("wrangler.toml has no kv_namespaces entry with binding SWITCHYARD and an id");
+  return id;
 }
 
 async function main(): Promise<void> {
   say("Switchyard local stack");
-  const backends = await startBackends();
+  const stops: (() => Promise<unknown> | unknown)[] = [];
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    for (const child of children) child.kill("SIGTERM");
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode === null ? new Promise((r) => c.once("exit", r)) : undefined,
+      ),
+    );
+    for (const fn of stops.reverse()) await fn();
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void stop(0));
+  process.on("SIGTERM", () => void stop(0));
+
+  let backends: Backend[];
+  try {
+    backends = await Promise.all(
+      BACKENDS.map((b) => startBackend(b.name, { host: b.host, port: DEMO_PORT })),
+    );
+  } catch (error) {
+    throw new Error(
+      `cannot start the demo backends on 127.0.0.2–6:${DEMO_PORT}: ${(error as Error).message}`,
+    );
+  }
+  stops.push(() => Promise.all(backends.map((b) => b.close())));
   say(`  demo backends: ${backends.map((b) => `${b.name} ${b.url}`).join(", ")}`);
-  await seedKv();
+
+  const kube = await startKubeApi({ port: KUBE_PORT });
+  stops.push(() => kube.close());
+  kube.store.create("services", service("web") as never);
+  kube.store.create("endpointslices", slice("web", ["127.0.0.2", "127.0.0.3"]) as never);
+  kube.store.create("services", service("web-canary") as never);
+  kube.store.create("endpointslices", slice("web-canary", ["127.0.0.5"]) as never);
+  say(`  Kubernetes API emulator: ${kube.url} (Services demo/web, demo/web-canary)`);
+
+  const backend = await miniflareKv(PERSIST, await namespaceId());
+  stops.push(() => backend.dispose());
+  const kv = await startKvRest({ port: KV_PORT, backend });
+  stops.push(() => kv.close());
+  if (!(await backend.get("routes"))) {
+    await backend.put("routes", {
+      value: await readFile(join(ROOT, "demo/routes.json"), "utf8"),
+      metadata: null,
+    });
+    say("  seeded local KV with demo/routes.json");
+  } else
+    say(
+      "  local KV already has a routes document; leaving it as it is (rm -rf .wrangler/state to start over)",
+    );
+  say(`  KV REST endpoint: ${kv.baseUrl}`);
+
+  const dir = await mkdtemp(join(tmpdir(), "switchyard-dev-"));
+  stops.push(() => rm(dir, { recursive: true, force: true }));
+  const kubeconfig = join(dir, "kubeconfig");
+  await writeFile(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "demo", cluster: { server: kube.url, "insecure-skip-tls-verify": true } }],
+      users: [{ name: "demo", user: { token: "demo" } }],
+      contexts: [{ name: "demo", context: { cluster: "demo", user: "demo" } }],
+      "current-context": "demo",
+    }),
+  );
+  const sync = spawn(process.execPath, [join(ROOT, "discovery-sync/main.ts"), "--http-port", "0"], {
+    cwd: ROOT,
+    env: {
+      ...OFFLINE_ENV,
+      KUBECONFIG: kubeconfig,
+      CLOUDFLARE_API_TOKEN: kv.token,
+      CLOUDFLARE_ACCOUNT_ID: kv.accountId,
+      SWITCHYARD_KV_NAMESPACE_ID: kv.namespaceId,
+      CLOUDFLARE_API_BASE_URL: kv.baseUrl,
+      POD_NAME: "discovery-sync-local",
+      LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  children.push(sync);
+  say("  discovery-sync: watching the emulator, publishing into local KV");
 
   const dev = spawnWrangler([
     "dev",
@@ -75,48 +136,83 @@ async function main(): Promise<void> {
     "CONFIG_REFRESH_SECONDS:2",
     "--var",
     "STICKY_SECRET:local-development-only",
+    "--var",
+    `ADMIN_TOKEN:${ADMIN_TOKEN}`,
   ]);
-  let stopping = false;
-  const stop = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    dev.kill("SIGTERM");
-    await Promise.all(backends.map((b) => b.close()));
-    process.exit(code);
-  };
-  process.on("SIGINT", () => void stop(0));
-  process.on("SIGTERM", () => void stop(0));
-  dev.on("exit", (code) => {
-    if (!stopping) {
-      say(`wrangler dev exited (${code}); stopping`);
-      void stop(1);
+  children.push(dev);
+  for (const child of [sync, dev]) {
+    child.on("exit", (code) => {
+      if (!stopping) {
+        say(`${child === dev ? "wrangler dev" : "discovery-sync"} exited (${code}); stopping`);
+        void stop(1);
+      }
+    });
+  }
+  dev.stderr?.pipe(process.stderr);
+  dev.stdout?.setEncoding("utf8");
+  let ready = false;
+  dev.stdout?.on("data", (chunk: string) => {
+    if (ready || !chunk.includes("Ready on")) return;
+    ready = true;
+    const url = `http://127.0.0.1:${PORT}`;
+    const k = `kubectl --server ${kube.url}`;
+    say();
+    say(`Switchyard is serving on ${url}`);
+    say("Try:");
+    say(
+      `  curl -H 'Host: shop.localhost' ${url}/          # demo/web (80) and demo/web-canary (20), published by discovery-sync`,
+    );
+    say(`  curl -H 'Host: shop.localhost' ${url}/api/items # path rule: api`);
+    say(`  curl -H 'Host: a.status.localhost' ${url}/     # wildcard host, weights 5,1,1`);
+    say(
+      `  curl -c /tmp/jar -b /tmp/jar -H 'Host: a.status.localhost' ${url}/  # sticky: same backend each time`,
+    );
+    say(`Dashboard: ${url}/__switchyard/  (token ${ADMIN_TOKEN})`);
+    say(`Explain:   npx switchyard explain --local --host shop.localhost --path /`);
+    say(`Pools:     npx switchyard pools --local`);
+    say(`Cluster:   ${k} get endpointslices -n demo`);
+    say(
+      "In 20 s demo/web scales up to 3 endpoints, at 50 s web-1 starts draining, at 60 s it is gone:",
+    );
+    say(
+      `  watch the "backend" field of the first curl, or the dashboard. Ctrl-C stops everything.`,
+    );
+    say();
+    const timeline: [number, () => void, string][] = [
+      [
+        20_000,
+        () =>
+          kube.store.apply(
+            "endpointslices",
+            slice("web", ["127.0.0.2", "127.0.0.3", "127.0.0.4"]) as never,
+          ),
+        "demo/web scaled up: web-3 (127.0.0.4) is ready",
+      ],
+      [
+        50_000,
+        () =>
+          kube.store.apply(
+            "endpointslices",
+            slice("web", ["127.0.0.3", "127.0.0.4"], ["127.0.0.2"]) as never,
+          ),
+        "demo/web scaling down: web-1 is terminating, published as draining (sticky sessions only)",
+      ],
+      [
+        60_000,
+        () => kube.store.apply("endpointslices", slice("web", ["127.0.0.3", "127.0.0.4"]) as never),
+        "demo/web scaled down: web-1 is gone",
+      ],
+    ];
+    for (const [at, change, message] of timeline) {
+      setTimeout(() => {
+        if (stopping) return;
+        change();
+        say(`[${at / 1000}s] ${message}`);
+      }, at).unref();
     }
   });
-  dev.stderr?.pipe(process.stderr);
-
-  let ready = false;
-  dev.stdout?.setEncoding("utf8");
   dev.stdout?.on("data", (chunk: string) => {
-    if (!ready && chunk.includes("Ready on")) {
-      ready = true;
-      const url = `http://127.0.0.1:${PORT}`;
-      say();
-      say(`Switchyard is serving on ${url}`);
-      say("Try:");
-      say(`  curl -H 'Host: shop.localhost' ${url}/          # 80/20 split: web-1 / web-canary`);
-      say(`  curl -H 'Host: shop.localhost' ${url}/api/items # path rule: api`);
-      say(`  curl -H 'Host: a.status.localhost' ${url}/     # wildcard host, weights 5,1,1`);
-      say(
-        `  curl -c /tmp/jar -b /tmp/jar -H 'Host: a.status.localhost' ${url}/  # sticky: same backend each time`,
-      );
-      say(
-        'Edit routes: npx wrangler kv key put --local --binding SWITCHYARD routes "$(cat demo/routes.json)"',
-      );
-      say("  (changes are picked up within 2 s). Ctrl-C stops everything.");
-      say();
-      return;
-    }
-    if (ready) process.stdout.write(chunk);
+    if (ready && !chunk.includes("Ready on")) process.stdout.write(chunk);
   });
 }
 
