@@ -21,6 +21,7 @@ th { font-weight: 600; color: #50575e; }
 .up { color: #007017; } .down { color: #b32d2e; font-weight: 600; } .draining { color: #996800; }
 .error { background: #fcf0f1; border-color: #f0b8b8; } .muted { color: #787c82; }
 form { display: flex; gap: 8px; } input { flex: 1; padding: 6px; }
+[hidden] { display: none !important; }
 `;
 
 const SCRIPT = (base: string) => `

@@ -1,0 +1,119 @@
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnWrangler } from "../../scripts/wrangler.ts";
+import { miniflareKv } from "../emulators/miniflare-kv.ts";
+import { type Backend, startBackend } from "../fixtures/backends.ts";
+
+/**
+ * The dashboard in headless Chromium (Debian's chromium, driven by playwright-core), against
+ * the worker under wrangler dev with routes and a pool in its local KV. It saves a screenshot.
+ */
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const PORT = 18_900 + Math.floor(Math.random() * 90);
+const TOKEN = "dashboard-test-token";
+let dir: string;
+let dev: ChildProcess;
+let backend: Backend;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "switchyard-dashboard-"));
+  backend = await startBackend("web-1");
+  const kv = await miniflareKv(dir, "00000000000000000000000000000000");
+  await kv.put("routes", {
+    value: JSON.stringify({
+      version: 1,
+      routes: [
+        {
+          name: "shop",
+          hostnames: ["shop.localhost"],
+          rules: [{ backendRefs: [{ pool: "demo/web:http" }] }],
+        },
+      ],
+    }),
+    metadata: null,
+  });
+  await kv.put("pool:demo/web:http", {
+    value: JSON.stringify({
+      version: 1,
+      generation: 7,
+      endpoints: [{ url: backend.url }, { url: "http://127.0.0.9:1", state: "draining" }],
+    }),
+    metadata: null,
+  });
+  await kv.dispose();
+  dev = spawnWrangler([
+    "dev",
+    "--local",
+    "--persist-to",
+    dir,
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(PORT),
+    "--var",
+    "SWITCHYARD_LOCAL:true",
+    "--var",
+    `ADMIN_TOKEN:${TOKEN}`,
+  ]);
+  dev.stdout?.setEncoding("utf8");
+  await new Promise<void>((resolve, reject) => {
+    dev.stdout?.on("data", (chunk: string) => chunk.includes("Ready on") && resolve());
+    dev.once("exit", (code) => reject(new Error(`wrangler dev exited ${code}`)));
+  });
+}, 60_000);
+
+afterAll(async () => {
+  dev?.kill("SIGTERM");
+  if (dev && dev.exitCode === null) await once(dev, "exit");
+  await backend?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("the dashboard", () => {
+  it("asks for the token, then shows routes, pools, endpoint states and health", async () => {
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
+      await page.goto(`http://127.0.0.1:${PORT}/__switchyard/`);
+      await page.locator("#login").waitFor({ state: "visible" });
+      await page.fill("#token", TOKEN);
+      await page.click("#login button");
+      await page.locator("#pools tr").first().waitFor();
+      expect(await page.locator("#login").isVisible()).toBe(false);
+      expect(await page.locator("#routes").textContent()).toContain("shop.localhost");
+      const pools = (await page.locator("#pools").textContent()) ?? "";
+      expect(pools).toContain("demo/web:http");
+      expect(pools).toContain(backend.url);
+      expect(pools).toContain("draining");
+      expect(await page.locator("#generation").textContent()).toMatch(
+        /^generation [0-9a-f]{14} · loaded \d+ s ago$/,
+      );
+      const shot = join(dir, "dashboard.png");
+      await page.screenshot({ path: shot, fullPage: true });
+      expect((await stat(shot)).size).toBeGreaterThan(10_000);
+      expect((await readFile(shot)).subarray(1, 4).toString()).toBe("PNG");
+      if (process.env.SWITCHYARD_SCREENSHOT)
+        await page.screenshot({ path: process.env.SWITCHYARD_SCREENSHOT, fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+});
