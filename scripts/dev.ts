@@ -5,20 +5,20 @@
 // Ctrl-C stops everything it started.
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BACKENDS, DEMO_PORT, service, slice } from "../demo/cluster.ts";
-import { startKubeApi } from "../test/emulators/kube-api.ts";
+import { startKubeApi, writeKubeconfig } from "../test/emulators/kube-api.ts";
 import { startKvRest } from "../test/emulators/kv-rest.ts";
 import { miniflareKv } from "../test/emulators/miniflare-kv.ts";
 import { type Backend, startBackend } from "../test/fixtures/backends.ts";
-import { OFFLINE_ENV, ROOT, spawnWrangler } from "./wrangler.ts";
+import { OFFLINE_ENV, ROOT, spawnWranglerDev } from "./wrangler.ts";
 
 const PORT = Number(process.env.PORT ?? 8787);
-const KUBE_PORT = 18443;
-const KV_PORT = 18788;
-const PERSIST = join(ROOT, ".wrangler/state");
+const KUBE_PORT = Number(process.env.KUBE_PORT ?? 18443);
+const KV_PORT = Number(process.env.KV_PORT ?? 18788);
+const PERSIST = process.env.SWITCHYARD_STATE_DIR ?? join(ROOT, ".wrangler/state");
 const ADMIN_TOKEN = "local-admin-token";
 
 function say(line = ""): void {
@@ -93,17 +93,8 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "switchyard-dev-"));
   stops.push(() => rm(dir, { recursive: true, force: true }));
   const kubeconfig = join(dir, "kubeconfig");
-  await writeFile(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{ name: "demo", cluster: { server: kube.url, "insecure-skip-tls-verify": true } }],
-      users: [{ name: "demo", user: { token: "demo" } }],
-      contexts: [{ name: "demo", context: { cluster: "demo", user: "demo" } }],
-      "current-context": "demo",
-    }),
-  );
+  await writeKubeconfig(kubeconfig, kube.url);
+
   const sync = spawn(process.execPath, [join(ROOT, "discovery-sync/main.ts"), "--http-port", "0"], {
     cwd: ROOT,
     env: {
@@ -121,24 +112,11 @@ async function main(): Promise<void> {
   children.push(sync);
   say("  discovery-sync: watching the emulator, publishing into local KV");
 
-  const dev = spawnWrangler([
-    "dev",
-    "--local",
-    "--persist-to",
-    PERSIST,
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(PORT),
-    "--var",
-    "SWITCHYARD_LOCAL:true",
-    "--var",
-    "CONFIG_REFRESH_SECONDS:2",
-    "--var",
-    "STICKY_SECRET:local-development-only",
-    "--var",
-    `ADMIN_TOKEN:${ADMIN_TOKEN}`,
-  ]);
+  const dev = spawnWranglerDev({
+    port: PORT,
+    persistTo: PERSIST,
+    vars: { CONFIG_REFRESH_SECONDS: "2", STICKY_SECRET: "local-development-only", ADMIN_TOKEN },
+  });
   children.push(dev);
   for (const child of [sync, dev]) {
     child.on("exit", (code) => {

@@ -40,3 +40,25 @@ export function spawnWrangler(args: string[]): ChildProcess {
     stdio: ["ignore", "pipe", "pipe"],
   });
 }
+
+/** `wrangler dev` on loopback with local, persisted KV and these vars (SWITCHYARD_LOCAL set). */
+export function spawnWranglerDev(options: {
+  port: number;
+  persistTo: string;
+  vars: Record<string, string>;
+}): ChildProcess {
+  const vars = Object.entries({ SWITCHYARD_LOCAL: "true", ...options.vars }).flatMap(
+    ([name, value]) => ["--var", `${name}:${value}`],
+  );
+  return spawnWrangler([
+    "dev",
+    "--local",
+    "--persist-to",
+    options.persistTo,
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(options.port),
+    ...vars,
+  ]);
+}

@@ -1,4 +1,5 @@
 import { once } from "node:events";
+import { writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import {
@@ -332,4 +333,19 @@ function mergePatch(target: unknown, patch: unknown): unknown {
     else out[key] = mergePatch(out[key], value);
   }
   return out;
+}
+
+/** A kubeconfig file that points a real client (kubectl, @kubernetes/client-node) at the emulator. */
+export async function writeKubeconfig(path: string, server: string): Promise<void> {
+  await writeFile(
+    path,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "emulator", cluster: { server, "insecure-skip-tls-verify": true } }],
+      users: [{ name: "emulator", user: { token: "emulator" } }],
+      contexts: [{ name: "emulator", context: { cluster: "emulator", user: "emulator" } }],
+      "current-context": "emulator",
+    }),
+  );
 }

@@ -3,9 +3,10 @@ import { once } from "node:events";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnWrangler } from "../../scripts/wrangler.ts";
+import { spawnWranglerDev } from "../../scripts/wrangler.ts";
 import { miniflareKv } from "../emulators/miniflare-kv.ts";
 import { type Backend, startBackend } from "../fixtures/backends.ts";
 
@@ -47,20 +48,7 @@ beforeAll(async () => {
     metadata: null,
   });
   await kv.dispose();
-  dev = spawnWrangler([
-    "dev",
-    "--local",
-    "--persist-to",
-    dir,
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(PORT),
-    "--var",
-    "SWITCHYARD_LOCAL:true",
-    "--var",
-    `ADMIN_TOKEN:${TOKEN}`,
-  ]);
+  dev = spawnWranglerDev({ port: PORT, persistTo: dir, vars: { ADMIN_TOKEN: TOKEN } });
   dev.stdout?.setEncoding("utf8");
   await new Promise<void>((resolve, reject) => {
     dev.stdout?.on("data", (chunk: string) => chunk.includes("Ready on") && resolve());
@@ -116,4 +104,26 @@ describe("the dashboard", () => {
       await browser.close();
     }
   }, 60_000);
+
+  it("is what `switchyard status` reads", async () => {
+    const { execFile } = await import("node:child_process");
+    const cli = fileURLToPath(new URL("../../cli/switchyard.ts", import.meta.url));
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, [cli, ...args], (error, stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
+    const url = `http://127.0.0.1:${PORT}/__switchyard`;
+    const ok = await run(["status", "--url", url, "--token", TOKEN]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(
+      /^snapshot [0-9a-f]{14}, loaded \d+s ago, 1 routes\nno load error\n$/,
+    );
+    const refused = await run(["status", "--url", url, "--token", "wrong"]);
+    expect(refused).toMatchObject({
+      code: 1,
+      stderr: "switchyard: the admin API refused the token (401)\n",
+    });
+  });
 });

@@ -49,7 +49,7 @@ export async function putPool(name: string, doc: unknown): Promise<void> {
   await env.SWITCHYARD.put(`pool:${name}`, typeof doc === "string" ? doc : JSON.stringify(doc));
 }
 
-export function harness(options: { refreshSeconds?: number; env?: Record<string, string> } = {}) {
+export function harness(options: { refreshSeconds?: number; env?: Record<string, unknown> } = {}) {
   let now = 1_000_000;
   const logs: LogLine[] = [];
   const log: Logger = {

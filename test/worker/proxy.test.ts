@@ -100,4 +100,32 @@ describe("proxying", () => {
     const response = await exports.default.fetch("http://x.test/entry");
     expect(await response.json()).toMatchObject({ backend: "c", path: "/entry" });
   });
+
+  it("fetches a pool with transport.binding through that binding, and says when it is not bound", async () => {
+    await putRoutes(
+      catchAll([{ pool: "vpc" }], {
+        vpc: {
+          endpoints: [{ url: "http://10.20.30.40:8080" }],
+          transport: { binding: "VPC_TEST" },
+        },
+      }),
+    );
+    const seen: string[] = [];
+    const VPC_TEST = {
+      fetch: async (request: Request) => {
+        seen.push(`${request.method} ${request.url}`);
+        return new Response("through the tunnel", { headers: { "x-via": "vpc" } });
+      },
+    };
+    const response = await harness({ env: { VPC_TEST } }).fetch("http://x.test/orders?id=1");
+    expect(await response.text()).toBe("through the tunnel");
+    expect(seen).toEqual(["GET http://10.20.30.40:8080/orders?id=1"]);
+    const unbound = await harness().fetch("http://x.test/orders");
+    expect(unbound.status).toBe(502);
+    expect(await unbound.json()).toEqual({
+      error: "bad_gateway",
+      route: "all",
+      message: "pool vpc: transport binding VPC_TEST is not bound to this worker",
+    });
+  });
 });
