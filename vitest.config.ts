@@ -8,6 +8,8 @@ export default defineConfig({
         test: {
           name: "node",
           environment: "node",
+          // Suites here spawn processes (sync, wrangler, chromium) on a 2-core machine.
+          testTimeout: 30_000,
           include: [
             "contract/**/*.test.ts",
             "worker/core/**/*.test.ts",
