@@ -1,7 +1,6 @@
-import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { listenOnLoopback } from "../fixtures/listen.ts";
 import {
   apiVersionOf,
   type KubeObject,
@@ -137,7 +136,6 @@ export async function startKubeApi(
   const store = options.store ?? new KubeStore();
   const requests: string[] = [];
   const watches = new Set<{ response: ServerResponse; resource: Resource }>();
-  const sockets = new Set<Socket>();
   let listFailures = 0;
   let listFailureStatus = 500;
 
@@ -284,13 +282,7 @@ export async function startKubeApi(
       return send(response, 500, status(500, "InternalError", (error as Error).message));
     }
   });
-  server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  server.listen(options.port ?? 0, "127.0.0.1");
-  await once(server, "listening");
-  const port = (server.address() as AddressInfo).port;
+  const { port, close } = await listenOnLoopback(server, options.port);
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -313,11 +305,7 @@ export async function startKubeApi(
         });
       }
     },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-      await once(server, "close");
-    },
+    close,
   };
 }
 

@@ -1,6 +1,5 @@
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { listenOnLoopback } from "../fixtures/listen.ts";
 
 /**
  * A Cloudflare Workers KV REST emulator on loopback, with the API's paths, envelopes and errors
@@ -133,7 +132,6 @@ export async function startKvRest(
   const token = options.token ?? "local-token";
   const writes: KvWrite[] = [];
   const requests: string[] = [];
-  const sockets = new Set<Socket>();
   let limited = 0;
   let retryAfter = 1;
   let errors = 0;
@@ -291,13 +289,7 @@ export async function startKvRest(
       return send(response, 400, failure(10026, `bad request: ${(error as Error).message}`));
     }
   });
-  server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  server.listen(options.port ?? 0, "127.0.0.1");
-  await once(server, "listening");
-  const port = (server.address() as AddressInfo).port;
+  const { port, close } = await listenOnLoopback(server, options.port);
   return {
     baseUrl: `http://127.0.0.1:${port}/client/v4`,
     accountId,
@@ -332,10 +324,6 @@ export async function startKvRest(
         waiters.add(waiter);
       });
     },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-      await once(server, "close");
-    },
+    close,
   };
 }
