@@ -108,7 +108,7 @@ export function createApp(options: AppOptions = {}) {
 
   app.all("*", async (c) => {
     const request = c.req.raw;
-    const requestId = requestIdOf(request.headers.get("x-request-id"), crypto.randomUUID());
+    const requestId = requestIdOf(request.headers.get("x-request-id"), () => crypto.randomUUID());
     const fail = (failure: Failure) => failureResponse(failure, requestId);
     const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise);
 

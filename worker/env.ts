@@ -24,8 +24,22 @@ export interface Settings {
 
 export class SettingsError extends Error {}
 
-/** Settings from the environment; every bad one is named at once. */
+const parsed = new WeakMap<Env, Settings>();
+
+/**
+ * Settings from the environment; every bad one is named at once. Parsed once per env object
+ * (the runtime hands an isolate the same one for each request), not on every request.
+ */
 export function settingsOf(env: Env): Settings {
+  let settings = parsed.get(env);
+  if (settings === undefined) {
+    settings = parseSettings(env);
+    parsed.set(env, settings);
+  }
+  return settings;
+}
+
+function parseSettings(env: Env): Settings {
   const problems: string[] = [];
   const refreshText = env.CONFIG_REFRESH_SECONDS ?? "10";
   const refreshSeconds = Number(refreshText);

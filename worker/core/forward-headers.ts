@@ -41,9 +41,9 @@ export interface ForwardFacts {
   websocket: boolean;
 }
 
-/** The client's X-Request-Id when it is a sane token, else the minted one. */
-export function requestIdOf(incoming: string | null, minted: string): string {
-  return incoming !== null && REQUEST_ID.test(incoming) ? incoming : minted;
+/** The client's X-Request-Id when it is a sane token, else a minted one. */
+export function requestIdOf(incoming: string | null, mint: () => string): string {
+  return incoming !== null && REQUEST_ID.test(incoming) ? incoming : mint();
 }
 
 /** Headers for the upstream request; returns them and the request id used. */
@@ -63,7 +63,7 @@ export function forwardHeaders(
   }
   headers.set("x-forwarded-proto", facts.proto);
   headers.set("x-forwarded-host", facts.host);
-  const requestId = requestIdOf(headers.get("x-request-id"), facts.mintedRequestId);
+  const requestId = requestIdOf(headers.get("x-request-id"), () => facts.mintedRequestId);
   headers.set("x-request-id", requestId);
   // The platform sets these for the edge; they describe the client, not this hop.
   headers.delete("cf-connecting-ip");

@@ -1,6 +1,7 @@
 import { durationMs, type HttpRouteRule, type RoutesDocument } from "../../contract/index.ts";
 import { compileMatcher, type Matcher } from "./match.ts";
 import { type Endpoint, type PoolSpec, poolSpec } from "./pool-spec.ts";
+import { type RetrySettings, retrySettings } from "./retry-policy.ts";
 import { SmoothWrr } from "./wrr.ts";
 
 /**
@@ -44,6 +45,8 @@ export interface CompiledRule {
   tiers: Tier[];
   source: HttpRouteRule;
   timeouts: Timeouts;
+  /** The rule's retry policy settings, with defaults filled in. */
+  retry: RetrySettings;
   /** Endpoints of the rule's pools by id, for sticky cookies; built on first use (pick.ts). */
   endpointsById?: Map<string, { endpoint: CompiledEndpoint; pool: CompiledPool }>;
 }
@@ -162,6 +165,7 @@ export class Snapshot {
         ruleIndex,
         tiers: this.tiersOf(source),
         source,
+        retry: retrySettings(source),
         timeouts: source.timeouts
           ? {
               requestMs: optionalMs(source.timeouts.request),

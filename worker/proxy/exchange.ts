@@ -6,7 +6,6 @@ import {
   isIdempotent,
   type RetryBudget,
   retryDecision,
-  retrySettings,
   type SkipReason,
   type TryOutcome,
 } from "../core/retry-policy.ts";
@@ -82,7 +81,7 @@ export async function exchange(
   const { health, budget, now } = deps;
   const started = now();
   budget.recordRequest(started);
-  const settings = retrySettings(rule.source);
+  const settings = rule.retry;
   const method = request.method;
   const hasIdempotencyKey = request.headers.has("idempotency-key");
   const websocket = request.headers.get("upgrade")?.toLowerCase() === "websocket";
