@@ -89,10 +89,10 @@ export function createApp(options: AppOptions = {}) {
     const { adminPath } = settingsOf(c.env);
     const path = c.req.path;
     if (path !== adminPath && !path.startsWith(`${adminPath}/`)) return next();
+    const store = storeFor(c.env);
     const key = `${adminPath}\n${token}`;
     let admin = admins.get(key);
     if (!admin) {
-      const store = storeFor(c.env);
       admin = adminApp(adminPath, token, {
         store,
         health: state.health,
@@ -101,7 +101,6 @@ export function createApp(options: AppOptions = {}) {
       });
       admins.set(key, admin);
     }
-    const store = storeFor(c.env);
     if (!store.snapshot) await store.current((promise) => c.executionCtx.waitUntil(promise));
     return admin.fetch(c.req.raw, c.env, c.executionCtx);
   });
