@@ -70,6 +70,11 @@ export class LeaderElector {
     });
   }
 
+  /** Resolves when the attempt to acquire or renew that is under way (if any) has ended. */
+  async settled(): Promise<void> {
+    await this.ticking;
+  }
+
   /** Stops; a leader releases the Lease so that a standby takes over at once. */
   async stop(): Promise<void> {
     this.stopped = true;

@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Controller } from "./controller.ts";
@@ -142,6 +143,8 @@ export async function runOnce(
 /** The long-running discovery-sync: informers, leader election, the controller, HTTP. */
 export class SyncService {
   readonly metrics: Metrics = createMetrics();
+  /** Emits "change" with true or false when this replica starts or stops leading. */
+  readonly leadership = new EventEmitter();
   readonly source: ClusterSource;
   readonly controller: Controller;
   readonly elector: LeaderElector;
@@ -181,8 +184,12 @@ export class SyncService {
       onStartedLeading: () => {
         this.metrics.leader.set(1);
         this.controller.leadershipChanged();
+        this.leadership.emit("change", true);
       },
-      onStoppedLeading: () => this.metrics.leader.set(0),
+      onStoppedLeading: () => {
+        this.metrics.leader.set(0);
+        this.leadership.emit("change", false);
+      },
     });
     this.controller = new Controller({
       source: this.source,

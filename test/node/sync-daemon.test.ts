@@ -127,7 +127,7 @@ describe("discovery-sync, running", () => {
     const a = await replica("a");
     await world.kv.nextWrite(isPut(KEY));
     const b = await replica("b");
-    await new Promise((r) => setTimeout(r, 600)); // b tries the lease a few times and fails
+    await b.elector.settled(); // its first try at the lease has ended, and failed
     expect([a.elector.isLeader, b.elector.isLeader]).toEqual([true, false]);
 
     const stoppedAt = Date.now();
@@ -158,17 +158,22 @@ describe("discovery-sync, running", () => {
       },
     } as never);
     const lost = new Promise<void>((resolve) => {
-      const check = setInterval(() => {
-        if (!a.elector.isLeader) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 50);
+      a.leadership.on("change", (leading: boolean) => {
+        if (!leading) resolve();
+      });
     });
     await lost;
     const writes = world.kv.writes.length;
     world.kube.store.apply("endpointslices", slice("shop", "api", "api-1", 7) as never);
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Let the change reach the informer and the controller run its pass, which must write nothing.
+    await new Promise<void>((resolve) => {
+      const check = () =>
+        a.source.view().slicesByService.get("shop/api")?.[0]?.endpoints?.length === 7
+          ? resolve()
+          : setTimeout(check, 10);
+      check();
+    });
+    await a.controller.idle();
     expect(world.kv.writes.length).toBe(writes);
   });
 
