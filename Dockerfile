@@ -11,4 +11,6 @@ COPY contract ./contract
 COPY discovery-sync ./discovery-sync
 USER node
 EXPOSE 8080
-ENTRYPOINT ["node", "discovery-sync/main.ts"]
+# The same V8 memory flags as `npm run sync` (see docs/benchmarks.md): a small young generation
+# and a capped old space keep 10,000 Services within 300 MiB. Raise --max-old-space-size for more.
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=160", "discovery-sync/main.ts"]

@@ -10,7 +10,13 @@ const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const ENDPOINTS_PER_SERVICE = 10;
 const CHANGES_PER_SECOND = 1_000;
 const CHANGE_SECONDS = 10;
-const MAIN = fileURLToPath(new URL("../discovery-sync/main.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** The pid of the node process that `npm run sync` execs: npm's child. */
+function syncPid(npmPid: number): number | undefined {
+  const text = readFileSync(`/proc/${npmPid}/task/${npmPid}/children`, "utf8").trim();
+  return text ? Number(text.split(/\s+/)[0]) : undefined;
+}
 
 function rssMiB(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -50,22 +56,22 @@ try {
   );
 
   const started = Date.now();
-  const child = spawn(
-    process.execPath,
-    [...(process.env.SYNC_NODE_FLAGS ?? "").split(" ").filter(Boolean), MAIN, "--http-port", "0"],
-    {
-      env: world.env({ LOG_LEVEL: "warn", POD_NAME: "bench" }),
-      stdio: ["ignore", "ignore", "inherit"],
-    },
-  );
+  // Run as users and the image do: `npm run sync`, with the V8 memory flags of its script.
+  const child = spawn("npm", ["run", "--silent", "sync", "--", "--http-port", "0"], {
+    cwd: ROOT,
+    env: world.env({ LOG_LEVEL: "warn", POD_NAME: "bench" }),
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   const published = new Promise<number>((resolve) => {
     const check = () =>
       world.entries.size >= SERVICES ? resolve(Date.now()) : setTimeout(check, 20);
     check();
   });
   let peak = 0;
+  let pid: number | undefined;
   const sampler = setInterval(() => {
-    peak = Math.max(peak, rssMiB(child.pid as number).rss);
+    pid ??= syncPid(child.pid as number);
+    if (pid !== undefined) peak = Math.max(peak, rssMiB(pid).rss);
   }, 100);
   const doneAt = await published;
   const bulkPuts = world.kv.requests.filter(
@@ -115,7 +121,7 @@ try {
   // Give the last changes their 1.5 s, then measure.
   await new Promise((r) => setTimeout(r, 3_000));
   clearInterval(sampler);
-  const memory = rssMiB(child.pid as number);
+  const memory = rssMiB(pid as number);
   peak = Math.max(peak, memory.peak);
 
   const writes = world.kv.writes.slice(firstWrite).filter((w) => w.kind === "put");
