@@ -83,20 +83,13 @@ export class HealthRegistry {
     return false;
   }
 
-  ejectedCount(pool: PoolMembers, now: number): number {
-    if (this.ejections === 0) return 0;
-    let count = 0;
-    for (const endpoint of pool.endpoints) if (this.isEjected(endpoint.id, now)) count++;
-    return count;
-  }
-
   /**
    * Whether new traffic of this pool should avoid the endpoint: down, unless more than half of
-   * the pool is down (panic), in which case every endpoint takes traffic.
+   * the pool is down (panic), in which case every endpoint takes traffic. The rule itself lives
+   * in poolHealth.
    */
   avoids(id: string, pool: PoolMembers, now: number): boolean {
-    if (!this.isEjected(id, now)) return false;
-    return this.ejectedCount(pool, now) <= Math.floor(pool.endpoints.length / 2);
+    return this.isEjected(id, now) && this.poolHealth(pool, now).avoided.has(id);
   }
 
   /** The pool's down endpoints that new traffic avoids (none in panic), and those down at all. */
