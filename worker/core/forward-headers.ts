@@ -36,8 +36,8 @@ export interface ForwardFacts {
   proto: string;
   /** The Host the client asked for, port included. */
   host: string;
-  /** A request id to use when the client sent none or an unusable one. */
-  mintedRequestId: string;
+  /** The request's id, decided once with requestIdOf: the client's, or a minted one. */
+  requestId: string;
   websocket: boolean;
 }
 
@@ -46,11 +46,8 @@ export function requestIdOf(incoming: string | null, mint: () => string): string
   return incoming !== null && REQUEST_ID.test(incoming) ? incoming : mint();
 }
 
-/** Headers for the upstream request; returns them and the request id used. */
-export function forwardHeaders(
-  incoming: Headers,
-  facts: ForwardFacts,
-): { headers: Headers; requestId: string } {
+/** Headers for the upstream request. */
+export function forwardHeaders(incoming: Headers, facts: ForwardFacts): Headers {
   const headers = new Headers(incoming);
   dropHopByHop(headers, facts.websocket);
   if (facts.websocket) headers.set("upgrade", "websocket");
@@ -63,10 +60,9 @@ export function forwardHeaders(
   }
   headers.set("x-forwarded-proto", facts.proto);
   headers.set("x-forwarded-host", facts.host);
-  const requestId = requestIdOf(headers.get("x-request-id"), () => facts.mintedRequestId);
-  headers.set("x-request-id", requestId);
+  headers.set("x-request-id", facts.requestId);
   // The platform sets these for the edge; they describe the client, not this hop.
   headers.delete("cf-connecting-ip");
   headers.delete("cf-worker");
-  return { headers, requestId };
+  return headers;
 }

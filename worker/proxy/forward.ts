@@ -39,11 +39,11 @@ export function upstreamRequest(
   signal?: AbortSignal,
 ): Request {
   const websocket = isWebSocketUpgrade(request);
-  const { headers } = forwardHeaders(request.headers, {
+  const headers = forwardHeaders(request.headers, {
     clientIp: request.headers.get("cf-connecting-ip"),
     proto: url.protocol.slice(0, -1),
     host: request.headers.get("host") ?? url.host,
-    mintedRequestId: requestId,
+    requestId,
     websocket,
   });
   const target = `${candidate.endpoint.origin}${url.pathname}${url.search}`;
