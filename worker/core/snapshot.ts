@@ -2,6 +2,7 @@ import { durationMs, type HttpRouteRule, type RoutesDocument } from "../../contr
 import { compileMatcher, type Matcher } from "./match.ts";
 import { type Endpoint, type PoolSpec, poolSpec } from "./pool-spec.ts";
 import { type RetrySettings, retrySettings } from "./retry-policy.ts";
+import { type SessionSettings, sessionSettings } from "./sticky-cookie.ts";
 import { SmoothWrr } from "./wrr.ts";
 
 /**
@@ -47,6 +48,8 @@ export interface CompiledRule {
   timeouts: Timeouts;
   /** The rule's retry policy settings, with defaults filled in. */
   retry: RetrySettings;
+  /** Cookie name and limits when the rule has sessionPersistence. */
+  session: SessionSettings | undefined;
   /** Endpoints of the rule's pools by id, for sticky cookies; built on first use (pick.ts). */
   endpointsById?: Map<string, { endpoint: CompiledEndpoint; pool: CompiledPool }>;
 }
@@ -166,6 +169,9 @@ export class Snapshot {
         tiers: this.tiersOf(source),
         source,
         retry: retrySettings(source),
+        session: source.sessionPersistence
+          ? sessionSettings(source.sessionPersistence, route.name, source.name ?? ruleIndex)
+          : undefined,
         timeouts: source.timeouts
           ? {
               requestMs: optionalMs(source.timeouts.request),

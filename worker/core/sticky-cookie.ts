@@ -9,6 +9,8 @@
  * Pure: keys and `now` are passed in; HMAC is WebCrypto, deterministic for its inputs.
  */
 
+import { durationMs } from "../../contract/index.ts";
+
 export const MAX_COOKIE_LENGTH = 200;
 /** A WebCrypto HMAC key (named so for both the Node and the workerd type libraries). */
 export type HmacKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
@@ -113,6 +115,28 @@ export function cookieValue(header: string | null, name: string): string | undef
     if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
   }
   return undefined;
+}
+
+export interface SessionSettings {
+  cookieName: string;
+  limits: StickyLimits;
+}
+
+/** A rule's cookie name and time limits, from its sessionPersistence block. */
+export function sessionSettings(
+  persistence: { cookieName?: string; absoluteTimeout?: string; idleTimeout?: string },
+  routeName: string,
+  ruleName: string | number,
+): SessionSettings {
+  const seconds = (text: string | undefined) =>
+    text === undefined ? undefined : durationMs(text) / 1000;
+  return {
+    cookieName: persistence.cookieName ?? defaultCookieName(routeName, ruleName),
+    limits: {
+      absoluteTimeoutS: seconds(persistence.absoluteTimeout),
+      idleTimeoutS: seconds(persistence.idleTimeout),
+    },
+  };
 }
 
 /** The default cookie name of a rule: derived from route and rule, so each rule has its own. */

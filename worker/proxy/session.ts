@@ -1,11 +1,10 @@
-import { durationMs } from "../../contract/index.ts";
 import type { CompiledRule } from "../core/snapshot.ts";
 import {
   cookieValue,
-  defaultCookieName,
   type HmacKey,
   importStickyKey,
   readSticky,
+  type SessionSettings,
   type StickyLimits,
   type StickyRead,
   setCookieHeader,
@@ -39,15 +38,9 @@ export async function stickyKeys(
   return Promise.all(secrets.map(keyFor));
 }
 
-export interface Session {
-  cookieName: string;
-  limits: StickyLimits;
+export interface Session extends SessionSettings {
   /** What the request's cookie said; undefined when it had none. */
   read: StickyRead | undefined;
-}
-
-function seconds(text: string | undefined): number | undefined {
-  return text === undefined ? undefined : durationMs(text) / 1000;
 }
 
 export async function readSession(
@@ -56,14 +49,9 @@ export async function readSession(
   keys: readonly HmacKey[],
   nowS: number,
 ): Promise<Session | undefined> {
-  const persistence = rule.source.sessionPersistence;
-  if (persistence === undefined || keys.length === 0) return undefined;
-  const cookieName =
-    persistence.cookieName ?? defaultCookieName(rule.routeName, rule.source.name ?? rule.ruleIndex);
-  const limits = {
-    absoluteTimeoutS: seconds(persistence.absoluteTimeout),
-    idleTimeoutS: seconds(persistence.idleTimeout),
-  };
+  const settings = rule.session;
+  if (settings === undefined || keys.length === 0) return undefined;
+  const { cookieName, limits } = settings;
   const text = cookieValue(cookieHeader, cookieName);
   const read =
     text === undefined ? undefined : await readSticky(text, cookieName, keys, nowS, limits);
