@@ -3,13 +3,12 @@ import {
   type DesiredPool,
   type DesiredProblem,
   desiredForService,
-  desiredState,
   isSelected,
   type Selection,
 } from "./desired.ts";
 import type { KvWriter } from "./kv-writer.ts";
 import type { Metrics } from "./metrics.ts";
-import { DEFAULT_URL_TEMPLATE, URL_TEMPLATE_ANNOTATION } from "./model.ts";
+import { DEFAULT_URL_TEMPLATE, objectKey, URL_TEMPLATE_ANNOTATION } from "./model.ts";
 import { bodyHash, type Plan, type Put, plan, type StoredKey } from "./plan.ts";
 import { KeyWriteLimiter } from "./rate-limit.ts";
 import { ALL, type ClusterView } from "./source.ts";
@@ -151,27 +150,17 @@ export class Controller {
       if (view.services.some((s) => this.needsNodes(s)) && !source.requireNodes()) return false;
       this.dirtyAll = false;
       this.dirty.clear();
-      const { pools, problems } = desiredState({
-        cluster: poolPrefix,
-        selection: this.options.selection,
-        ...view,
-      });
       this.desired.clear();
       this.keysOfService.clear();
       this.problems.clear();
-      for (const pool of pools.values()) {
-        pool.hash = bodyHash(pool.body);
-        this.desired.set(pool.key, pool);
-        this.keysOfService.set(pool.service, [
-          ...(this.keysOfService.get(pool.service) ?? []),
-          pool.key,
-        ]);
+      for (const service of view.services) {
+        if (!isSelected(service, this.options.selection)) continue;
+        const key = objectKey(service.metadata);
+        this.adopt(
+          key,
+          desiredForService(service, view.slicesByService.get(key) ?? [], poolPrefix, view.nodes),
+        );
       }
-      for (const problem of problems)
-        this.problems.set(problem.service, [
-          ...(this.problems.get(problem.service) ?? []),
-          problem,
-        ]);
       return true;
     }
     for (const key of this.dirty) {
@@ -185,19 +174,26 @@ export class Controller {
       this.problems.delete(key);
       const { service, slices } = source.serviceView(key);
       if (!service || !isSelected(service, this.options.selection)) continue;
-      const result = desiredForService(service, slices, poolPrefix, nodes);
-      for (const pool of result.pools) {
-        pool.hash = bodyHash(pool.body);
-        this.desired.set(pool.key, pool);
-      }
-      this.keysOfService.set(
-        key,
-        result.pools.map((p) => p.key),
-      );
-      if (result.problems.length) this.problems.set(key, result.problems);
+      this.adopt(key, desiredForService(service, slices, poolPrefix, nodes));
     }
     this.dirty.clear();
     return true;
+  }
+
+  /** Takes one Service's recomputed pools and problems as the desired state. */
+  private adopt(
+    service: string,
+    result: { pools: DesiredPool[]; problems: DesiredProblem[] },
+  ): void {
+    for (const pool of result.pools) {
+      pool.hash = bodyHash(pool.body);
+      this.desired.set(pool.key, pool);
+    }
+    this.keysOfService.set(
+      service,
+      result.pools.map((p) => p.key),
+    );
+    if (result.problems.length) this.problems.set(service, result.problems);
   }
 
   private async pass(): Promise<void> {
