@@ -1,34 +1,33 @@
 import type { Logger } from "pino";
-import {
-  type DesiredPool,
-  type DesiredProblem,
-  desiredForService,
-  isSelected,
-  type Selection,
-} from "./desired.ts";
-import type { KvWriter } from "./kv-writer.ts";
+import { type DesiredPool, type DesiredProblem, desiredForService, serviceKey } from "./desired.ts";
+import { KvApiError, type KvWriter } from "./kv-writer.ts";
 import type { Metrics } from "./metrics.ts";
-import { DEFAULT_URL_TEMPLATE, objectKey, URL_TEMPLATE_ANNOTATION } from "./model.ts";
-import { bodyHash, type Plan, type Put, plan, type StoredKey } from "./plan.ts";
-import { KeyWriteLimiter } from "./rate-limit.ts";
+import { DEFAULT_URL_TEMPLATE, type ServiceRecord } from "./model.ts";
+import { bodyHash, isOwnedBy, type Plan, type Put, plan, type StoredKey } from "./plan.ts";
+import { backoffMs, KeyWriteLimiter } from "./rate-limit.ts";
 import { ALL, type ClusterView } from "./source.ts";
 import { needsNodes } from "./template.ts";
 
 /**
- * The loop of a running discovery-sync: signals mark Services dirty; a pass recomputes their
- * pools from the informer caches, plans against what KV holds, and applies what the per-key rate
- * limit allows now, scheduling another pass for the rest. Passes never overlap; signals during a
- * pass start another one after it. Nothing is written unless this replica leads and every
- * informer is synced and healthy. A periodic resync re-lists KV and recomputes everything, which
- * repairs drift.
+ * The reconcile loop: signals mark Services dirty; a pass recomputes their pools from the
+ * caches, plans against what KV holds, and applies what the limits allow now, scheduling
+ * another pass for the rest. Passes never overlap; signals during a pass start another one
+ * after it. Nothing is written unless this replica leads and every cache is synced.
+ *
+ * Manners with the Cloudflare API: at most one write pass per batch window (changes in between
+ * merge into one bulk request), one write per key per second, every request through the shared
+ * token bucket (kv-writer.ts), keys that failed retried together on a later pass, and failures
+ * backing off exponentially with jitter (or as long as a 429's Retry-After asks, capped). A
+ * periodic resync re-lists KV and recomputes everything, which repairs drift. `--once` runs
+ * the same pass once over a listed view.
  */
 
 export interface SourceLike {
   readonly healthy: boolean;
   view(): ClusterView;
   serviceView(key: string): {
-    service: ClusterView["services"][number] | undefined;
-    slices: ClusterView["slicesByService"] extends Map<string, infer S> ? S : never;
+    service: ServiceRecord | undefined;
+    slices: ClusterView["slicesByService"] extends ReadonlyMap<string, infer S> ? S : never;
   };
   nodes(): ClusterView["nodes"];
   /** Whether Nodes are cached; asking starts watching them. */
@@ -38,20 +37,36 @@ export interface SourceLike {
 export interface ControllerOptions {
   source: SourceLike;
   writer: KvWriter;
-  cluster: string;
+  /** Owner id written in KV metadata. */
+  owner: string;
   /** Prefix of pool names; undefined without --cluster. */
   poolPrefix: string | undefined;
-  selection: Selection;
   allowMassDelete: boolean;
   resyncMs: number;
+  /** At most one write pass per this long. */
+  batchWindowMs: number;
+  /** A Service without slices is published as an empty pool only after this long. */
+  emptyGraceMs: number;
   isLeader: () => boolean;
+  /** Aborted when this replica stops leading: every KV request carries it. */
+  signal: () => AbortSignal | undefined;
   now?: () => number;
+  random?: () => number;
   log: Logger;
   metrics: Metrics;
 }
 
-/** A pass found failures: try again after this long. */
-const RETRY_MS = 2_000;
+/** What one pass did, for --once and --dry-run. */
+export interface PassResult {
+  plan: Plan;
+  written: number;
+  deleted: number;
+  failed: { key: string; reason: string }[];
+  requests: number;
+  held: string[];
+  /** Some keys wait for their one-write-a-second slot: another pass is due then. */
+  deferredUntil?: number;
+}
 
 export class Controller {
   private stored: Map<string, StoredKey> | undefined;
@@ -61,8 +76,12 @@ export class Controller {
   private readonly dirty = new Set<string>();
   private dirtyAll = true;
   private readonly pendingSince = new Map<string, number>();
+  private readonly noSlicesSince = new Map<string, number>();
   private readonly limiter = new KeyWriteLimiter();
   private lastResync = Number.NEGATIVE_INFINITY;
+  private lastWrite = Number.NEGATIVE_INFINITY;
+  private failures = 0;
+  private backoffUntil = Number.NEGATIVE_INFINITY;
   private running: Promise<void> | undefined;
   private again = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -71,20 +90,27 @@ export class Controller {
   private readonly reportedConflicts = new Set<string>();
   private readonly options: ControllerOptions;
   private readonly now: () => number;
+  private readonly random: () => number;
 
   constructor(options: ControllerOptions) {
     this.options = options;
     this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
   }
 
-  /** Something about this Service (or, with "*", anything) changed. */
-  signal(serviceKey: string): void {
-    if (serviceKey === ALL) this.dirtyAll = true;
+  /**
+   * Something about this Service (or, with "*", anything) changed. The pass runs at once when
+   * no write went out within the batch window, else when the window ends: signals in between
+   * (a burst of events) are merged into that one pass.
+   */
+  signal(key: string): void {
+    const now = this.now();
+    if (key === ALL) this.dirtyAll = true;
     else {
-      this.dirty.add(serviceKey);
-      if (!this.pendingSince.has(serviceKey)) this.pendingSince.set(serviceKey, this.now());
+      this.dirty.add(key);
+      if (!this.pendingSince.has(key)) this.pendingSince.set(key, now);
     }
-    this.kick();
+    this.kickAt(Math.max(now, this.lastWrite + this.options.batchWindowMs));
   }
 
   /** Leadership changed: a new leader re-reads KV before it writes. */
@@ -135,11 +161,8 @@ export class Controller {
     while (this.running) await this.running;
   }
 
-  private needsNodes(service: ClusterView["services"][number]): boolean {
-    return (
-      isSelected(service, this.options.selection) &&
-      needsNodes(service.metadata?.annotations?.[URL_TEMPLATE_ANNOTATION] ?? DEFAULT_URL_TEMPLATE)
-    );
+  private needsNodes(service: ServiceRecord): boolean {
+    return needsNodes(service.template ?? DEFAULT_URL_TEMPLATE);
   }
 
   /** Recomputes the dirty Services; false when it must wait for the Node cache first. */
@@ -147,18 +170,19 @@ export class Controller {
     const { source, poolPrefix } = this.options;
     if (this.dirtyAll) {
       const view = source.view();
-      if (view.services.some((s) => this.needsNodes(s)) && !source.requireNodes()) return false;
+      const services = [...view.services];
+      if (services.some((s) => this.needsNodes(s)) && !source.requireNodes()) return false;
       this.dirtyAll = false;
       this.dirty.clear();
       this.desired.clear();
       this.keysOfService.clear();
       this.problems.clear();
-      for (const service of view.services) {
-        if (!isSelected(service, this.options.selection)) continue;
-        const key = objectKey(service.metadata);
+      const nodes = source.nodes();
+      for (const service of services) {
+        const key = serviceKey(service);
         this.adopt(
           key,
-          desiredForService(service, view.slicesByService.get(key) ?? [], poolPrefix, view.nodes),
+          desiredForService(service, view.slicesByService.get(key) ?? [], poolPrefix, nodes),
         );
       }
       return true;
@@ -173,8 +197,7 @@ export class Controller {
       this.keysOfService.delete(key);
       this.problems.delete(key);
       const { service, slices } = source.serviceView(key);
-      if (!service || !isSelected(service, this.options.selection)) continue;
-      this.adopt(key, desiredForService(service, slices, poolPrefix, nodes));
+      if (service) this.adopt(key, desiredForService(service, slices, poolPrefix, nodes));
     }
     this.dirty.clear();
     return true;
@@ -196,37 +219,112 @@ export class Controller {
     if (result.problems.length) this.problems.set(service, result.problems);
   }
 
+  /** Pools whose Service has no slices and is within its grace period. */
+  private held(now: number): Set<string> {
+    const hold = new Set<string>();
+    for (const key of this.noSlicesSince.keys())
+      if (!this.desired.get(key)?.noSlices) this.noSlicesSince.delete(key);
+    for (const pool of this.desired.values()) {
+      if (!pool.noSlices) continue;
+      const since = this.noSlicesSince.get(pool.key) ?? now;
+      this.noSlicesSince.set(pool.key, since);
+      if (now - since < this.options.emptyGraceMs) {
+        hold.add(pool.key);
+        this.kickAt(since + this.options.emptyGraceMs);
+      }
+    }
+    return hold;
+  }
+
+  /** A request failed: wait before the next, exponentially, or as long as Retry-After asks. */
+  private backOff(retryAfterMs: number | undefined): void {
+    this.failures++;
+    const delay = Math.max(backoffMs(this.failures, this.random()), retryAfterMs ?? 0);
+    this.backoffUntil = this.now() + delay;
+    this.options.metrics.backoff.set(delay / 1000);
+    if (retryAfterMs !== undefined) this.options.metrics.rateLimited.inc();
+    this.kickAt(this.backoffUntil);
+  }
+
+  private succeeded(): void {
+    this.failures = 0;
+    this.options.metrics.backoff.set(0);
+  }
+
   private async pass(): Promise<void> {
     const { options } = this;
-    const { log, metrics } = options;
     if (!options.isLeader() || !options.source.healthy) return; // signals stay marked for later
     const now = this.now();
-    try {
-      if (!this.stored || now - this.lastResync >= options.resyncMs) {
-        const keys = await options.writer.listOwnedCandidates();
-        metrics.requests.inc(Math.max(1, Math.ceil(keys.length / 1000)));
+    if (now < this.backoffUntil) return this.kickAt(this.backoffUntil);
+    const signal = options.signal();
+    if (!this.stored || now - this.lastResync >= options.resyncMs) {
+      try {
+        const keys = await options.writer.listOwnedCandidates(signal);
+        options.metrics.requests.inc((keys as { requests?: number }).requests ?? 1);
         this.stored = new Map(keys.map((k) => [k.key, k]));
         this.lastResync = now;
         this.dirtyAll = true;
+        this.succeeded();
+      } catch (error) {
+        if (signal?.aborted) return;
+        options.metrics.errors.inc({ kind: "kv-list" });
+        if (error instanceof KvApiError) options.metrics.requests.inc(error.requests);
+        options.log.error(
+          { error: (error as Error).message },
+          "listing KV keys failed; nothing written",
+        );
+        this.backOff(error instanceof KvApiError ? error.retryAfterMs : undefined);
+        return;
       }
-    } catch (error) {
-      metrics.errors.inc({ kind: "kv-list" });
-      log.error({ error: (error as Error).message }, "listing KV keys failed; nothing written");
-      this.kickAt(this.now() + RETRY_MS);
-      return;
     }
-    if (!this.recompute()) return; // the Node cache is starting; its listing signals again
-    const result = plan(this.desired, [...this.stored.values()], {
-      cluster: options.cluster,
+    const outcome = await this.reconcile(now, signal, false);
+    if (outcome === undefined) return;
+    if (outcome.failed.length > 0 && !signal?.aborted) {
+      options.metrics.errors.inc({ kind: "kv-write" }, outcome.failed.length);
+      options.log.error(
+        { failed: outcome.failed.slice(0, 10), count: outcome.failed.length },
+        "some keys were not written; retrying them together after a back-off",
+      );
+      this.backOff(outcome.retryAfterMs);
+    } else if (outcome.requests > 0) this.succeeded();
+    this.kickAt(this.lastResync + options.resyncMs);
+  }
+
+  /**
+   * One reconcile step: recompute, plan, and apply what the limits allow now (or, with
+   * `dryRun`, nothing). Undefined when the Node cache must be listed first.
+   */
+  async reconcile(
+    now: number,
+    signal: AbortSignal | undefined,
+    dryRun: boolean,
+  ): Promise<(PassResult & { retryAfterMs?: number }) | undefined> {
+    const { options } = this;
+    if (!this.recompute()) return undefined; // the Node cache is starting; its listing signals
+    const hold = this.held(now);
+    const result = plan(this.desired, [...(this.stored?.values() ?? [])], {
+      cluster: options.owner,
       now: new Date(now).toISOString(),
       allowMassDelete: options.allowMassDelete,
+      hold,
     });
-    this.report(result);
-    // No-op services are done: nothing to wait for.
+    this.report(result, hold);
     const waiting = new Set(result.puts.map((p) => p.service));
     for (const service of this.pendingSince.keys())
       if (!waiting.has(service)) this.pendingSince.delete(service);
-
+    const outcome: PassResult = {
+      plan: result,
+      written: 0,
+      deleted: 0,
+      failed: [],
+      requests: 0,
+      held: [...hold],
+    };
+    if (dryRun || (result.puts.length === 0 && result.deletes.length === 0)) return outcome;
+    if (now < this.lastWrite + options.batchWindowMs) {
+      this.kickAt(this.lastWrite + options.batchWindowMs); // merge with what comes meanwhile
+      return outcome;
+    }
     const ready: Put[] = [];
     let later = Number.POSITIVE_INFINITY;
     for (const put of result.puts) {
@@ -239,34 +337,39 @@ export class Controller {
       if (allowed > now) later = Math.min(later, allowed);
       return allowed <= now;
     });
-    if (ready.length > 0 || deletes.length > 0) await this.apply(ready, deletes);
-    if (later < Number.POSITIVE_INFINITY) this.kickAt(later);
-    this.limiter.prune(this.now());
-    if (now - this.lastResync >= 0) this.kickAt(this.lastResync + options.resyncMs);
+    if (later < Number.POSITIVE_INFINITY) {
+      this.kickAt(later);
+      outcome.deferredUntil = later;
+    }
+    this.limiter.prune(now);
+    if (ready.length === 0 && deletes.length === 0) return outcome;
+    return { ...outcome, ...(await this.apply(ready, deletes, signal)) };
   }
 
-  private async apply(puts: Put[], deletes: string[]): Promise<void> {
-    const { writer, metrics, log, isLeader } = this.options;
-    const applied = await writer.apply(puts, deletes, isLeader);
+  private async apply(puts: Put[], deletes: string[], signal: AbortSignal | undefined) {
+    const { writer, metrics, log } = this.options;
+    const applied = await writer.apply(puts, deletes, signal);
     metrics.requests.inc(applied.requests);
+    // The window and each key's interval count from when the answer came: the next write of a
+    // key then reaches KV at least that long after this one did, and keys held by either are
+    // all free again when the next window opens.
     const done = this.now();
+    this.lastWrite = done;
+    for (const key of [...applied.written, ...applied.deleted]) this.limiter.written(key, done);
     const byKey = new Map(puts.map((p) => [p.key, p]));
     for (const key of applied.written) {
       const put = byKey.get(key) as Put;
       this.stored?.set(key, { key, metadata: put.metadata });
-      this.limiter.written(key, done);
       const since = this.pendingSince.get(put.service);
       if (since !== undefined) {
         metrics.latency.observe((done - since) / 1000);
         this.pendingSince.delete(put.service);
       }
     }
-    for (const key of applied.deleted) {
-      this.stored?.delete(key);
-      this.limiter.written(key, done);
-    }
+    for (const key of applied.deleted) this.stored?.delete(key);
     metrics.writes.inc({ operation: "put" }, applied.written.length);
     metrics.writes.inc({ operation: "delete" }, applied.deleted.length);
+    metrics.pendingKeys.set(applied.failed.length);
     if (applied.written.length || applied.deleted.length) {
       log.info(
         {
@@ -277,23 +380,23 @@ export class Controller {
         "applied",
       );
     }
-    if (applied.failed.length > 0) {
-      metrics.errors.inc({ kind: "kv-write" }, applied.failed.length);
-      log.error(
-        { failed: applied.failed.slice(0, 10), count: applied.failed.length },
-        "some keys were not written; retrying",
-      );
-      this.kickAt(this.now() + RETRY_MS);
-    }
+    return {
+      written: applied.written.length,
+      deleted: applied.deleted.length,
+      failed: applied.failed,
+      requests: applied.requests,
+      ...(applied.retryAfterMs === undefined ? {} : { retryAfterMs: applied.retryAfterMs }),
+    };
   }
 
-  private report(result: Plan): void {
+  private report(result: Plan, hold: ReadonlySet<string>): void {
     const { metrics, log } = this.options;
     metrics.pools.set(this.desired.size);
     let endpoints = 0;
     for (const pool of this.desired.values()) endpoints += pool.body.endpoints.length;
     metrics.endpoints.set(endpoints);
     metrics.conflicts.set(result.conflicts.length);
+    metrics.held.set(hold.size);
     for (const conflict of result.conflicts) {
       if (this.reportedConflicts.has(conflict.key)) continue;
       this.reportedConflicts.add(conflict.key);
@@ -305,7 +408,12 @@ export class Controller {
     if (result.refusedDeletes.length > 0) {
       metrics.errors.inc({ kind: "mass-delete-refused" });
       log.error(
-        { refused: result.refusedDeletes.length, owned: [...(this.stored?.values() ?? [])].length },
+        {
+          refused: result.refusedDeletes.length,
+          owned: [...(this.stored?.values() ?? [])].filter((k) =>
+            isOwnedBy(k.metadata, this.options.owner),
+          ).length,
+        },
         "refusing to delete more than half of the owned pools; pass --allow-mass-delete if this is intended",
       );
     }
@@ -313,5 +421,11 @@ export class Controller {
       for (const problem of problems) log.warn({ service }, problem.message);
     }
     this.problems.clear();
+  }
+
+  /** For --once: KV's keys as listed, instead of listing them in a pass. */
+  useStored(keys: readonly StoredKey[]): void {
+    this.stored = new Map(keys.map((k) => [k.key, k]));
+    this.lastResync = this.now();
   }
 }

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parsePoolDocument } from "../contract/index.ts";
-import { FIXTURES, indexSlices, loadFixture } from "../test/fixtures/kube-fixtures.ts";
+import { desiredInput, FIXTURES, loadFixture } from "../test/fixtures/kube-fixtures.ts";
 import { desiredState } from "./desired.ts";
 import type { Service } from "./model.ts";
 
@@ -15,13 +15,7 @@ describe("desired state from EndpointSlice fixtures", () => {
     const expected = JSON.parse(
       readFileSync(join(FIXTURES, name, "expected.json"), "utf8"),
     ) as Record<string, unknown>;
-    const { pools } = desiredState({
-      cluster: fixture.cluster,
-      selection: {},
-      services: fixture.services,
-      slicesByService: indexSlices(fixture.slices),
-      nodes: fixture.nodes,
-    });
+    const { pools } = desiredState(desiredInput(fixture, fixture.cluster));
     const actual = Object.fromEntries([...pools].map(([key, pool]) => [key, pool.body]));
     expect(actual).toEqual(expected);
     for (const body of Object.values(actual)) {
@@ -41,12 +35,9 @@ describe("desired state from EndpointSlice fixtures", () => {
       ...s,
       metadata: { ...s.metadata, labels: { tier: s.metadata?.name === "quiet" ? "edge" : "none" } },
     }));
-    const { pools } = desiredState({
-      cluster: undefined,
-      selection: { serviceSelector: "tier=edge" },
-      services: labelled,
-      slicesByService: indexSlices(fixture.slices),
-    });
+    const { pools } = desiredState(
+      desiredInput({ ...fixture, services: labelled }, undefined, { serviceSelector: "tier=edge" }),
+    );
     expect([...pools.keys()]).toEqual(["pool:shop/quiet:http"]);
   });
 
@@ -62,12 +53,9 @@ describe("desired state from EndpointSlice fixtures", () => {
       },
       spec: { ports: [{ name: "http", port: 80 }] },
     };
-    const { pools, problems } = desiredState({
-      cluster: undefined,
-      selection: {},
-      services: [service],
-      slicesByService: new Map(),
-    });
+    const { pools, problems } = desiredState(
+      desiredInput({ services: [service], slices: [] }, undefined),
+    );
     expect(pools.size).toBe(0);
     expect(problems).toEqual([
       {
@@ -79,17 +67,66 @@ describe("desired state from EndpointSlice fixtures", () => {
 
   it("reports endpoints a template cannot render", () => {
     const fixture = loadFixture(join(FIXTURES, "template"));
-    const { problems } = desiredState({
-      cluster: "eu1",
-      selection: {},
-      services: fixture.services,
-      slicesByService: indexSlices(fixture.slices),
-    });
+    const { problems } = desiredState(desiredInput(fixture, "eu1"));
     expect(problems).toEqual([
       {
         service: "shop/api",
         message: "port http: an endpoint has no value for {pod}; such endpoints are left out",
       },
     ]);
+  });
+
+  it("reports an appProtocol it does not know, and an ExternalName Service it cannot name", () => {
+    const mixed = desiredState(
+      desiredInput(loadFixture(join(FIXTURES, "app-protocol")), undefined),
+    );
+    expect(mixed.problems).toEqual([
+      {
+        service: "apps/mixed",
+        message: 'port db: appProtocol "mysql" is not one Switchyard knows; published as http',
+      },
+    ]);
+    const external = desiredState(
+      desiredInput(loadFixture(join(FIXTURES, "external-name")), undefined),
+    );
+    expect(external.problems).toEqual([
+      {
+        service: "ext/bare",
+        message:
+          "an ExternalName Service needs a port, or a switchyard.dev/url-template without {port}; not published",
+      },
+    ]);
+  });
+
+  it("marks the pools of a Service without any slice, and not those of one with an empty slice", () => {
+    const service: Service = {
+      metadata: { name: "web", namespace: "n", annotations: { "switchyard.dev/publish": "true" } },
+      spec: { ports: [{ name: "http", port: 80 }] },
+    };
+    const none = desiredState(desiredInput({ services: [service], slices: [] }, undefined));
+    expect([...none.pools.values()]).toEqual([
+      { key: "pool:n/web:http", service: "n/web", body: { endpoints: [] }, noSlices: true },
+    ]);
+    const empty = desiredState(
+      desiredInput(
+        {
+          services: [service],
+          slices: [
+            {
+              metadata: {
+                name: "web-1",
+                namespace: "n",
+                labels: { "kubernetes.io/service-name": "web" },
+              },
+              addressType: "IPv4",
+              ports: [{ name: "http", port: 8080 }],
+              endpoints: [],
+            },
+          ],
+        },
+        undefined,
+      ),
+    );
+    expect(empty.pools.get("pool:n/web:http")?.noSlices).toBeUndefined();
   });
 });

@@ -1,31 +1,33 @@
 import { originProblem, type PoolDocument, poolKey } from "../contract/index.ts";
 import {
   DEFAULT_URL_TEMPLATE,
-  type EndpointSlice,
-  type Node,
-  objectKey,
-  PUBLISH_ANNOTATION,
-  SERVICE_NAME_LABEL,
-  type Service,
+  type NodeRecord,
   type ServicePort,
-  type SliceEndpoint,
-  TRANSPORT_BINDING_ANNOTATION,
+  type ServiceRecord,
+  type SliceRecord,
   URL_TEMPLATE_ANNOTATION,
 } from "./model.ts";
+import { sliceServiceKey } from "./records.ts";
 import { ipValue, placeholdersOf, render } from "./template.ts";
 
 /**
- * The desired stage (pure): selected Services and their EndpointSlices → pool documents, with
- * the EndpointSlice rules of DESIGN §7. One pool per TCP port of a Service, named
+ * The desired stage (pure): selected Services and their EndpointSlices, as records → pool
+ * documents. One pool per TCP port of a Service, named
  * `[<cluster>/]<namespace>/<service>:<port name, or number when unnamed>`.
  *
  * - Slices join their Service by the `kubernetes.io/service-name` label; a slice's port is the
  *   one with the Service port's name, per slice (named target ports can differ between slices).
- * - Conditions: nil ready = true, nil serving = ready, nil terminating = false. Ready endpoints
- *   are published; serving and terminating ones as `draining`; not-serving ones not at all.
+ * - A dual-stack Service has a slice per IP family: only those of its first `ipFamilies` entry
+ *   (IPv4 when it does not say) are read, so each pod is published once.
+ * - Ready endpoints are published; serving and terminating ones as `draining` (records.ts).
  * - `address:port` appears once across slices (the ready copy wins).
- * - URLs come from `switchyard.dev/url-template` (default `http://{ip}:{port}`); endpoints whose
- *   node is known and not Ready are left out when the template names `{node}` or `{nodePort}`.
+ * - URLs come from `switchyard.dev/url-template` (default `{scheme}://{ip}:{port}`); the scheme
+ *   comes from the port's `appProtocol` (`https`, `kubernetes.io/wss` → https; none, `http`,
+ *   `kubernetes.io/h2c`, `kubernetes.io/ws` → http). Endpoints whose node is known and not
+ *   Ready are left out when the template names `{node}` or `{nodePort}`.
+ * - An ExternalName Service is one endpoint per port at its external name (`{ip}`).
+ * - A Service with no slices at all is marked `noSlices`: the controller publishes it as an
+ *   empty pool only after a grace period, so that slices being replaced never blank a pool.
  */
 
 export type PoolBody = {
@@ -40,6 +42,8 @@ export interface DesiredPool {
   body: PoolBody;
   /** The body's hash (plan.ts bodyHash), when already known. */
   hash?: string;
+  /** The Service has no EndpointSlice at all (not even an empty one). */
+  noSlices?: true;
 }
 
 export interface DesiredProblem {
@@ -47,72 +51,53 @@ export interface DesiredProblem {
   message: string;
 }
 
-export interface Selection {
-  /** Label selector (equality terms); without it, the publish annotation selects. */
-  serviceSelector?: string;
-}
-
 export interface DesiredInput {
   cluster: string | undefined;
-  selection: Selection;
-  services: Iterable<Service>;
+  /** Selected Services only (records.ts selects as it reduces). */
+  services: Iterable<ServiceRecord>;
   /** EndpointSlices by `namespace/service name`. */
-  slicesByService: ReadonlyMap<string, readonly EndpointSlice[]>;
+  slicesByService: ReadonlyMap<string, readonly SliceRecord[]>;
   /** Nodes by name; only consulted for templates that name {node} or {nodePort}. */
-  nodes?: ReadonlyMap<string, Node>;
+  nodes?: ReadonlyMap<string, NodeRecord>;
 }
 
-export function selectorMatches(
-  labels: Record<string, string> | undefined,
-  selector: string,
-): boolean {
-  const have = labels ?? {};
-  return selector
-    .split(",")
-    .map((t) => t.trim())
-    .filter(Boolean)
-    .every((term) => {
-      if (term.startsWith("!")) return !(term.slice(1) in have);
-      const ne = term.indexOf("!=");
-      if (ne !== -1) return have[term.slice(0, ne).trim()] !== term.slice(ne + 2).trim();
-      const eq = term.indexOf("=");
-      if (eq === -1) return term in have;
-      const value = term.slice(term[eq + 1] === "=" ? eq + 2 : eq + 1).trim();
-      return have[term.slice(0, eq).trim()] === value;
-    });
+export function serviceKey(service: { namespace: string; name: string }): string {
+  return `${service.namespace}/${service.name}`;
 }
 
-export function isSelected(service: Service, selection: Selection): boolean {
-  if (selection.serviceSelector !== undefined)
-    return selectorMatches(service.metadata?.labels, selection.serviceSelector);
-  return service.metadata?.annotations?.[PUBLISH_ANNOTATION] === "true";
-}
-
-/** The key of the slices' index: the Service a slice belongs to. */
-export function sliceServiceKey(slice: EndpointSlice): string | undefined {
-  const service = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
-  return service === undefined ? undefined : `${slice.metadata?.namespace ?? ""}/${service}`;
-}
-
-export function poolName(cluster: string | undefined, service: Service, port: ServicePort): string {
-  const name = `${service.metadata?.namespace}/${service.metadata?.name}:${port.name || port.port}`;
+export function poolName(
+  cluster: string | undefined,
+  service: ServiceRecord,
+  port: ServicePort | { name: string; port?: undefined },
+): string {
+  const name = `${service.namespace}/${service.name}:${port.name || port.port}`;
   return cluster ? `${cluster}/${name}` : name;
 }
 
-type State = "ready" | "draining" | undefined;
+const HTTPS = new Set(["https", "wss", "kubernetes.io/wss"]);
+const HTTP = new Set(["http", "h2c", "ws", "kubernetes.io/h2c", "kubernetes.io/ws"]);
 
-function stateOf(endpoint: SliceEndpoint): State {
-  const ready = endpoint.conditions?.ready ?? true;
-  const serving = endpoint.conditions?.serving ?? ready;
-  const terminating = endpoint.conditions?.terminating ?? false;
-  if (ready) return "ready";
-  if (serving && terminating) return "draining";
-  return undefined;
+/** The URL scheme of an appProtocol, and whether Switchyard knows it. */
+export function schemeOf(appProtocol: string | undefined): { scheme: string; known: boolean } {
+  if (appProtocol === undefined) return { scheme: "http", known: true };
+  const name = appProtocol.toLowerCase();
+  if (HTTPS.has(name)) return { scheme: "https", known: true };
+  return { scheme: "http", known: HTTP.has(name) };
 }
 
-function nodeReady(node: Node | undefined): boolean {
-  const ready = node?.status?.conditions?.find((c) => c.type === "Ready");
-  return ready === undefined || ready.status === "True";
+/** The slices of the Service's primary IP family (IPv4 when it does not say), and FQDN ones. */
+export function primaryFamily(
+  service: ServiceRecord,
+  slices: readonly SliceRecord[],
+): readonly SliceRecord[] {
+  const family = service.ipFamily ?? "IPv4";
+  const hasFamily = slices.some((s) => s.addressType === family);
+  return slices.filter(
+    (s) =>
+      (s.addressType !== "IPv4" && s.addressType !== "IPv6") ||
+      s.addressType === family ||
+      !hasFamily,
+  );
 }
 
 interface Found {
@@ -121,16 +106,67 @@ interface Found {
   zone: string | undefined;
 }
 
+type Result = { pools: DesiredPool[]; problems: DesiredProblem[] };
+
+function externalNamePools(
+  service: ServiceRecord,
+  template: string,
+  cluster: string | undefined,
+): Result {
+  const id = serviceKey(service);
+  const problems: DesiredProblem[] = [];
+  const pools: DesiredPool[] = [];
+  const ports: (ServicePort | { name: string; port?: undefined })[] = service.ports.filter(
+    (p) => (p.protocol ?? "TCP") === "TCP",
+  );
+  if (ports.length === 0) {
+    if (placeholdersOf(template).used.has("port")) {
+      problems.push({
+        service: id,
+        message: `an ExternalName Service needs a port, or a ${URL_TEMPLATE_ANNOTATION} without {port}; not published`,
+      });
+      return { pools, problems };
+    }
+    ports.push({ name: "default" });
+  }
+  for (const port of ports) {
+    const rendered = render(template, {
+      scheme: schemeOf(port.port === undefined ? undefined : (port as ServicePort).appProtocol)
+        .scheme,
+      ip: service.externalName,
+      port: port.port,
+      namespace: service.namespace,
+      service: service.name,
+    });
+    const url = "url" in rendered ? rendered.url.replace(/\/$/, "") : undefined;
+    const problem =
+      url === undefined
+        ? `no value for {${(rendered as { missing: string }).missing}}`
+        : originProblem(url);
+    if (problem || url === undefined) {
+      problems.push({
+        service: id,
+        message: `port ${port.name || port.port}: ${problem}; not published`,
+      });
+      continue;
+    }
+    const body: PoolBody = service.binding
+      ? { endpoints: [{ url }], transport: { binding: service.binding } }
+      : { endpoints: [{ url }] };
+    pools.push({ key: poolKey(poolName(cluster, service, port)), service: id, body });
+  }
+  return { pools, problems };
+}
+
 /** The pools of one Service; problems say what was left out and why. */
 export function desiredForService(
-  service: Service,
-  slices: readonly EndpointSlice[],
+  service: ServiceRecord,
+  allSlices: readonly SliceRecord[],
   cluster: string | undefined,
-  nodes: ReadonlyMap<string, Node> | undefined,
-): { pools: DesiredPool[]; problems: DesiredProblem[] } {
-  const id = objectKey(service.metadata);
-  const annotations = service.metadata?.annotations ?? {};
-  const template = annotations[URL_TEMPLATE_ANNOTATION] ?? DEFAULT_URL_TEMPLATE;
+  nodes: ReadonlyMap<string, NodeRecord> | undefined,
+): Result {
+  const id = serviceKey(service);
+  const template = service.template ?? DEFAULT_URL_TEMPLATE;
   const problems: DesiredProblem[] = [];
   const { used, unknown } = placeholdersOf(template);
   if (unknown.length > 0) {
@@ -140,73 +176,77 @@ export function desiredForService(
     });
     return { pools: [], problems };
   }
-  const binding = annotations[TRANSPORT_BINDING_ANNOTATION];
+  if (service.type === "ExternalName") return externalNamePools(service, template, cluster);
+  const slices = primaryFamily(service, allSlices);
+  const binding = service.binding;
   const checkNodes = nodes !== undefined && (used.has("node") || used.has("nodePort"));
   const pools: DesiredPool[] = [];
-  for (const port of service.spec?.ports ?? []) {
+  for (const port of service.ports) {
     if ((port.protocol ?? "TCP") !== "TCP") continue;
     const found = new Map<string, Found>();
     const byAddress = new Map<string, Found>();
     let skipped: string | undefined;
     for (const slice of slices) {
-      const slicePort = (slice.ports ?? []).find((p) => (p.name ?? "") === (port.name ?? ""));
-      if (!slicePort?.port) continue;
-      for (const endpoint of slice.endpoints ?? []) {
-        const state = stateOf(endpoint);
-        const address = endpoint.addresses[0];
-        if (state === undefined || address === undefined) continue;
-        if (
-          checkNodes &&
-          endpoint.nodeName !== undefined &&
-          !nodeReady(nodes.get(endpoint.nodeName))
-        )
-          continue;
+      const slicePort = slice.ports.find((p) => p.name === (port.name ?? ""));
+      if (!slicePort) continue;
+      const protocol = port.appProtocol ?? slicePort.appProtocol;
+      const { scheme, known } = schemeOf(protocol);
+      if (!known)
+        skipped ??= `appProtocol ${JSON.stringify(protocol)} is not one Switchyard knows; published as http`;
+      for (const endpoint of slice.endpoints) {
+        if (checkNodes && endpoint.nodeName !== undefined) {
+          const node = nodes.get(endpoint.nodeName);
+          if (node !== undefined && !node.ready) continue;
+        }
         const rendered = render(template, {
-          ip: ipValue(address, slice.addressType),
+          scheme,
+          ip: ipValue(endpoint.address, slice.addressType),
           port: slicePort.port,
-          pod: endpoint.targetRef?.name,
+          pod: endpoint.pod,
           node: endpoint.nodeName,
           nodePort: port.nodePort,
           zone: endpoint.zone,
-          namespace: service.metadata?.namespace,
-          service: service.metadata?.name,
+          namespace: service.namespace,
+          service: service.name,
         });
         if ("missing" in rendered) {
-          skipped ??= `an endpoint has no value for {${rendered.missing}}`;
+          skipped ??= `an endpoint has no value for {${rendered.missing}}; such endpoints are left out`;
           continue;
         }
         const problem = originProblem(rendered.url);
         if (problem) {
-          skipped ??= `rendered URL ${JSON.stringify(rendered.url)} ${problem}`;
+          skipped ??= `rendered URL ${JSON.stringify(rendered.url)} ${problem}; such endpoints are left out`;
           continue;
         }
         const url = rendered.url.endsWith("/") ? rendered.url.slice(0, -1) : rendered.url;
-        const addressKey = `${address}:${slicePort.port}`;
+        const addressKey = `${endpoint.address}:${slicePort.port}`;
         const seen = byAddress.get(addressKey) ?? found.get(url);
         if (seen) {
-          if (seen.state === "draining" && state === "ready") seen.state = "ready";
+          if (seen.state === "draining" && endpoint.state === "ready") seen.state = "ready";
           continue;
         }
-        const entry = { url, state, zone: endpoint.zone };
+        const entry = { url, state: endpoint.state, zone: endpoint.zone };
         byAddress.set(addressKey, entry);
         found.set(url, entry);
       }
     }
     if (skipped)
-      problems.push({
-        service: id,
-        message: `port ${port.name || port.port}: ${skipped}; such endpoints are left out`,
-      });
+      problems.push({ service: id, message: `port ${port.name || port.port}: ${skipped}` });
     const endpoints = [...found.values()]
       .sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0))
-      // weight 1 and state "ready" are the defaults: left out, as DESIGN §7 allows.
+      // weight 1 and state "ready" are the pool document's defaults: left out.
       .map((e) => ({
         url: e.url,
         ...(e.state === "draining" ? { state: e.state } : {}),
         ...(e.zone === undefined ? {} : { zone: e.zone }),
       }));
     const body: PoolBody = binding ? { endpoints, transport: { binding } } : { endpoints };
-    pools.push({ key: poolKey(poolName(cluster, service, port)), service: id, body });
+    pools.push({
+      key: poolKey(poolName(cluster, service, port)),
+      service: id,
+      body,
+      ...(allSlices.length === 0 ? { noSlices: true as const } : {}),
+    });
   }
   return { pools, problems };
 }
@@ -219,11 +259,22 @@ export function desiredState(input: DesiredInput): {
   const pools = new Map<string, DesiredPool>();
   const problems: DesiredProblem[] = [];
   for (const service of input.services) {
-    if (!isSelected(service, input.selection)) continue;
-    const slices = input.slicesByService.get(objectKey(service.metadata)) ?? [];
+    const slices = input.slicesByService.get(serviceKey(service)) ?? [];
     const result = desiredForService(service, slices, input.cluster, input.nodes);
     for (const pool of result.pools) pools.set(pool.key, pool);
     problems.push(...result.problems);
   }
   return { pools, problems };
+}
+
+/** Slice records grouped by their Service's key. */
+export function groupSlices(slices: Iterable<SliceRecord>): Map<string, SliceRecord[]> {
+  const index = new Map<string, SliceRecord[]>();
+  for (const slice of slices) {
+    const key = sliceServiceKey(slice);
+    const list = index.get(key);
+    if (list) list.push(slice);
+    else index.set(key, [slice]);
+  }
+  return index;
 }

@@ -1,7 +1,7 @@
 // `npm run sync -- [flags]`: discovery-sync's entry point.
 import * as k8s from "@kubernetes/client-node";
 import { pino } from "pino";
-import { EXIT_OK, runOnce, SyncService } from "./service.ts";
+import { EXIT_OK, runOnce, SyncDaemon } from "./daemon.ts";
 import { parseSettings, SettingsError, USAGE } from "./settings.ts";
 
 const EXIT_SETTINGS = 2;
@@ -21,10 +21,14 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return EXIT_OK;
   }
-  const log = pino({
-    base: { service: "discovery-sync", cluster: settings.cluster },
-    level: process.env.LOG_LEVEL ?? "info",
-  });
+  const log = pino(
+    {
+      base: { service: "discovery-sync", owner: settings.owner },
+      level: process.env.LOG_LEVEL ?? "info",
+    },
+    // --dry-run prints the plan on stdout: its log goes to stderr.
+    pino.destination(settings.dryRun ? 2 : 1),
+  );
   const kc = new k8s.KubeConfig();
   try {
     kc.loadFromDefault();
@@ -35,11 +39,11 @@ async function main(): Promise<number> {
   if (settings.once || settings.dryRun) {
     return runOnce(settings, kc, log, (line) => process.stdout.write(`${line}\n`));
   }
-  const service = new SyncService(settings, kc, log);
+  const daemon = new SyncDaemon(settings, kc, log);
   const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, "stopping: finishing the write in flight");
-      service.stop().then(
+      daemon.stop().then(
         () => resolve(EXIT_OK),
         (error: Error) => {
           log.error({ error: error.message }, "stopping failed");
@@ -50,7 +54,7 @@ async function main(): Promise<number> {
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
-  await service.start();
+  await daemon.start();
   return stopped;
 }
 

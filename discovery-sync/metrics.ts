@@ -50,8 +50,51 @@ export function createMetrics() {
     }),
     restarts: new Counter({
       name: "switchyard_sync_informer_restarts_total",
-      help: "Informer restarts",
+      help: "List or watch failures of a cache, each followed by a retry",
       labelNames: ["resource"],
+      registers: [registry],
+    }),
+    leadership: new Gauge({
+      name: "switchyard_sync_leadership",
+      help: "1 for this replica's leadership state: leading, standby, lease-error, starting, stopped",
+      labelNames: ["state"],
+      registers: [registry],
+    }),
+    leaseErrors: new Counter({
+      name: "switchyard_sync_lease_errors_total",
+      help: "Lease requests that failed, by HTTP status (0: no answer)",
+      labelNames: ["status"],
+      registers: [registry],
+    }),
+    ready: new Gauge({
+      name: "switchyard_sync_ready",
+      help: "1 while /readyz answers 200",
+      registers: [registry],
+    }),
+    synced: new Gauge({
+      name: "switchyard_sync_cache_synced",
+      help: "1 while a cache has listed and its watch is healthy",
+      labelNames: ["resource"],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: "switchyard_sync_kv_rate_limited_total",
+      help: "Cloudflare API answers 429 (rate limited)",
+      registers: [registry],
+    }),
+    backoff: new Gauge({
+      name: "switchyard_sync_kv_backoff_seconds",
+      help: "Current wait before the next KV request after failures (0: none)",
+      registers: [registry],
+    }),
+    pendingKeys: new Gauge({
+      name: "switchyard_sync_kv_pending_keys",
+      help: "Keys whose last write or delete failed, waiting for the next pass",
+      registers: [registry],
+    }),
+    held: new Gauge({
+      name: "switchyard_sync_pools_held",
+      help: "Pools of Services without EndpointSlices, held within the grace period",
       registers: [registry],
     }),
   };

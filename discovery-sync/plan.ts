@@ -8,9 +8,11 @@ import type { DesiredPool, PoolBody } from "./desired.ts";
  * the content live in each key's KV metadata, so one key listing (1,000 keys a call) is enough
  * to plan, without reading values. No-ops are dropped. A plan that would delete more than half
  * of the owned pools keeps its writes and drops its deletes, unless mass deletes are allowed.
+ * Held keys (a Service whose slices are all gone, within its grace period) are neither written
+ * nor deleted: KV keeps what it has.
  */
 
-/** KV metadata of a key written by discovery-sync: DESIGN §7's fields, plus bookkeeping. */
+/** KV metadata of a key written by discovery-sync: owner and cluster, plus bookkeeping. */
 export interface SyncMetadata {
   owner: typeof SYNC_OWNER;
   cluster: string;
@@ -47,6 +49,8 @@ export interface PlanOptions {
   /** RFC 3339 time written as updatedAt. */
   now: string;
   allowMassDelete: boolean;
+  /** Desired keys to leave as KV has them for now. */
+  hold?: ReadonlySet<string>;
 }
 
 export function bodyHash(body: PoolBody): string {
@@ -74,6 +78,7 @@ export function plan(
   const conflicts: Plan["conflicts"] = [];
   let unchanged = 0;
   for (const pool of desired.values()) {
+    if (options.hold?.has(pool.key)) continue;
     const hash = pool.hash ?? bodyHash(pool.body);
     const current = held.get(pool.key);
     let generation = 1;
@@ -98,7 +103,9 @@ export function plan(
     });
   }
   const owned = stored.filter((s) => isOwnedBy(s.metadata, options.cluster));
-  const deletes = owned.filter((s) => !desired.has(s.key)).map((s) => s.key);
+  const deletes = owned
+    .filter((s) => !desired.has(s.key) && !options.hold?.has(s.key))
+    .map((s) => s.key);
   const mass = deletes.length > owned.length / 2;
   if (mass && !options.allowMassDelete && deletes.length > 0) {
     return { puts, deletes: [], conflicts, refusedDeletes: deletes, unchanged };

@@ -1,8 +1,9 @@
 import { parseArgs } from "node:util";
 import { parseDuration } from "../contract/index.ts";
+import { timingProblems } from "./leader.ts";
 
 /**
- * discovery-sync's settings from the environment and flags (DESIGN §7). Every missing or
+ * discovery-sync's settings from the environment and flags (docs/deploy.md). Every missing or
  * malformed one is reported at once; the caller exits 2 without making a request.
  */
 
@@ -11,9 +12,10 @@ export interface Settings {
   accountId: string;
   namespaceId: string;
   apiBaseUrl: string;
-  /** --cluster: prefixes pool names; "default" in ownership metadata without it. */
-  clusterFlag: string | undefined;
-  cluster: string;
+  /** --cluster: the prefix of pool names (none without it). */
+  poolPrefix: string | undefined;
+  /** The owner id in KV metadata: the --cluster name, or "default". */
+  owner: string;
   once: boolean;
   dryRun: boolean;
   json: boolean;
@@ -22,7 +24,15 @@ export interface Settings {
   resyncMs: number;
   httpPort: number;
   leaseNamespace: string;
+  leaseName: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
   identity: string;
+  apiRatePerSecond: number;
+  apiBurst: number;
+  batchWindowMs: number;
+  emptyGraceMs: number;
 }
 
 export class SettingsError extends Error {
@@ -44,6 +54,8 @@ Environment:
   SWITCHYARD_KV_NAMESPACE_ID   the namespace bound as SWITCHYARD          (required)
   CLOUDFLARE_API_BASE_URL      default https://api.cloudflare.com/client/v4
   POD_NAMESPACE, POD_NAME      lease namespace and identity inside a cluster
+  SWITCHYARD_CLUSTER           as --cluster (the flag wins)
+  SWITCHYARD_LEASE_NAME        as --lease-name (the flag wins)
 
 Flags:
   --cluster NAME               prefix pool names with NAME/ and own keys as NAME
@@ -56,6 +68,18 @@ Flags:
   --resync DURATION            full resync period (default 5m)
   --http-port PORT             /healthz, /readyz, /metrics (default 8080; 0 = any free port)
   --lease-namespace NS         namespace of the Lease (default POD_NAMESPACE, else default)
+  --lease-name NAME            the Lease (default switchyard-sync-<cluster>, or
+                               switchyard-sync-default); the RBAC Role must name it
+  --lease-duration DURATION    a standby takes over this long after the last renewal it saw
+                               (default 15s)
+  --renew-deadline DURATION    a leader that has not renewed for this long stops writing
+                               (default 10s; shorter than the lease duration)
+  --retry-period DURATION      renew and acquire attempts (default 2s)
+  --api-rate N                 Cloudflare API requests per second, all calls (default 2)
+  --api-burst N                requests that may go at once after a quiet time (default 10)
+  --batch-window DURATION      at most one write pass per window (default 600ms)
+  --empty-grace DURATION       publish a Service with no EndpointSlices as an empty pool only
+                               after this long (default 30s; never with --once)
   --help                       this text
 `;
 
@@ -74,6 +98,14 @@ export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings 
     resync: { type: "string" },
     "http-port": { type: "string" },
     "lease-namespace": { type: "string" },
+    "lease-name": { type: "string" },
+    "lease-duration": { type: "string" },
+    "renew-deadline": { type: "string" },
+    "retry-period": { type: "string" },
+    "api-rate": { type: "string" },
+    "api-burst": { type: "string" },
+    "batch-window": { type: "string" },
+    "empty-grace": { type: "string" },
     help: { type: "boolean" },
   } as const;
   let values: Record<string, string | boolean | undefined>;
@@ -108,7 +140,8 @@ export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings 
       `CLOUDFLARE_API_BASE_URL must be an http(s) URL, got ${JSON.stringify(apiBaseUrl)}`,
     );
   }
-  const clusterFlag = values.cluster as string | undefined;
+  const clusterFlag =
+    (values.cluster as string | undefined) ?? (env.SWITCHYARD_CLUSTER?.trim() || undefined);
   if (clusterFlag !== undefined && !NAME.test(clusterFlag)) {
     problems.push(
       `--cluster must be a lower-case DNS label such as "eu1", got ${JSON.stringify(clusterFlag)}`,
@@ -131,14 +164,51 @@ export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings 
   if (!/^\d+$/.test(portText) || httpPort > 65535)
     problems.push(`--http-port must be a port number, got ${JSON.stringify(portText)}`);
   if (values.json && !values["dry-run"]) problems.push("--json goes with --dry-run");
+  const duration = (flag: string, fallback: string, min = 0): number => {
+    const text = (values[flag] as string | undefined) ?? fallback;
+    const ms = parseDuration(text);
+    if (ms === undefined || ms < min) {
+      problems.push(
+        `--${flag} must be a duration such as "${fallback}", got ${JSON.stringify(text)}`,
+      );
+      return 0;
+    }
+    return ms;
+  };
+  const number = (flag: string, fallback: string): number => {
+    const text = (values[flag] as string | undefined) ?? fallback;
+    const n = Number(text);
+    if (!/^\d+(\.\d+)?$/.test(text) || n <= 0) {
+      problems.push(`--${flag} must be a positive number, got ${JSON.stringify(text)}`);
+      return 1;
+    }
+    return n;
+  };
+  const timings = {
+    leaseDurationMs: duration("lease-duration", "15s", 1000),
+    renewDeadlineMs: duration("renew-deadline", "10s", 100),
+    retryPeriodMs: duration("retry-period", "2s", 50),
+  };
+  if (timings.leaseDurationMs && timings.renewDeadlineMs && timings.retryPeriodMs)
+    problems.push(...timingProblems(timings).map((p) => `lease timings: ${p}`));
+  const apiRatePerSecond = number("api-rate", "2");
+  const apiBurst = number("api-burst", "10");
+  if (apiBurst < 1) problems.push("--api-burst must be at least 1");
+  const batchWindowMs = duration("batch-window", "600ms");
+  const emptyGraceMs = duration("empty-grace", "30s");
+  const leaseName =
+    (values["lease-name"] as string | undefined) ??
+    (env.SWITCHYARD_LEASE_NAME?.trim() || `switchyard-sync-${clusterFlag ?? "default"}`);
+  if (!NAME.test(leaseName) && !problems.some((p) => p.startsWith("--cluster")))
+    problems.push(`--lease-name must be a lower-case DNS name, got ${JSON.stringify(leaseName)}`);
   if (problems.length > 0) throw new SettingsError(problems);
   return {
     apiToken,
     accountId,
     namespaceId,
     apiBaseUrl,
-    clusterFlag,
-    cluster: clusterFlag ?? "default",
+    poolPrefix: clusterFlag,
+    owner: clusterFlag ?? "default",
     once: Boolean(values.once),
     dryRun: Boolean(values["dry-run"]),
     json: Boolean(values.json),
@@ -148,6 +218,12 @@ export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings 
     httpPort,
     leaseNamespace:
       (values["lease-namespace"] as string | undefined) ?? env.POD_NAMESPACE ?? "default",
+    leaseName,
+    ...timings,
+    apiRatePerSecond,
+    apiBurst,
+    batchWindowMs,
+    emptyGraceMs,
     identity: env.POD_NAME ?? `${(env.HOSTNAME ?? "discovery-sync").trim()}-${process.pid}`,
   };
 }

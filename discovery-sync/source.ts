@@ -1,80 +1,206 @@
-import * as k8s from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { sliceServiceKey } from "./desired.ts";
-import { type EndpointSlice, type Node, objectKey, type Service } from "./model.ts";
+import { groupSlices, serviceKey } from "./desired.ts";
+import type { KubeClient } from "./kube-client.ts";
+import {
+  type EndpointSlice,
+  type Node,
+  type NodeRecord,
+  SERVICE_NAME_LABEL,
+  type Service,
+  type ServiceRecord,
+  type SliceRecord,
+} from "./model.ts";
+import {
+  detailCode,
+  detailFor,
+  Interner,
+  nodeRecord,
+  type Selection,
+  serviceRecord,
+  sliceRecord,
+  sliceServiceKey,
+} from "./records.ts";
+import { listPages, PAGE_SIZE, Reflector } from "./reflector.ts";
 
 /**
- * The source stage: informers on Services, EndpointSlices and (when a URL template needs them)
- * Nodes, cluster-wide. Their events are only signals: each names the Service whose pools must
- * be recomputed ("*" for all). An informer stops on any error other than 410 Gone and timeouts,
- * so this restarts it with backoff; until it has listed again, the source is not healthy and
- * nothing may be written (an empty cache is not an empty cluster).
+ * The source stage: list/watch caches (reflector.ts) of the selected Services, of every
+ * EndpointSlice and (when a URL template needs them) of Nodes, cluster-wide, each kept as
+ * records. With `--service-selector` the API server selects the Services. A slice keeps only
+ * what its Service needs (records.ts Detail): the slices of Services that are not selected keep
+ * no endpoints. When a Service's needs grow (it becomes selected, or its template starts naming
+ * {pod} or {node}), its slices are listed again by label, and the source is not healthy until
+ * they are in. Changes are only signals: each names the Service whose pools must be recomputed
+ * ("*" for all). Until every cache has listed, the source is not healthy and nothing may be
+ * written (an empty cache is not an empty cluster).
  */
 
 export const ALL = "*";
 
 export interface ClusterView {
-  services: Service[];
-  slicesByService: Map<string, EndpointSlice[]>;
-  nodes: Map<string, Node> | undefined;
+  services: Iterable<ServiceRecord>;
+  slicesByService: ReadonlyMap<string, readonly SliceRecord[]>;
+  nodes: ReadonlyMap<string, NodeRecord> | undefined;
 }
 
 export interface SourceOptions {
+  client: KubeClient;
+  selection: Selection;
   /** Watch Nodes from the start; otherwise only once requireNodes() is called. */
   needNodes: boolean;
   log: Logger;
   onChange: (serviceKey: string) => void;
-  onRestart?: (resource: string) => void;
-  /** First restart delay; doubles up to 30 s. */
-  restartDelayMs?: number;
+  onError?: (resource: string) => void;
+  retryDelayMs?: number;
+  pageSize?: number;
 }
 
-interface Watched {
-  name: string;
-  informer: k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
-  listed: boolean;
-  failing: boolean;
-  delayMs: number;
-  timer: ReturnType<typeof setTimeout> | undefined;
-}
+const PATHS = {
+  services: "/api/v1/services",
+  endpointslices: "/apis/discovery.k8s.io/v1/endpointslices",
+  nodes: "/api/v1/nodes",
+} as const;
 
 export class ClusterSource {
-  private readonly watched: Watched[] = [];
-  private nodeWatch: Watched | undefined;
+  private readonly services: Reflector<ServiceRecord>;
+  private readonly slices: Reflector<SliceRecord>;
+  private nodeCache: Reflector<NodeRecord> | undefined;
+  /** Slice keys by Service key, kept as slices come and go. */
+  private readonly sliceIndex = new Map<string, Set<string>>();
+  private readonly intern = new Interner();
+  /** Services whose slices are being listed again for more detail. */
+  private readonly refetching = new Set<string>();
   private started = false;
-  private stopping = false;
   private readonly options: SourceOptions;
-  private readonly kc: k8s.KubeConfig;
 
-  constructor(kc: k8s.KubeConfig, options: SourceOptions) {
+  constructor(options: SourceOptions) {
     this.options = options;
-    this.kc = kc;
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
-    this.add(
+    const { selection } = options;
+    this.services = this.reflector<ServiceRecord>(
       "services",
-      "/api/v1/services",
-      () => core.listServiceForAllNamespaces(),
-      (o) => objectKey(o.metadata),
+      (o: Service) => serviceRecord(o, selection, this.intern),
+      (key, before, after) => {
+        if (detailCode(detailFor(before)) !== detailCode(detailFor(after))) this.refetch(key);
+        options.onChange(key);
+      },
+      selection.serviceSelector,
     );
-    this.add(
+    this.slices = this.reflector<SliceRecord>(
       "endpointslices",
-      "/apis/discovery.k8s.io/v1/endpointslices",
-      () => discovery.listEndpointSliceForAllNamespaces(),
-      (o) => sliceServiceKey(o as EndpointSlice),
+      (o: EndpointSlice) => this.reduceSlice(o),
+      (key, before, after) => {
+        if (before) this.unindex(sliceServiceKey(before), key);
+        if (after) {
+          const service = sliceServiceKey(after);
+          const keys = this.sliceIndex.get(service) ?? new Set<string>();
+          this.sliceIndex.set(service, keys.add(key));
+          options.onChange(service);
+        }
+      },
     );
     if (options.needNodes) this.addNodes();
   }
 
-  private addNodes(): Watched {
-    const core = this.kc.makeApiClient(k8s.CoreV1Api);
-    this.nodeWatch = this.add(
+  private reduceSlice(slice: EndpointSlice): SliceRecord | undefined {
+    const service = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+    const key = `${slice.metadata?.namespace ?? ""}/${service ?? ""}`;
+    return sliceRecord(slice, this.intern, detailFor(this.services.items.get(key)));
+  }
+
+  /**
+   * A Service needs more of its slices than the cache kept: list them again by label, and take
+   * each one that still has less than its Service needs now (a watch event may have brought it
+   * in full meanwhile; a slice deleted meanwhile stays deleted).
+   */
+  private refetch(serviceKey: string): void {
+    const keys = this.sliceIndex.get(serviceKey);
+    if (!keys || keys.size === 0 || !this.slices.synced) return;
+    if (this.refetching.has(serviceKey)) return;
+    this.refetching.add(serviceKey);
+    const [namespace, name] = serviceKey.split("/") as [string, string];
+    void (async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await listPages(
+            this.options.client,
+            `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`,
+            `kubernetes.io/service-name=${name}`,
+            undefined,
+            (item) => {
+              const sliceKey = `${item.metadata?.namespace ?? ""}/${item.metadata?.name ?? ""}`;
+              const current = this.slices.items.get(sliceKey);
+              const want = detailCode(detailFor(this.services.items.get(serviceKey)));
+              if (current && current.detail !== want)
+                this.slices.replace(sliceKey, this.reduceSlice(item as EndpointSlice));
+            },
+          );
+          break;
+        } catch (error) {
+          this.options.onError?.("endpointslices");
+          this.options.log.warn(
+            { service: serviceKey, error: (error as Error).message, attempt },
+            "listing a Service's EndpointSlices failed; retrying",
+          );
+          await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 500 * 2 ** attempt)));
+        }
+      }
+      this.refetching.delete(serviceKey);
+      this.options.onChange(serviceKey);
+    })();
+  }
+
+  private unindex(service: string, sliceKey: string): void {
+    const keys = this.sliceIndex.get(service);
+    keys?.delete(sliceKey);
+    if (keys?.size === 0) this.sliceIndex.delete(service);
+    this.options.onChange(service);
+  }
+
+  /** After slices were listed: Services whose needs changed during the list get theirs again. */
+  private refetchStale(): void {
+    for (const [service, keys] of this.sliceIndex) {
+      const want = detailCode(detailFor(this.services.items.get(service)));
+      for (const key of keys) {
+        if (this.slices.items.get(key)?.detail !== want) {
+          this.refetch(service);
+          break;
+        }
+      }
+    }
+  }
+
+  private reflector<R>(
+    name: keyof typeof PATHS,
+    reduce: (object: never) => R | undefined,
+    onChange: (key: string, before: R | undefined, after: R | undefined) => void,
+    labelSelector?: string,
+  ): Reflector<R> {
+    return new Reflector<R>({
+      client: this.options.client,
+      path: PATHS[name],
+      name,
+      labelSelector,
+      reduce,
+      onChange,
+      onListed: () => {
+        if (name === "endpointslices") this.refetchStale();
+        this.options.onChange(ALL);
+      },
+      // Passes wait while any cache is failing: one more, once all are well again.
+      onRecovered: () => this.options.onChange(ALL),
+      onError: () => this.options.onError?.(name),
+      log: this.options.log,
+      pageSize: this.options.pageSize ?? PAGE_SIZE,
+      retryDelayMs: this.options.retryDelayMs,
+    });
+  }
+
+  private addNodes(): Reflector<NodeRecord> {
+    this.nodeCache = this.reflector<NodeRecord>(
       "nodes",
-      "/api/v1/nodes",
-      () => core.listNode(),
-      () => ALL,
+      (o: Node) => nodeRecord(o),
+      () => this.options.onChange(ALL),
     );
-    return this.nodeWatch;
+    return this.nodeCache;
   }
 
   /**
@@ -82,156 +208,116 @@ export class ClusterSource {
    * are listed the source is not healthy, and their first listing signals a full recompute.
    */
   requireNodes(): boolean {
-    if (this.nodeWatch) return this.nodeWatch.listed;
-    const watched = this.addNodes();
-    if (this.started) void this.startOne(watched).then(() => this.options.onChange(ALL));
+    if (this.nodeCache) return this.nodeCache.synced;
+    const cache = this.addNodes();
+    if (this.started) void cache.start();
     return false;
   }
 
-  private add(
-    name: string,
-    path: string,
-    list: () => Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>,
-    keyOf: (o: k8s.KubernetesObject) => string | undefined,
-  ): Watched {
-    const { options } = this;
-    {
-      const informer = k8s.makeInformer(this.kc, path, list);
-      const watched: Watched = {
-        name,
-        informer,
-        listed: false,
-        failing: false,
-        delayMs: options.restartDelayMs ?? 1000,
-        timer: undefined,
-      };
-      const signal = (object: k8s.KubernetesObject) => {
-        const key = keyOf(object);
-        if (key !== undefined) options.onChange(key);
-      };
-      informer.on("add", signal);
-      informer.on("update", signal);
-      informer.on("delete", signal);
-      informer.on("connect", () => {
-        if (watched.failing) options.log.info({ resource: name }, "informer reconnected");
-      });
-      informer.on("error", (error: unknown) => this.failed(watched, error));
-      this.watched.push(watched);
-      return watched;
-    }
+  private get caches(): Reflector<unknown>[] {
+    return [
+      this.services,
+      this.slices,
+      ...(this.nodeCache ? [this.nodeCache] : []),
+    ] as Reflector<unknown>[];
   }
 
-  /** Every informer has listed, and none is failing now. */
+  /** Every cache has listed, none is failing now, and no slices are being listed again. */
   get healthy(): boolean {
-    return this.watched.every((w) => w.listed && !w.failing);
+    return this.refetching.size === 0 && this.caches.every((c) => c.synced && !c.failing);
   }
 
   get status(): Record<string, "synced" | "failing" | "starting"> {
-    return Object.fromEntries(
-      this.watched.map((w) => [w.name, w.failing ? "failing" : w.listed ? "synced" : "starting"]),
-    );
-  }
-
-  private failed(watched: Watched, error: unknown): void {
-    if (this.stopping) return; // stop() makes the informer report an aborted request
-    watched.failing = true;
-    const delay = watched.delayMs;
-    watched.delayMs = Math.min(delay * 2, 30_000);
-    this.options.log.warn(
-      {
-        resource: watched.name,
-        error: (error as Error)?.message ?? String(error),
-        retryInMs: delay,
-      },
-      "informer stopped; restarting",
-    );
-    this.options.onRestart?.(watched.name);
-    clearTimeout(watched.timer);
-    watched.timer = setTimeout(() => void this.startOne(watched), delay);
-  }
-
-  private async startOne(watched: Watched): Promise<void> {
-    if (this.stopping) return;
-    const wasFailing = watched.failing;
-    watched.failing = false;
-    await watched.informer.start();
-    // start() resolves once the list is done and the watch is open, or after it reported an
-    // error (then `failing` is set again by the error handler).
-    if (!watched.failing) {
-      watched.listed = true;
-      watched.delayMs = this.options.restartDelayMs ?? 1000;
-      if (wasFailing) this.options.onChange(ALL); // events may have been missed: recompute all
-    }
-  }
-
-  async start(): Promise<void> {
-    this.stopping = false;
-    this.started = true;
-    await Promise.all(this.watched.map((w) => this.startOne(w)));
-    this.options.onChange(ALL);
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    for (const w of this.watched) clearTimeout(w.timer);
-    await Promise.all(this.watched.map((w) => w.informer.stop()));
-  }
-
-  view(): ClusterView {
-    const [services, slices] = this.watched.map((w) => w.informer.list());
-    const nodes = this.nodeWatch?.informer.list();
-    const slicesByService = new Map<string, EndpointSlice[]>();
-    for (const slice of (slices ?? []) as EndpointSlice[]) {
-      const key = sliceServiceKey(slice);
-      if (key === undefined) continue;
-      const list = slicesByService.get(key);
-      if (list) list.push(slice);
-      else slicesByService.set(key, [slice]);
-    }
+    const of = (c: Reflector<unknown>) =>
+      c.failing ? "failing" : c.synced ? "synced" : "starting";
     return {
-      services: (services ?? []) as Service[],
-      slicesByService,
-      nodes: nodes ? new Map((nodes as Node[]).map((n) => [n.metadata?.name ?? "", n])) : undefined,
+      services: of(this.services as Reflector<unknown>),
+      endpointslices: of(this.slices as Reflector<unknown>),
+      ...(this.nodeCache ? { nodes: of(this.nodeCache as Reflector<unknown>) } : {}),
     };
   }
 
-  /** The Service and slices of one Service key, from the caches. */
-  serviceView(key: string): { service: Service | undefined; slices: EndpointSlice[] } {
-    const [namespace, name] = key.split("/") as [string, string];
-    const service = this.watched[0]?.informer.get(name, namespace) as Service | undefined;
-    const slices = ((this.watched[1]?.informer.list(namespace) ?? []) as EndpointSlice[]).filter(
-      (s) => sliceServiceKey(s) === key,
+  /** LISTs completed so far, by resource (a relist after 410 adds one). */
+  get lists(): Record<string, number> {
+    return { services: this.services.lists, endpointslices: this.slices.lists };
+  }
+
+  /** Services list first: slices are reduced by what their Service needs. */
+  async start(): Promise<void> {
+    this.started = true;
+    await this.services.start();
+    await Promise.all(
+      this.caches.filter((c) => c !== (this.services as Reflector<unknown>)).map((c) => c.start()),
     );
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.caches.map((c) => c.stop()));
+  }
+
+  view(): ClusterView {
+    return {
+      services: this.services.items.values(),
+      slicesByService: groupSlices(this.slices.items.values()),
+      nodes: this.nodes(),
+    };
+  }
+
+  /** The Service record (if selected) and slices of one Service key, from the caches. */
+  serviceView(key: string): { service: ServiceRecord | undefined; slices: SliceRecord[] } {
+    const service = this.services.items.get(key);
+    const slices: SliceRecord[] = [];
+    for (const sliceKey of this.sliceIndex.get(key) ?? []) {
+      const slice = this.slices.items.get(sliceKey);
+      if (slice) slices.push(slice);
+    }
     return { service, slices };
   }
 
-  nodes(): Map<string, Node> | undefined {
-    const informer = this.nodeWatch?.informer;
-    return informer
-      ? new Map((informer.list() as Node[]).map((n) => [n.metadata?.name ?? "", n]))
+  nodes(): Map<string, NodeRecord> | undefined {
+    return this.nodeCache
+      ? new Map([...this.nodeCache.items.values()].map((n) => [n.name, n]))
       : undefined;
   }
 }
 
-/** One list of everything, for --once: no informers, no watch. */
-export async function listOnce(kc: k8s.KubeConfig, needNodes: boolean): Promise<ClusterView> {
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
-  const [services, slices, nodes] = await Promise.all([
-    core.listServiceForAllNamespaces(),
-    discovery.listEndpointSliceForAllNamespaces(),
-    needNodes ? core.listNode() : Promise.resolve(undefined),
-  ]);
-  const slicesByService = new Map<string, EndpointSlice[]>();
-  for (const slice of slices.items as EndpointSlice[]) {
-    const key = sliceServiceKey(slice);
-    if (key !== undefined) slicesByService.set(key, [...(slicesByService.get(key) ?? []), slice]);
-  }
+/** One paged list of everything, for --once: no watch. */
+export async function listOnce(
+  client: KubeClient,
+  selection: Selection,
+  needNodes: (services: Iterable<ServiceRecord>) => boolean,
+  log: Logger,
+): Promise<ClusterView> {
+  const intern = new Interner();
+  const list = async <R>(
+    name: keyof typeof PATHS,
+    reduce: (o: never) => R | undefined,
+    labelSelector?: string,
+  ) => {
+    const items: R[] = [];
+    await listPages(client, PATHS[name], labelSelector, undefined, (item) => {
+      const record = reduce(item as never);
+      if (record !== undefined) items.push(record);
+    });
+    log.debug({ resource: name, count: items.length }, "listed");
+    return items;
+  };
+  const services = await list(
+    "services",
+    (o: Service) => serviceRecord(o, selection, intern),
+    selection.serviceSelector,
+  );
+  const byKey = new Map(services.map((s) => [serviceKey(s), s]));
+  const slices = await list("endpointslices", (o: EndpointSlice) => {
+    const service = `${o.metadata?.namespace ?? ""}/${o.metadata?.labels?.[SERVICE_NAME_LABEL] ?? ""}`;
+    return sliceRecord(o, intern, detailFor(byKey.get(service)));
+  });
+  const nodes = needNodes(services) ? await list("nodes", (o: Node) => nodeRecord(o)) : undefined;
   return {
-    services: services.items as Service[],
-    slicesByService,
-    nodes: nodes
-      ? new Map((nodes.items as Node[]).map((n) => [n.metadata?.name ?? "", n]))
-      : undefined,
+    services,
+    slicesByService: groupSlices(slices),
+    nodes: nodes ? new Map(nodes.map((n) => [n.name, n])) : undefined,
   };
 }
+
+export { serviceKey };

@@ -1,9 +1,10 @@
 /**
- * URL templates (DESIGN §5, §7): `{ip}`, `{port}`, `{pod}`, `{node}`, `{nodePort}`, `{zone}`,
- * `{namespace}`, `{service}`. Pure.
+ * URL templates (docs/kv-schema.md, docs/deploy.md): `{scheme}`, `{ip}`, `{port}`, `{pod}`,
+ * `{node}`, `{nodePort}`, `{zone}`, `{namespace}`, `{service}`. Pure.
  */
 
 export const PLACEHOLDERS = [
+  "scheme",
   "ip",
   "port",
   "pod",

@@ -1,11 +1,19 @@
 import { writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { listenOnLoopback } from "../fixtures/listen.ts";
+import { decodeBody, InvalidError } from "./kube-decode.ts";
+import {
+  type FieldRequirement,
+  matches,
+  matchesFields,
+  parseFieldSelector,
+  parseLabelSelector,
+  type Requirement,
+} from "./kube-select.ts";
 import {
   apiVersionOf,
   type KubeObject,
   KubeStore,
-  matchesSelector,
   RESOURCES,
   type Resource,
   StoreError,
@@ -13,11 +21,22 @@ import {
 } from "./kube-store.ts";
 
 /**
- * A Kubernetes API emulator on loopback: list and watch of Services, EndpointSlices and Nodes
- * with resourceVersions, bookmarks and `410 Gone` for a compacted resourceVersion; Leases with
- * optimistic concurrency (409 on a stale resourceVersion); the discovery documents kubectl
- * needs. List items carry no kind/apiVersion, as the real API server's do. A test and demo
- * fixture, not a product part; `kubectl` is its check as a real client.
+ * A Kubernetes API emulator on loopback, as strict as the API server where discovery-sync and
+ * kubectl could tell the difference:
+ * - bodies decoded and validated as the server does (kube-decode.ts: Go JSON types, Time and
+ *   MicroTime, names, required fields), answering the server's Status bodies (400 BadRequest,
+ *   404 NotFound, 409 AlreadyExists/Conflict, 410 Expired, 422 Invalid with causes);
+ * - Leases with optimistic concurrency, and the RBAC of the shipped manifests when given
+ *   (`leaseNames`): a Lease name the Role does not list is 403 Forbidden for get and update;
+ * - LIST in pages (`limit`/`continue`, every page from the first page's snapshot, a token from
+ *   before a compaction is 410 Expired), `labelSelector` (equality and set-based) and
+ *   `fieldSelector` (metadata.name, metadata.namespace) on lists and watches — a watched object
+ *   that stops matching is DELETED, one that starts matching ADDED;
+ * - watches from a resourceVersion, `410 Gone` for a compacted one, bookmarks only when
+ *   `allowWatchBookmarks=true`; list items without kind/apiVersion, as the server sends them;
+ * - the discovery documents kubectl needs.
+ * Several emulators can share one store: each is a separate door to one cluster, which a test
+ * can cut (`hang`) to partition one client. `kubectl` is its check as a real client.
  */
 
 export interface KubeApi {
@@ -29,9 +48,20 @@ export interface KubeApi {
   dropWatches(): void;
   /** The next `count` list requests answer this status. */
   failLists(count: number, status?: number): void;
-  /** Sends a bookmark on every open watch now. */
+  /** Sends a bookmark on every open watch that asked for bookmarks. */
   bookmark(): void;
+  /** While on, requests are never answered (a network partition between a client and this door). */
+  hang(on: boolean): void;
   close(): Promise<void>;
+}
+
+export interface KubeApiOptions {
+  port?: number;
+  store?: KubeStore;
+  /** Lease names the Role allows get/update of (create is allowed for any); unset: all. */
+  leaseNames?: readonly string[];
+  /** The user in 403 messages. */
+  user?: string;
 }
 
 interface Route {
@@ -59,7 +89,7 @@ function parsePath(pathname: string): Route | undefined {
   return { resource, namespace, name: rest[1] };
 }
 
-function status(code: number, reason: string, message: string) {
+function status(code: number, reason: string, message: string, details?: Record<string, unknown>) {
   return {
     kind: "Status",
     apiVersion: "v1",
@@ -67,9 +97,17 @@ function status(code: number, reason: string, message: string) {
     status: "Failure",
     message,
     reason,
+    ...(details ? { details } : {}),
     code,
   };
 }
+
+function qualified(resource: Resource): string {
+  return resource.group ? `${resource.plural}.${resource.group}` : resource.plural;
+}
+
+const CONTINUE_EXPIRED =
+  "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
 function send(response: ServerResponse, code: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -80,12 +118,22 @@ function send(response: ServerResponse, code: number, body: unknown): void {
   response.end(text);
 }
 
-async function readJson(request: IncomingMessage): Promise<KubeObject> {
+async function readText(request: IncomingMessage): Promise<string> {
   const parts: Buffer[] = [];
   for await (const part of request) parts.push(part as Buffer);
-  const text = Buffer.concat(parts).toString("utf8");
-  const { parse } = await import("yaml"); // kubectl may send YAML-compatible JSON either way
-  return parse(text) as KubeObject;
+  return Buffer.concat(parts).toString("utf8");
+}
+
+function positiveInt(query: URLSearchParams, name: string): number | undefined {
+  const text = query.get(name);
+  if (text === null || text === "") return undefined;
+  if (!/^-?\d+$/.test(text))
+    throw new StoreError(
+      400,
+      "BadRequest",
+      `strconv.ParseInt: parsing ${JSON.stringify(text)}: invalid syntax`,
+    );
+  return Number(text);
 }
 
 function discovery(pathname: string): unknown {
@@ -130,14 +178,18 @@ function discovery(pathname: string): unknown {
   };
 }
 
-export async function startKubeApi(
-  options: { port?: number; store?: KubeStore } = {},
-): Promise<KubeApi> {
+export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeApi> {
   const store = options.store ?? new KubeStore();
   const requests: string[] = [];
-  const watches = new Set<{ response: ServerResponse; resource: Resource }>();
+  const watches = new Set<{ response: ServerResponse; resource: Resource; bookmarks: boolean }>();
+  const held = new Set<ServerResponse>();
+  let hanging = false;
   let listFailures = 0;
   let listFailureStatus = 500;
+  const user = options.user ?? "system:serviceaccount:switchyard:switchyard-sync";
+  /** LIST snapshots behind continue tokens. */
+  const snapshots = new Map<string, { rv: number; items: KubeObject[] }>();
+  let snapshotId = 0;
 
   const writeEvent = (response: ServerResponse, type: string, object: unknown) => {
     response.write(`${JSON.stringify({ type, object })}\n`);
@@ -148,21 +200,65 @@ export async function startKubeApi(
     ...object,
   });
 
+  const forbidden = (
+    resource: Resource,
+    verb: string,
+    namespace: string | undefined,
+    name?: string,
+  ) => {
+    const subject = name ? `${qualified(resource)} ${JSON.stringify(name)}` : qualified(resource);
+    return new StoreError(
+      403,
+      "Forbidden",
+      `${subject} is forbidden: User ${JSON.stringify(user)} cannot ${verb} resource ${JSON.stringify(resource.plural)} in API group ${JSON.stringify(resource.group)}${namespace ? ` in the namespace ${JSON.stringify(namespace)}` : " at the cluster scope"}`,
+    );
+  };
+  /** The shipped Role: create any Lease; get and update only the named ones; no list or watch. */
+  const authorize = (
+    resource: Resource,
+    verb: string,
+    namespace: string | undefined,
+    name?: string,
+  ) => {
+    if (resource.plural !== "leases" || options.leaseNames === undefined || verb === "create")
+      return;
+    if (name === undefined || !options.leaseNames.includes(name))
+      throw forbidden(resource, verb, namespace, name);
+  };
+
+  const notFound = (resource: Resource, name: string) =>
+    new StoreError(404, "NotFound", `${qualified(resource)} ${JSON.stringify(name)} not found`);
+
   const watch = (
     request: IncomingMessage,
     response: ServerResponse,
     route: Route,
     query: URLSearchParams,
+    labels: Requirement[],
+    fields: FieldRequirement[],
   ) => {
     const { resource, namespace } = route;
-    const selector = query.get("labelSelector");
-    const from = Number(query.get("resourceVersion") ?? store.resourceVersion);
+    const from = Number(query.get("resourceVersion") || store.resourceVersion);
+    const bookmarks = query.get("allowWatchBookmarks") === "true";
     response.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
     response.flushHeaders();
-    const visible = (event: WatchEvent) =>
-      event.resource === resource.plural &&
-      (namespace === undefined || event.object.metadata.namespace === namespace) &&
-      matchesSelector(event.object.metadata.labels, selector);
+    const passes = (object: KubeObject | undefined) =>
+      object !== undefined &&
+      (namespace === undefined || object.metadata.namespace === namespace) &&
+      matches(object.metadata.labels, labels) &&
+      matchesFields(object.metadata, fields);
+    const send = (event: WatchEvent) => {
+      if (event.resource !== resource.plural) return;
+      const now = passes(event.object);
+      const before = event.type === "MODIFIED" ? passes(event.previous) : now;
+      if (now && before) writeEvent(response, event.type, withKind(resource, event.object));
+      else if (now) writeEvent(response, "ADDED", withKind(resource, event.object));
+      else if (before) {
+        const gone = structuredClone(event.previous as KubeObject);
+        gone.metadata.resourceVersion = String(event.resourceVersion);
+        writeEvent(response, "DELETED", withKind(resource, gone));
+      }
+    };
     const backlog = query.get("resourceVersion") ? store.since(resource.plural, from) : [];
     if (backlog === undefined) {
       writeEvent(
@@ -173,13 +269,10 @@ export async function startKubeApi(
       response.end();
       return;
     }
-    for (const event of backlog)
-      if (visible(event)) writeEvent(response, event.type, withKind(resource, event.object));
-    const entry = { response, resource };
+    for (const event of backlog) send(event);
+    const entry = { response, resource, bookmarks };
     watches.add(entry);
-    const unsubscribe = store.subscribe((event) => {
-      if (visible(event)) writeEvent(response, event.type, withKind(resource, event.object));
-    });
+    const unsubscribe = store.subscribe(send);
     const timeout = Number(query.get("timeoutSeconds") ?? 0);
     const timer = timeout > 0 ? setTimeout(() => response.end(), timeout * 1000) : undefined;
     const done = () => {
@@ -191,10 +284,75 @@ export async function startKubeApi(
     response.on("close", done);
   };
 
+  const list = (
+    route: Route,
+    query: URLSearchParams,
+    labels: Requirement[],
+    fields: FieldRequirement[],
+  ) => {
+    const { resource, namespace } = route;
+    const limit = positiveInt(query, "limit");
+    const token = query.get("continue");
+    let snapshot: { rv: number; items: KubeObject[] };
+    let offset = 0;
+    let id: string;
+    if (token) {
+      let parsed: { rv?: number; id?: string; offset?: number };
+      try {
+        parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+      } catch {
+        throw new StoreError(400, "BadRequest", "continue key is not valid: illegal base64 data");
+      }
+      const found = snapshots.get(parsed.id ?? "");
+      if ((parsed.rv ?? 0) < store.compactedTo || !found)
+        throw new StoreError(410, "Expired", CONTINUE_EXPIRED);
+      snapshot = found;
+      offset = parsed.offset ?? 0;
+      id = parsed.id as string;
+    } else {
+      snapshot = {
+        rv: store.resourceVersion,
+        items: store.list(
+          resource.plural,
+          namespace,
+          (o) => matches(o.metadata.labels, labels) && matchesFields(o.metadata, fields),
+        ),
+      };
+      id = String(++snapshotId);
+    }
+    const end =
+      limit && limit > 0 ? Math.min(offset + limit, snapshot.items.length) : snapshot.items.length;
+    const items = snapshot.items.slice(offset, end);
+    const more = end < snapshot.items.length;
+    if (more) snapshots.set(id, snapshot);
+    else snapshots.delete(id);
+    return {
+      kind: `${resource.kind}List`,
+      apiVersion: apiVersionOf(resource),
+      metadata: {
+        resourceVersion: String(snapshot.rv),
+        ...(more
+          ? {
+              continue: Buffer.from(JSON.stringify({ rv: snapshot.rv, id, offset: end })).toString(
+                "base64url",
+              ),
+              remainingItemCount: snapshot.items.length - end,
+            }
+          : {}),
+      },
+      items,
+    };
+  };
+
   const server = createServer(async (request, response) => {
     const url = new URL(request.url ?? "/", "http://emulator");
     const method = request.method ?? "GET";
-    requests.push(`${method} ${url.pathname}`);
+    requests.push(`${method} ${url.pathname}${url.search}`);
+    if (hanging) {
+      held.add(response);
+      response.on("close", () => held.delete(response));
+      return;
+    }
     try {
       const document = method === "GET" ? discovery(url.pathname) : undefined;
       if (document) return send(response, 200, document);
@@ -213,72 +371,133 @@ export async function startKubeApi(
         return send(
           response,
           404,
-          status(
-            404,
-            "NotFound",
-            `the server could not find the requested resource ${url.pathname}`,
-          ),
+          status(404, "NotFound", `the server could not find the requested resource`, {}),
         );
       const { resource, namespace, name } = route;
-      if (method === "GET" && name === undefined) {
-        if (url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1") {
-          return watch(request, response, route, url.searchParams);
+      const details = (n: string | undefined) => ({
+        ...(n ? { name: n } : {}),
+        ...(resource.group ? { group: resource.group } : {}),
+        kind: resource.plural,
+      });
+      try {
+        if (method === "GET" && name === undefined) {
+          const watching =
+            url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1";
+          authorize(resource, watching ? "watch" : "list", namespace);
+          const labels = parseLabelSelector(url.searchParams.get("labelSelector"));
+          const fields = parseFieldSelector(url.searchParams.get("fieldSelector"));
+          positiveInt(url.searchParams, "timeoutSeconds");
+          if (watching) return watch(request, response, route, url.searchParams, labels, fields);
+          if (listFailures > 0) {
+            listFailures--;
+            return send(
+              response,
+              listFailureStatus,
+              status(listFailureStatus, "InternalError", "injected list failure"),
+            );
+          }
+          return send(response, 200, list(route, url.searchParams, labels, fields));
         }
-        if (listFailures > 0) {
-          listFailures--;
+        if (method === "GET" && name !== undefined) {
+          authorize(resource, "get", namespace, name);
+          if (!store.has(resource.plural, namespace, name)) throw notFound(resource, name);
           return send(
             response,
-            listFailureStatus,
-            status(listFailureStatus, "InternalError", "injected list failure"),
+            200,
+            withKind(resource, store.get(resource.plural, namespace, name)),
           );
         }
-        const items = store.list(resource.plural, namespace, url.searchParams.get("labelSelector"));
-        return send(response, 200, {
-          kind: `${resource.kind}List`,
-          apiVersion: apiVersionOf(resource),
-          metadata: { resourceVersion: String(store.resourceVersion) },
-          items,
-        });
+        if (method === "POST" && name === undefined) {
+          authorize(resource, "create", namespace);
+          const body = decodeBody(
+            resource,
+            await readText(request),
+            "create",
+            namespace,
+            undefined,
+          );
+          if (store.has(resource.plural, body.metadata.namespace, body.metadata.name))
+            throw new StoreError(
+              409,
+              "AlreadyExists",
+              `${qualified(resource)} ${JSON.stringify(body.metadata.name)} already exists`,
+            );
+          delete body.metadata.resourceVersion;
+          return send(response, 201, withKind(resource, store.create(resource.plural, body)));
+        }
+        if (method === "PUT" && name !== undefined) {
+          authorize(resource, "update", namespace, name);
+          const body = decodeBody(resource, await readText(request), "update", namespace, name);
+          if (!store.has(resource.plural, namespace, name)) throw notFound(resource, name);
+          return send(response, 200, withKind(resource, store.replace(resource.plural, body)));
+        }
+        if (method === "PATCH" && name !== undefined) {
+          authorize(resource, "patch", namespace, name);
+          if (!store.has(resource.plural, namespace, name)) throw notFound(resource, name);
+          let patch: unknown;
+          try {
+            patch = JSON.parse(await readText(request));
+          } catch (error) {
+            throw new StoreError(
+              400,
+              "BadRequest",
+              `error decoding patch: ${(error as Error).message}`,
+            );
+          }
+          const current = store.get(resource.plural, namespace, name);
+          const merged = mergePatch(current, patch) as KubeObject;
+          delete merged.metadata.resourceVersion;
+          const body = decodeBody(resource, JSON.stringify(merged), "update", namespace, name);
+          body.metadata.resourceVersion = current.metadata.resourceVersion;
+          return send(response, 200, withKind(resource, store.replace(resource.plural, body)));
+        }
+        if (method === "DELETE" && name !== undefined) {
+          authorize(resource, "delete", namespace, name);
+          if (!store.has(resource.plural, namespace, name)) throw notFound(resource, name);
+          store.delete(resource.plural, namespace, name);
+          return send(response, 200, {
+            kind: "Status",
+            apiVersion: "v1",
+            metadata: {},
+            status: "Success",
+            details: details(name),
+          });
+        }
+        return send(
+          response,
+          405,
+          status(
+            405,
+            "MethodNotAllowed",
+            `the server does not allow this method on the requested resource`,
+            details(name),
+          ),
+        );
+      } catch (error) {
+        if (error instanceof InvalidError)
+          return send(
+            response,
+            422,
+            status(422, "Invalid", error.message, {
+              ...details(error.name_ || undefined),
+              kind: resource.kind,
+              causes: error.causes,
+            }),
+          );
+        if (error instanceof StoreError)
+          return send(
+            response,
+            error.code,
+            status(
+              error.code,
+              error.reason,
+              error.message,
+              error.code === 400 ? undefined : details(name),
+            ),
+          );
+        throw error;
       }
-      if (method === "GET" && name !== undefined)
-        return send(response, 200, withKind(resource, store.get(resource.plural, namespace, name)));
-      if (method === "POST" && name === undefined) {
-        const body = await readJson(request);
-        body.metadata.namespace = resource.namespaced
-          ? (namespace ?? body.metadata.namespace ?? "default")
-          : undefined;
-        return send(response, 201, withKind(resource, store.create(resource.plural, body)));
-      }
-      if (method === "PUT" && name !== undefined) {
-        const body = await readJson(request);
-        body.metadata.namespace = resource.namespaced ? namespace : undefined;
-        return send(response, 200, withKind(resource, store.replace(resource.plural, body)));
-      }
-      if (method === "PATCH" && name !== undefined) {
-        const patch = await readJson(request);
-        const current = store.get(resource.plural, namespace, name);
-        const merged = mergePatch(current, patch) as KubeObject;
-        delete merged.metadata.resourceVersion;
-        return send(response, 200, withKind(resource, store.replace(resource.plural, merged)));
-      }
-      if (method === "DELETE" && name !== undefined) {
-        store.delete(resource.plural, namespace, name);
-        return send(response, 200, {
-          kind: "Status",
-          apiVersion: "v1",
-          metadata: {},
-          status: "Success",
-          code: 200,
-        });
-      }
-      return send(
-        response,
-        405,
-        status(405, "MethodNotAllowed", `${method} is not supported here`),
-      );
     } catch (error) {
-      if (error instanceof StoreError)
-        return send(response, error.code, status(error.code, error.reason, error.message));
       return send(response, 500, status(500, "InternalError", (error as Error).message));
     }
   });
@@ -297,7 +516,8 @@ export async function startKubeApi(
       listFailureStatus = code;
     },
     bookmark() {
-      for (const { response, resource } of watches) {
+      for (const { response, resource, bookmarks } of watches) {
+        if (!bookmarks) continue;
         writeEvent(response, "BOOKMARK", {
           kind: resource.kind,
           apiVersion: apiVersionOf(resource),
@@ -305,7 +525,18 @@ export async function startKubeApi(
         });
       }
     },
-    close,
+    hang(on) {
+      hanging = on;
+      if (on) {
+        for (const { response } of watches) response.socket?.destroy();
+        watches.clear();
+      }
+    },
+    async close() {
+      for (const response of held) response.socket?.destroy();
+      for (const { response } of watches) response.socket?.destroy();
+      await close();
+    },
   };
 }
 

@@ -74,6 +74,8 @@ export interface WatchEvent {
   type: EventType;
   resource: string;
   object: KubeObject;
+  /** The object before a MODIFIED event (for selectors: it may have stopped matching). */
+  previous?: KubeObject;
   resourceVersion: number;
 }
 
@@ -93,30 +95,10 @@ function keyOf(namespace: string | undefined, name: string): string {
   return `${namespace ?? ""}/${name}`;
 }
 
-/** Equality-based label selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-separated (ANDed). */
-export function matchesSelector(
-  labels: Record<string, string> | undefined,
-  selector: string | null,
-): boolean {
-  if (!selector) return true;
-  const have = labels ?? {};
-  return selector.split(",").every((raw) => {
-    const term = raw.trim();
-    if (term === "") return true;
-    if (term.startsWith("!")) return !(term.slice(1) in have);
-    const ne = term.indexOf("!=");
-    if (ne !== -1) return have[term.slice(0, ne)] !== term.slice(ne + 2);
-    const eq = term.indexOf("=");
-    if (eq === -1) return term in have;
-    const value = term.slice(term[eq + 1] === "=" ? eq + 2 : eq + 1);
-    return have[term.slice(0, eq)] === value;
-  });
-}
-
 export class KubeStore {
   private revision = 0;
   /** Events with a resourceVersion at or below this are gone: older watches get 410. */
-  private compactedTo = 0;
+  private compacted = 0;
   private readonly objects = new Map<string, Map<string, KubeObject>>();
   private readonly history: WatchEvent[] = [];
   private readonly listeners = new Set<Listener>();
@@ -140,11 +122,28 @@ export class KubeStore {
     return table;
   }
 
-  list(resource: string, namespace?: string, labelSelector?: string | null): KubeObject[] {
-    return [...this.table(resource).values()]
-      .filter((o) => namespace === undefined || o.metadata.namespace === namespace)
-      .filter((o) => matchesSelector(o.metadata.labels, labelSelector ?? null))
-      .map((o) => structuredClone(o));
+  /** Resource versions at or below this were compacted away (watches and continue tokens: 410). */
+  get compactedTo(): number {
+    return this.compacted;
+  }
+
+  /**
+   * Objects of a resource, sorted by namespace/name as the API server lists them, filtered.
+   * Stored objects are never changed in place, so these references stay a consistent snapshot.
+   */
+  list(
+    resource: string,
+    namespace?: string,
+    filter: (object: KubeObject) => boolean = () => true,
+  ): KubeObject[] {
+    return [...this.table(resource).entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, o]) => o)
+      .filter((o) => (namespace === undefined || o.metadata.namespace === namespace) && filter(o));
+  }
+
+  has(resource: string, namespace: string | undefined, name: string): boolean {
+    return this.table(resource).has(keyOf(namespace, name));
   }
 
   get(resource: string, namespace: string | undefined, name: string): KubeObject {
@@ -159,12 +158,14 @@ export class KubeStore {
     stored.metadata.resourceVersion = String(this.revision);
     const table = this.table(resource);
     const key = keyOf(stored.metadata.namespace, stored.metadata.name);
+    const previous = table.get(key);
     if (type === "DELETED") table.delete(key);
     else table.set(key, stored);
-    const event = {
+    const event: WatchEvent = {
       type,
       resource,
-      object: structuredClone(stored),
+      object: stored,
+      ...(type === "MODIFIED" && previous ? { previous } : {}),
       resourceVersion: this.revision,
     };
     this.history.push(event);
@@ -183,7 +184,7 @@ export class KubeStore {
     }
     const created = structuredClone(object);
     created.metadata.uid ??= crypto.randomUUID();
-    created.metadata.creationTimestamp ??= new Date().toISOString();
+    created.metadata.creationTimestamp ??= `${new Date().toISOString().slice(0, 19)}Z`;
     delete created.kind;
     delete created.apiVersion;
     return this.commit("ADDED", resource, created);
@@ -224,7 +225,7 @@ export class KubeStore {
 
   /** Forgets history up to now: a watch from an older resourceVersion gets 410 Gone. */
   compact(): void {
-    this.compactedTo = this.revision;
+    this.compacted = this.revision;
     this.history.length = 0;
   }
 
@@ -232,7 +233,7 @@ export class KubeStore {
    * Events after `resourceVersion` for a resource, or `undefined` when they were compacted away.
    */
   since(resource: string, resourceVersion: number): WatchEvent[] | undefined {
-    if (resourceVersion < this.compactedTo) return undefined;
+    if (resourceVersion < this.compacted) return undefined;
     return this.history.filter(
       (e) => e.resource === resource && e.resourceVersion > resourceVersion,
     );

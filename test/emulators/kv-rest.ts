@@ -5,9 +5,15 @@ import { listenOnLoopback } from "../fixtures/listen.ts";
  * A Cloudflare Workers KV REST emulator on loopback, with the API's paths, envelopes and errors
  * (`{ success, errors: [{ code, message }], messages, result }`): bulk write and delete, key
  * listing with metadata and cursors, single values, bulk get. Its store can be memory or any
- * KvBackend (the local stack plugs in Miniflare's KV). Faults can be injected: 429 with
- * Retry-After, 5xx, keys that a bulk write reports as unsuccessful. Every write is recorded with
- * its time, so tests can check the one-write-per-second-per-key limit.
+ * KvBackend (the local stack plugs in Miniflare's KV).
+ *
+ * It enforces what the real API enforces, so that tests see it: the account's rate limit
+ * (1,200 requests per 5 minutes; past it every request is answered 429 with Retry-After for the
+ * rest of the window), keys of at most 512 bytes, metadata of at most 1,024 bytes, and bulk
+ * requests of at most 10,000 pairs and 100 MB. Faults can be injected: 429 with Retry-After,
+ * 5xx, keys that a bulk write or delete reports as unsuccessful, and writes that stall until
+ * released (a client that gives up on a stalled write leaves nothing written). Every write is
+ * recorded with its time, so tests can check the one-write-per-second-per-key limit.
  */
 
 export interface KvEntry {
@@ -64,8 +70,14 @@ export interface KvRestEmulator {
   rateLimit(count: number, retryAfterSeconds: number): void;
   /** The next `count` requests answer this 5xx status. */
   serverErrors(count: number, status?: number): void;
-  /** Bulk writes report these keys as unsuccessful (not written), `times` times each. */
+  /** Bulk writes and deletes report these keys as unsuccessful (not done), `times` times each. */
   failKeys(keys: string[], times?: number): void;
+  /** While on, bulk writes and deletes are held unanswered; off commits the held ones. */
+  stallWrites(on: boolean): void;
+  /** Held writes whose client went away: never committed. */
+  abandonedWrites(): number;
+  /** 429s answered so far (injected or for the account limit). */
+  rateLimited(): number;
   /** Resolves with the first write (now or later) that `match` accepts; rejects after `timeoutMs`. */
   nextWrite(match: (write: KvWrite) => boolean, timeoutMs?: number): Promise<KvWrite>;
   close(): Promise<void>;
@@ -73,6 +85,10 @@ export interface KvRestEmulator {
 
 const LIST_LIMIT_MAX = 1000;
 const BULK_MAX = 10_000;
+const BULK_MAX_BYTES = 100 * 1024 * 1024;
+const KEY_MAX_BYTES = 512;
+const METADATA_MAX_BYTES = 1024;
+export const ACCOUNT_LIMIT = { requests: 1_200, windowMs: 300_000 };
 
 function envelope(result: unknown, extra: Record<string, unknown> = {}) {
   return { success: true, errors: [], messages: [], result, ...extra };
@@ -124,8 +140,40 @@ export async function startKvRest(
     accountId?: string;
     namespaceId?: string;
     token?: string;
+    /** The account's rate limit (default 1,200 requests per 5 minutes). */
+    accountLimit?: { requests: number; windowMs: number };
   } = {},
 ): Promise<KvRestEmulator> {
+  const accountLimit = options.accountLimit ?? ACCOUNT_LIMIT;
+  let windowStart = 0;
+  let windowCount = 0;
+  let tooMany = 0;
+  let stalled = false;
+  const held = new Set<() => void>();
+  let abandoned = 0;
+  /** Resolves when writes may go on; false when the client went away meanwhile. */
+  const writeGate = (request: IncomingMessage): Promise<boolean> => {
+    if (!stalled) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const release = () => {
+        held.delete(release);
+        resolve(!request.socket.destroyed);
+      };
+      held.add(release);
+      request.socket.once("close", () => {
+        if (!held.has(release)) return;
+        held.delete(release);
+        abandoned++;
+        resolve(false);
+      });
+    });
+  };
+  const keyProblem = (key: unknown): string | undefined => {
+    if (typeof key !== "string" || key === "") return "a key must be a non-empty string";
+    if (Buffer.byteLength(key) > KEY_MAX_BYTES)
+      return `key ${JSON.stringify(key.slice(0, 40))}… is ${Buffer.byteLength(key)} bytes; the limit is ${KEY_MAX_BYTES}`;
+    return undefined;
+  };
   const backend = options.backend ?? memoryBackend();
   const accountId = options.accountId ?? "local-account";
   const namespaceId = options.namespaceId ?? "local-namespace";
@@ -154,8 +202,27 @@ export async function startKvRest(
       if (request.headers.authorization !== `Bearer ${token}`) {
         return send(response, 401, failure(10000, "Authentication error"));
       }
+      const now = Date.now();
+      if (now - windowStart >= accountLimit.windowMs) {
+        windowStart = now;
+        windowCount = 0;
+      }
+      windowCount++;
+      if (windowCount > accountLimit.requests) {
+        tooMany++;
+        const left = Math.ceil((windowStart + accountLimit.windowMs - now) / 1000);
+        return send(
+          response,
+          429,
+          failure(971, "Please wait and consider throttling your request speed"),
+          {
+            "retry-after": String(left),
+          },
+        );
+      }
       if (limited > 0) {
         limited--;
+        tooMany++;
         return send(response, 429, failure(10022, "too many requests"), {
           "retry-after": String(retryAfter),
         });
@@ -182,6 +249,34 @@ export async function startKvRest(
           return send(response, 400, failure(10026, "request body must be a JSON array"));
         if (items.length > BULK_MAX)
           return send(response, 413, failure(10024, `at most ${BULK_MAX} pairs per request`));
+        if (Number(request.headers["content-length"] ?? 0) > BULK_MAX_BYTES)
+          return send(
+            response,
+            413,
+            failure(10024, `a bulk request is at most ${BULK_MAX_BYTES} bytes`),
+          );
+        for (const item of items) {
+          const problem = keyProblem(item.key);
+          if (problem) return send(response, 400, failure(10026, problem));
+          const metadataBytes =
+            item.metadata === undefined ? 0 : Buffer.byteLength(JSON.stringify(item.metadata));
+          if (metadataBytes > METADATA_MAX_BYTES)
+            return send(
+              response,
+              400,
+              failure(
+                10026,
+                `metadata of ${JSON.stringify(item.key)} is ${metadataBytes} bytes; the limit is ${METADATA_MAX_BYTES}`,
+              ),
+            );
+          if (typeof item.value !== "string")
+            return send(
+              response,
+              400,
+              failure(10026, `the value of ${JSON.stringify(item.key)} must be a string`),
+            );
+        }
+        if (!(await writeGate(request))) return;
         const unsuccessful: string[] = [];
         for (const item of items) {
           const left = failing.get(item.key) ?? 0;
@@ -207,16 +302,33 @@ export async function startKvRest(
       }
       if (method === "POST" && path === "bulk/delete") {
         const keys = JSON.parse((await readBody(request)).toString("utf8")) as string[];
+        if (!Array.isArray(keys))
+          return send(response, 400, failure(10026, "request body must be a JSON array of keys"));
         if (keys.length > BULK_MAX)
           return send(response, 413, failure(10024, `at most ${BULK_MAX} keys per request`));
         for (const key of keys) {
+          const problem = keyProblem(key);
+          if (problem) return send(response, 400, failure(10026, problem));
+        }
+        if (!(await writeGate(request))) return;
+        const unsuccessful: string[] = [];
+        for (const key of keys) {
+          const left = failing.get(key) ?? 0;
+          if (left > 0) {
+            failing.set(key, left - 1);
+            unsuccessful.push(key);
+            continue;
+          }
           await backend.delete(key);
           record(key, "delete");
         }
         return send(
           response,
           200,
-          envelope({ successful_key_count: keys.length, unsuccessful_keys: [] }),
+          envelope({
+            successful_key_count: keys.length - unsuccessful.length,
+            unsuccessful_keys: unsuccessful,
+          }),
         );
       }
       if (method === "POST" && path === "bulk/get") {
@@ -260,6 +372,8 @@ export async function startKvRest(
         return response.end(entry.value);
       }
       if (valueKey !== undefined && method === "PUT") {
+        const problem = keyProblem(valueKey);
+        if (problem) return send(response, 400, failure(10026, problem));
         const body = await readBody(request);
         const type = request.headers["content-type"] ?? "";
         if (type.startsWith("multipart/form-data")) {
@@ -309,6 +423,12 @@ export async function startKvRest(
     failKeys(keys, times = 1) {
       for (const key of keys) failing.set(key, times);
     },
+    stallWrites(on) {
+      stalled = on;
+      if (!on) for (const release of [...held]) release();
+    },
+    abandonedWrites: () => abandoned,
+    rateLimited: () => tooMany,
     nextWrite(match, timeoutMs = 10_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {

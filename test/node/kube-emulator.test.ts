@@ -93,7 +93,9 @@ describe("the Kubernetes API emulator, as kubectl sees it", () => {
     // kubectl lists first, then watches from the list's resourceVersion.
     await new Promise<void>((resolve) => {
       const check = () =>
-        api.requests.some((r) => r === "GET /api/v1/services") ? resolve() : setTimeout(check, 20);
+        api.requests.some((r) => r.startsWith("GET /api/v1/services?limit="))
+          ? resolve()
+          : setTimeout(check, 20);
       check();
     });
     api.store.create("services", {

@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SyncDaemon } from "../../discovery-sync/daemon.ts";
 import type { ServicePort } from "../../discovery-sync/model.ts";
-import { SyncService } from "../../discovery-sync/service.ts";
 import type { Settings } from "../../discovery-sync/settings.ts";
 import {
   poolOf,
@@ -15,7 +15,7 @@ import {
 } from "../fixtures/sync-harness.ts";
 
 let world: SyncWorld;
-const running: SyncService[] = [];
+const running: SyncDaemon[] = [];
 
 beforeEach(async () => {
   world = await startWorld();
@@ -26,16 +26,17 @@ afterEach(async () => {
 });
 
 /** A replica with short lease timings, so that a takeover fits in a test. */
-async function replica(identity: string, overrides: Partial<Settings> = {}): Promise<SyncService> {
-  const sync = new SyncService(
-    world.settings({ identity, ...overrides }),
+async function replica(identity: string, overrides: Partial<Settings> = {}): Promise<SyncDaemon> {
+  const sync = new SyncDaemon(
+    world.settings({
+      identity,
+      leaseDurationMs: 2_000,
+      renewDeadlineMs: 1_500,
+      retryPeriodMs: 250,
+      ...overrides,
+    }),
     world.kubeConfig(),
     quietLog,
-    {
-      leaseDurationSeconds: 2,
-      renewSeconds: 1,
-      retrySeconds: 0.25,
-    },
   );
   running.push(sync);
   await sync.start();
@@ -110,7 +111,7 @@ describe("discovery-sync, running", () => {
     world.kube.dropWatches();
     await after410;
     const restarts = (await sync.metrics.restarts.get()).values.reduce(
-      (sum, v) => sum + v.value,
+      (sum: number, v: { value: number }) => sum + v.value,
       0,
     );
     expect(restarts).toBeGreaterThan(0);

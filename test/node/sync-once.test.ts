@@ -108,6 +108,7 @@ describe("npm run sync -- --once", () => {
       deletes: ["pool:shop/gone:http", "pool:shop/kept:http"],
       conflicts: [],
       refusedDeletes: [],
+      held: [],
       unchanged: 0,
     });
     expect(world.kv.writes).toEqual([]);
@@ -124,7 +125,7 @@ describe("npm run sync -- --once", () => {
     const result = await sync(["--once"], world.env());
     expect(result.code).toBe(3);
     expect(result.stdout + result.stderr).toContain(
-      "refused to delete more than half of the owned pools",
+      "refusing to delete more than half of the owned pools",
     );
     expect(world.entries.has("pool:shop/api:http")).toBe(true);
     expect(world.entries.has("pool:shop/a:http")).toBe(true);
@@ -163,7 +164,7 @@ describe("npm run sync -- --once", () => {
     expect(world.entries.has("pool:shop/api:http")).toBe(true);
   });
 
-  it("retries keys a bulk write reports as unsuccessful one at a time", async () => {
+  it("retries keys a bulk write reports as unsuccessful together, in one more bulk write", async () => {
     seed(world.kube, loadFixture(join(FIXTURES, "multi-port")));
     world.kv.failKeys(["pool:shop/mixed:admin"]);
     const result = await sync(["--once"], world.env());
@@ -171,10 +172,19 @@ describe("npm run sync -- --once", () => {
     expect(world.entries.get("pool:shop/mixed:admin")?.metadata).toMatchObject({
       owner: "switchyard-sync",
     });
-    expect(world.kv.requests).toContain(
-      "PUT /client/v4/accounts/local-account/storage/kv/namespaces/local-namespace/values/pool:shop%2Fmixed:admin",
-    );
+    const bulk = "PUT /client/v4/accounts/local-account/storage/kv/namespaces/local-namespace/bulk";
+    expect(world.kv.requests.filter((r) => r === bulk)).toHaveLength(2);
+    expect(world.kv.requests.some((r) => r.includes("/values/"))).toBe(false);
+    expect(world.kv.writes.filter((w) => w.key === "pool:shop/mixed:admin")).toHaveLength(1);
   });
+
+  it("exits 3 when keys still fail after its attempts, and says which", async () => {
+    seed(world.kube, loadFixture(join(FIXTURES, "multi-port")));
+    world.kv.failKeys(["pool:shop/mixed:admin"], 100);
+    const result = await sync(["--once"], world.env());
+    expect(result.code).toBe(3);
+    expect(result.stderr + result.stdout).toContain("pool:shop/mixed:admin");
+  }, 60_000);
 
   it("lists every missing or malformed setting at once and exits 2 without a request", async () => {
     const result = await sync(["--once", "--cluster", "EU 1", "--resync", "soon", "--bogus"], {

@@ -1,0 +1,142 @@
+import type { KubeConfig } from "@kubernetes/client-node";
+import { HttpMethod, RequestContext } from "@kubernetes/client-node/dist/gen/http/http.js";
+import { fetch } from "undici";
+
+/**
+ * The one place discovery-sync talks to the Kubernetes API: plain JSON requests over the client
+ * library's own transport (its kubeconfig, credentials, TLS and proxy handling, and its undici
+ * dispatcher), without its generated models. The models cost memory and CPU per object, cannot
+ * page a LIST or reduce an object before it is kept, and serialise a Lease's MicroTime with three
+ * fractional digits, which the API server refuses. Every call has a timeout.
+ */
+
+export interface KubeStatus {
+  kind?: string;
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+}
+
+export class KubeError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  constructor(status: number, reason: string, message: string) {
+    super(message);
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  signal?: AbortSignal;
+  /** Default 30 s. */
+  timeoutMs?: number;
+}
+
+export interface KubeClient {
+  request<T>(method: "GET" | "POST" | "PUT", path: string, options?: RequestOptions): Promise<T>;
+  /**
+   * A watch: `{ type: "OPEN" }` once the server accepted it, then each line of the response,
+   * parsed, until the server ends it or `signal` aborts.
+   */
+  watch(
+    path: string,
+    query: RequestOptions["query"],
+    signal: AbortSignal,
+  ): AsyncGenerator<{ type: string; object: unknown }>;
+}
+
+const METHODS = { GET: HttpMethod.GET, POST: HttpMethod.POST, PUT: HttpMethod.PUT } as const;
+
+function urlOf(server: string, path: string, query: RequestOptions["query"]): string {
+  const url = new URL(server.replace(/\/$/, "") + path);
+  for (const [key, value] of Object.entries(query ?? {}))
+    if (value !== undefined) url.searchParams.set(key, String(value));
+  return url.toString();
+}
+
+async function failure(response: Response | import("undici").Response): Promise<KubeError> {
+  const text = await response.text().catch(() => "");
+  let status: KubeStatus = {};
+  try {
+    status = JSON.parse(text) as KubeStatus;
+  } catch {
+    // not a Status body
+  }
+  return new KubeError(
+    response.status,
+    status.reason ?? String(response.status),
+    status.message ?? (text.slice(0, 200) || `HTTP ${response.status}`),
+  );
+}
+
+export function kubeClient(kc: KubeConfig): KubeClient {
+  const server = () => {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error("the kubeconfig has no current cluster");
+    return cluster.server;
+  };
+  const open = async (
+    method: keyof typeof METHODS,
+    url: string,
+    body: unknown,
+    signal: AbortSignal,
+  ) => {
+    const context = new RequestContext(url, METHODS[method]);
+    await kc.applySecurityAuthentication(context);
+    const headers = context.getHeaders() as Record<string, string>;
+    headers.accept = "application/json";
+    if (body !== undefined) headers["content-type"] = "application/json";
+    return fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      dispatcher: context.getDispatcher(),
+      signal,
+    });
+  };
+
+  return {
+    async request<T>(method: keyof typeof METHODS, path: string, options: RequestOptions = {}) {
+      const timeout = AbortSignal.timeout(options.timeoutMs ?? 30_000);
+      const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+      const response = await open(
+        method,
+        urlOf(server(), path, options.query),
+        options.body,
+        signal,
+      );
+      if (!response.ok) throw await failure(response);
+      return (await response.json()) as T;
+    },
+
+    async *watch(path, query, signal) {
+      const response = await open(
+        "GET",
+        urlOf(server(), path, { ...query, watch: "true" }),
+        undefined,
+        signal,
+      );
+      if (!response.ok) throw await failure(response);
+      yield { type: "OPEN", object: null };
+      if (!response.body) return;
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for await (const chunk of response.body) {
+        buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+        let newline = buffered.indexOf("\n");
+        while (newline !== -1) {
+          const line = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          if (line) yield JSON.parse(line) as { type: string; object: unknown };
+          newline = buffered.indexOf("\n");
+        }
+      }
+      const rest = buffered.trim();
+      if (rest) yield JSON.parse(rest) as { type: string; object: unknown };
+    },
+  };
+}
