@@ -277,6 +277,8 @@ export class Controller {
         return;
       }
     }
+    // The caches may have started a relist or a re-fetch while KV was listed.
+    if (!options.source.healthy) return;
     const outcome = await this.reconcile(now, signal, false);
     if (outcome === undefined) return;
     if (outcome.failed.length > 0 && !signal?.aborted) {

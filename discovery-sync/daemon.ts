@@ -219,7 +219,12 @@ export class SyncDaemon {
     settings: Settings,
     kc: k8s.KubeConfig,
     log: Logger,
-    options: { needNodes?: boolean; retryDelayMs?: number; client?: KubeClient } = {},
+    options: {
+      needNodes?: boolean;
+      retryDelayMs?: number;
+      pageSize?: number;
+      client?: KubeClient;
+    } = {},
   ) {
     this.settings = settings;
     this.log = log;
@@ -233,6 +238,7 @@ export class SyncDaemon {
       onChange: (key) => this.controller.signal(key),
       onError: (resource) => this.metrics.restarts.inc({ resource }),
       retryDelayMs: options.retryDelayMs,
+      pageSize: options.pageSize,
     });
     this.elector = new LeaderElector({
       client,

@@ -113,8 +113,9 @@ export class ClusterSource {
    */
   private refetch(serviceKey: string): void {
     const keys = this.sliceIndex.get(serviceKey);
-    if (!keys || keys.size === 0 || !this.slices.synced) return;
-    if (this.refetching.has(serviceKey)) return;
+    // Before the slices' first list completes, that list reduces them with the current needs.
+    if (!keys || keys.size === 0 || !this.slices.synced || this.refetching.has(serviceKey)) return;
+    this.options.log.debug({ service: serviceKey }, "listing a Service's EndpointSlices again");
     this.refetching.add(serviceKey);
     const [namespace, name] = serviceKey.split("/") as [string, string];
     void (async () => {
