@@ -1,4 +1,4 @@
-/** KV keys of the Switchyard namespace (DESIGN §2). */
+/** KV keys of the Switchyard namespace (docs/kv-schema.md). */
 
 /** The routes document, owned by operators. */
 export const ROUTES_KEY = "routes";
@@ -21,7 +21,7 @@ export function poolNameOfKey(key: string): string | undefined {
   return key.startsWith(POOL_KEY_PREFIX) ? key.slice(POOL_KEY_PREFIX.length) : undefined;
 }
 
-/** KV metadata that marks a key as written by discovery-sync for one cluster (DESIGN §7). */
+/** KV metadata that marks a key as written by discovery-sync for one cluster (docs/kv-schema.md). */
 export interface OwnerMetadata {
   owner: "switchyard-sync";
   cluster: string;

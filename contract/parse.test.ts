@@ -57,7 +57,7 @@ function withRule(rule: Record<string, unknown>) {
 }
 
 describe("routes document", () => {
-  it("accepts the DESIGN §3 example and fills defaults", () => {
+  it("accepts the documented routes example and fills defaults", () => {
     const result = parseRoutesDocument(valid);
     expect(result.ok).toBe(true);
     if (!result.ok) return;
@@ -197,7 +197,7 @@ describe("routes document", () => {
 });
 
 describe("pool document", () => {
-  it("accepts the DESIGN §4 example", () => {
+  it("accepts the documented pool example", () => {
     const result = parsePoolText(
       JSON.stringify({
         version: 1,

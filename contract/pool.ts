@@ -75,7 +75,7 @@ const poolFields = {
   transport: transportSchema.optional(),
 };
 
-/** A pool document, the value of a `pool:<name>` key (DESIGN §4). */
+/** A pool document, the value of a `pool:<name>` key (docs/kv-schema.md). */
 export const poolDocumentSchema = z
   .strictObject({
     $schema: z.string().optional(),

@@ -3,7 +3,7 @@ import { DURATION_PATTERN, parseDuration } from "./duration.ts";
 import { inlinePoolSchema, weight } from "./pool.ts";
 
 /**
- * The routes document, the value of the KV key `routes` (DESIGN §3). Field names and semantics
+ * The routes document, the value of the KV key `routes` (docs/kv-schema.md). Field names and semantics
  * are Gateway API HTTPRoute v1. Objects are strict: a misspelt field is an error, not ignored.
  */
 

@@ -90,13 +90,20 @@ export function kubeClient(kc: KubeConfig): KubeClient {
     const headers = context.getHeaders() as Record<string, string>;
     headers.accept = "application/json";
     if (body !== undefined) headers["content-type"] = "application/json";
-    return fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      dispatcher: context.getDispatcher(),
-      signal,
-    });
+    try {
+      return await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        dispatcher: context.getDispatcher(),
+        signal,
+      });
+    } catch (error) {
+      // undici says "fetch failed" and puts the reason (ECONNREFUSED, a timeout) in `cause`.
+      const cause = (error as { cause?: { message?: string; code?: string } }).cause;
+      const reason = cause?.code ?? cause?.message ?? (error as Error).message;
+      throw new Error(`${method} ${new URL(url).pathname}: ${reason}`, { cause: error });
+    }
   };
 
   return {

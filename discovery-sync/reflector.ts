@@ -216,7 +216,10 @@ export class Reflector<R> {
           firstDone();
         }
         if (this.stopped) break;
+        const watchedAt = Date.now();
         const outcome = await this.watch();
+        // A server that ends every watch at once must not make this loop spin.
+        if (outcome === "resume" && Date.now() - watchedAt < 1_000) await this.pause(1_000);
         if (outcome === "relist") {
           this.options.log.info(
             { resource: this.options.name },

@@ -58,6 +58,7 @@ const quiet = (i: number) => ({ namespace: `ns-${i % 50}`, name: `other-${i}` })
 
 const world = await startWorld();
 const rows: string[][] = [];
+let stopping = false;
 try {
   const seedStart = performance.now();
   let jsonBytes = { service: 0, slice: 0 };
@@ -101,11 +102,21 @@ try {
   // Run as users and the image do: `npm run sync`, with the V8 memory flags of its script.
   const child = spawn("npm", ["run", "--silent", "sync", "--", "--http-port", String(httpPort)], {
     cwd: ROOT,
-    env: world.env({ LOG_LEVEL: "warn", POD_NAME: "bench" }),
+    env: world.env({
+      LOG_LEVEL: "warn",
+      POD_NAME: "bench",
+      ...(process.env.SYNC_HEAP_MB ? { SYNC_HEAP_MB: process.env.SYNC_HEAP_MB } : {}),
+    }),
     stdio: ["ignore", "ignore", "inherit"],
   });
   let peak = 0;
   let pid: number | undefined;
+  child.once("exit", (code) => {
+    if (!stopping) {
+      process.stderr.write(`npm run sync exited early (${code})\n`);
+      process.exit(1);
+    }
+  });
   const sampler = setInterval(() => {
     pid ??= syncPid(child.pid as number);
     if (pid !== undefined) peak = Math.max(peak, rssMiB(pid).rss);
@@ -229,6 +240,7 @@ try {
   rows.push(["changes never published", String(unpublished), "0"]);
   rows.push(["writes of one key less than 1 s apart", String(tooOften), "0"]);
   rows.push(["answers 429 from the KV API", String(world.kv.rateLimited()), "0"]);
+  stopping = true;
   child.kill("SIGTERM");
   await new Promise((r) => child.once("exit", r));
 } finally {

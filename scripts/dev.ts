@@ -1,4 +1,4 @@
-// `npm start`: the whole loop on loopback (DESIGN §8). Demo backends; a Kubernetes API emulator
+// `npm start`: the whole loop on loopback (docs/architecture.md). Demo backends; a Kubernetes API emulator
 // with two demo Services; discovery-sync publishing their pools through a local KV REST endpoint
 // into the Miniflare KV that the worker reads; the worker under wrangler dev; a scripted
 // scale-up and scale-down. The routes document is seeded only when local KV has none.

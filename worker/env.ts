@@ -1,6 +1,6 @@
-/** The worker's bindings and settings (DESIGN §6). */
+/** The worker's bindings and settings (README, "Worker settings"). */
 export interface Env {
-  /** The KV namespace of DESIGN §2. */
+  /** The KV namespace that holds the routes and pool documents. */
   SWITCHYARD: KVNamespace;
   /** HMAC key of sticky-session cookies. */
   STICKY_SECRET?: string;

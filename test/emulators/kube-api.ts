@@ -444,11 +444,11 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
               `error decoding patch: ${(error as Error).message}`,
             );
           }
+          // A merge patch applies to the current object: its resourceVersion is that one's.
           const current = store.get(resource.plural, namespace, name);
           const merged = mergePatch(current, patch) as KubeObject;
-          delete merged.metadata.resourceVersion;
+          merged.metadata.resourceVersion = current.metadata.resourceVersion;
           const body = decodeBody(resource, JSON.stringify(merged), "update", namespace, name);
-          body.metadata.resourceVersion = current.metadata.resourceVersion;
           return send(response, 200, withKind(resource, store.replace(resource.plural, body)));
         }
         if (method === "DELETE" && name !== undefined) {

@@ -13,6 +13,7 @@ import { apiVersionOf, StoreError } from "./kube-store.ts";
 
 type FieldType =
   | "string"
+  | "intOrString"
   | "int32"
   | "bool"
   | "time"
@@ -79,7 +80,7 @@ const SCHEMAS: Record<string, FieldType> = {
                 protocol: "string",
                 appProtocol: "string",
                 port: "int32",
-                targetPort: "string",
+                targetPort: "intOrString",
                 nodePort: "int32",
               },
             },
@@ -166,6 +167,7 @@ function typeName(value: unknown): string {
 
 const GO_TYPE: Record<string, string> = {
   string: "string",
+  intOrString: "intstr.IntOrString",
   int32: "int32",
   bool: "bool",
   time: "v1.Time",
@@ -199,6 +201,12 @@ function decodeField(
         return value;
       case "bool":
         if (typeof value !== "boolean") throw unmarshal("bool");
+        return value;
+      case "intOrString":
+        if (typeof value !== "string" && !(typeof value === "number" && Number.isInteger(value)))
+          throw fail(
+            `json: cannot unmarshal ${typeName(value)} into Go struct field ${owner}.${path} of type intstr.IntOrString`,
+          );
         return value;
       case "int32":
         if (typeof value !== "number" || !Number.isInteger(value) || Math.abs(value) > 2 ** 31 - 1)

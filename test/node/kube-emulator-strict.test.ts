@@ -162,6 +162,31 @@ describe("the Kubernetes API emulator decodes bodies as the API server does", ()
     expect((await put(withVersion(version))).body).toMatchObject({ code: 409, reason: "Conflict" });
   });
 
+  it("accepts what the API server accepts: an int targetPort, a merge patch of a Lease", async () => {
+    const svc = await create({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "api", namespace: "shop" },
+      spec: {
+        ports: [
+          { port: 80, targetPort: 8080 },
+          { name: "h", port: 81, targetPort: "http" },
+        ],
+      },
+    });
+    expect(svc.out).toContain("service/api created");
+    expect((await create(lease({ holderIdentity: "a" }))).code).toBe(0);
+    const labelled = await kubectl(
+      "label",
+      "lease",
+      "-n",
+      "switchyard",
+      "switchyard-sync-default",
+      "x=y",
+    );
+    expect(labelled.out).toContain("labeled");
+  });
+
   it("answers 404 NotFound and 409 AlreadyExists", async () => {
     const missing = await kubectl("get", "lease", "-n", "switchyard", "switchyard-sync-default");
     expect(missing.out).toContain("NotFound");

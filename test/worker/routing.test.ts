@@ -3,7 +3,7 @@ import { backends, catchAll, harness, pool, putPool, putRoutes } from "./harness
 
 const b = backends();
 
-describe("routing table (DESIGN §3) through the worker to real backends", () => {
+describe("routing table (HTTPRoute semantics) through the worker to real backends", () => {
   const doc = {
     version: 1,
     routes: [

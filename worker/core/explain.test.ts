@@ -53,7 +53,7 @@ describe("explain", () => {
         rule: "api",
         match: 0,
         verdict: "chosen",
-        reason: "the best match by DESIGN §3's precedence",
+        reason: "the best match by HTTPRoute precedence",
       },
       {
         route: "shop",

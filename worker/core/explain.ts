@@ -6,7 +6,7 @@ import type { RequestView } from "./request.ts";
  * Why a request goes where it goes (pure): the rule that wins, and for every other match of
  * every route, why it lost: its hostnames do not take the host, one of its conditions fails, or
  * it matches but ranks lower (and by which step of the precedence order). Built on the
- * reference matcher, so it states DESIGN §3 literally; it is for people, not the hot path.
+ * reference matcher, so it states the rules of README "How a request is routed" literally; it is for people, not the hot path.
  */
 
 export interface Explained {
@@ -83,7 +83,7 @@ export function explain(document: RoutesDocument, request: RequestView): Explana
           considered.push({
             ...base,
             verdict: "chosen",
-            reason: "the best match by DESIGN §3's precedence",
+            reason: "the best match by HTTPRoute precedence",
           });
         else
           considered.push({

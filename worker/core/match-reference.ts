@@ -3,7 +3,7 @@ import type { RuleMatch } from "./match.ts";
 import { headerCandidates, type RequestView } from "./request.ts";
 
 /**
- * The slow, obviously-correct statement of DESIGN §3 that the compiled matcher is tested
+ * The slow, obviously-correct statement of the matching rules (README, "How a request is routed") that the compiled matcher is tested
  * against: every (route, rule, match) is checked in full, and the winners are sorted by the
  * precedence tuple written out literally. Also used by `explain` to say why the others lost.
  */

@@ -2,7 +2,7 @@ import type { HttpRoute } from "../../contract/index.ts";
 import { headerCandidates, type RequestView } from "./request.ts";
 
 /**
- * HTTPRoute matching, compiled once per snapshot (DESIGN §3).
+ * HTTPRoute matching, compiled once per snapshot (README, "How a request is routed").
  *
  * Hosts are indexed by exact name and by wildcard suffix, so a lookup walks the request host's
  * labels once; within a host, Exact paths and PathPrefixes are indexed by path, so a lookup walks

@@ -2,7 +2,7 @@ import type { HttpRouteRule } from "../../contract/index.ts";
 import { durationMs } from "../../contract/index.ts";
 
 /**
- * When to retry (Gateway API GEP-1731, DESIGN §6): `attempts` counts retries after the first
+ * When to retry (Gateway API GEP-1731, docs/reliability.md): `attempts` counts retries after the first
  * try. Connection failures and per-try timeouts are always retryable; statuses only when listed
  * in `codes`. Without a `retry` block, an idempotent request whose connection failed is retried
  * once (nginx's default). A request is retried only when that is safe: an idempotent method or

@@ -34,7 +34,7 @@ describe("compileSnapshot", () => {
       vpc: { endpoints: [{ url: "http://10.0.0.2:8080" }], transport: { binding: "VPC" } },
     });
     expect(snapshotOf(doc, {}, false).warnings).toEqual([
-      "pool ip: endpoint http://10.0.0.1:8080 is an IP address; Workers cannot fetch IP addresses without transport.binding (DESIGN §5)",
+      "pool ip: endpoint http://10.0.0.1:8080 is an IP address; Workers cannot fetch IP addresses without transport.binding (docs/deploy.md §3)",
     ]);
     expect(snapshotOf(doc, {}, true).warnings).toEqual([]);
   });

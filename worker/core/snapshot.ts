@@ -130,7 +130,7 @@ export class Snapshot {
         const ip = spec.endpoints.find((e) => IP_ORIGIN.test(e.origin));
         if (ip) {
           this.warnings.push(
-            `pool ${spec.name}: endpoint ${ip.origin} is an IP address; Workers cannot fetch IP addresses without transport.binding (DESIGN §5)`,
+            `pool ${spec.name}: endpoint ${ip.origin} is an IP address; Workers cannot fetch IP addresses without transport.binding (docs/deploy.md §3)`,
           );
         }
       }

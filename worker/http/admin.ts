@@ -7,7 +7,7 @@ import type { RetryBudget } from "../core/retry-policy.ts";
 import { dashboard } from "./dashboard.tsx";
 
 /**
- * The admin API under ADMIN_PATH (DESIGN §6), behind `Authorization: Bearer ADMIN_TOKEN`,
+ * The admin API under ADMIN_PATH (README, "Admin API and dashboard"), behind `Authorization: Bearer ADMIN_TOKEN`,
  * compared in constant time; off when no token is set. What this isolate sees: the snapshot,
  * the last load error, pools with their endpoints' passive health, the retry budget, and an
  * explanation of where a request would go.
