@@ -12,7 +12,7 @@ export default defineConfig({
           testTimeout: 30_000,
           include: [
             "contract/**/*.test.ts",
-            "worker/core/**/*.test.ts",
+            "worker/**/*.test.ts",
             "discovery-sync/**/*.test.ts",
             "scripts/**/*.test.ts",
             "test/node/**/*.test.ts",

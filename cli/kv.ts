@@ -1,4 +1,4 @@
-import { wrangler } from "../scripts/wrangler.ts";
+import { wrangler } from "./wrangler.ts";
 
 /**
  * KV as the CLI reaches it: through wrangler, so that `--local` reads and writes the same

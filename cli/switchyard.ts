@@ -3,10 +3,10 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { createTwoFilesPatch } from "diff";
-import { parsePoolText, ROUTES_KEY } from "../contract/index.ts";
+import { POOL_KEY_PREFIX, parsePoolText, poolNameOfKey, ROUTES_KEY } from "../contract/index.ts";
 import { explain } from "../worker/core/explain.ts";
 import { stableHash } from "../worker/core/hash.ts";
-import { requestView } from "../worker/core/request.ts";
+import { parseHeaderArgument, requestView } from "../worker/core/request.ts";
 import { formatLocated, readRoutes } from "./document.ts";
 import { kvGet, kvList, kvPut, type Target } from "./kv.ts";
 
@@ -146,7 +146,7 @@ async function pull(target: Target, file: string, json: boolean): Promise<void> 
 
 async function pools(target: Target, json: boolean): Promise<void> {
   progress("listing pools in KV");
-  const keys = await kvList(target, "pool:");
+  const keys = await kvList(target, POOL_KEY_PREFIX);
   const rows = [];
   for (const [i, key] of keys.entries()) {
     progress(`reading ${key.name} (${i + 1}/${keys.length})`);
@@ -154,7 +154,10 @@ async function pools(target: Target, json: boolean): Promise<void> {
     const parsed = text === undefined ? undefined : parsePoolText(text);
     const owner = key.metadata as { owner?: string; cluster?: string } | undefined;
     if (!parsed?.ok) {
-      rows.push({ pool: key.name.slice(5), error: parsed ? parsed.problems[0]?.message : "gone" });
+      rows.push({
+        pool: poolNameOfKey(key.name) ?? key.name,
+        error: parsed ? parsed.problems[0]?.message : "gone",
+      });
       continue;
     }
     const doc = parsed.value;
@@ -166,7 +169,7 @@ async function pools(target: Target, json: boolean): Promise<void> {
       ? Math.round((Date.now() - Date.parse(doc.updatedAt)) / 1000)
       : null;
     rows.push({
-      pool: key.name.slice(5),
+      pool: poolNameOfKey(key.name) ?? key.name,
       endpoints: doc.endpoints.length,
       ...states,
       generation: doc.generation ?? null,
@@ -206,10 +209,9 @@ async function explainCommand(values: Record<string, unknown>, json: boolean): P
   }
   const headers = Object.fromEntries(
     ((values.header as string[] | undefined) ?? []).map((h) => {
-      const colon = h.indexOf(":");
-      if (colon <= 0)
-        throw new CliError(`--header must be name:value, got ${JSON.stringify(h)}`, 2);
-      return [h.slice(0, colon).trim(), h.slice(colon + 1).trim()];
+      const parsed = parseHeaderArgument(h);
+      if (!parsed) throw new CliError(`--header must be name:value, got ${JSON.stringify(h)}`, 2);
+      return parsed;
     }),
   );
   const [pathname, search] = path.split("?");

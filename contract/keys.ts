@@ -9,9 +9,6 @@ export const POOL_KEY_PREFIX = "pool:";
 /** KV's own limit on one bulk `get` from a Worker. */
 export const KV_BULK_GET_MAX_KEYS = 100;
 
-/** KV's limit on a key's length in bytes. */
-export const KV_KEY_MAX_BYTES = 512;
-
 export function poolKey(poolName: string): string {
   return `${POOL_KEY_PREFIX}${poolName}`;
 }
@@ -21,10 +18,30 @@ export function poolNameOfKey(key: string): string | undefined {
   return key.startsWith(POOL_KEY_PREFIX) ? key.slice(POOL_KEY_PREFIX.length) : undefined;
 }
 
-/** KV metadata that marks a key as written by discovery-sync for one cluster (docs/kv-schema.md). */
-export interface OwnerMetadata {
-  owner: "switchyard-sync";
+export const SYNC_OWNER = "switchyard-sync";
+
+/**
+ * KV metadata of a key written by discovery-sync (docs/kv-schema.md): who owns it (`owner` and
+ * the owning `cluster` name), plus the document's `generation` and a `hash` of its content, so
+ * that one key listing is enough to plan.
+ */
+export interface SyncMetadata {
+  owner: typeof SYNC_OWNER;
   cluster: string;
+  generation: number;
+  /** SHA-256 (base64url, 22 characters) of the canonical pool body. */
+  hash: string;
 }
 
-export const SYNC_OWNER = "switchyard-sync";
+/** Whether a key's metadata says discovery-sync of this owner wrote it. */
+export function isOwnedBy(metadata: unknown, owner: string): metadata is SyncMetadata {
+  const m = metadata as Partial<SyncMetadata> | null;
+  return m?.owner === SYNC_OWNER && m.cluster === owner;
+}
+
+/** Who holds a key, in words, from its metadata. */
+export function holderOf(metadata: unknown): string {
+  const m = metadata as Partial<SyncMetadata> | null;
+  if (m?.owner === SYNC_OWNER) return `discovery-sync of cluster ${JSON.stringify(m.cluster)}`;
+  return "a key without discovery-sync ownership (hand-kept)";
+}

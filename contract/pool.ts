@@ -6,7 +6,7 @@ const BINDING_NAME = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 /** RFC 3339 date-time, e.g. `2026-11-25T10:00:00Z`. */
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
-export const MAX_WEIGHT = 1_000_000;
+const MAX_WEIGHT = 1_000_000;
 
 /** An endpoint URL is an origin: scheme, host and optional port, nothing else. */
 export function originProblem(text: string): string | undefined {
@@ -26,7 +26,15 @@ export function originProblem(text: string): string | undefined {
   return undefined;
 }
 
-export const endpointUrl = z.string().superRefine((text, ctx) => {
+/**
+ * The origin of an endpoint URL that `originProblem` accepted: the URL without its optional
+ * trailing slash. Every place that compares, hashes or fetches endpoints uses this form.
+ */
+export function endpointOrigin(url: string): string {
+  return url.endsWith("/") ? url.slice(0, -1) : url;
+}
+
+const endpointUrl = z.string().superRefine((text, ctx) => {
   const problem = originProblem(text);
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
@@ -36,7 +44,7 @@ export const weight = z
   .min(0, { error: "must be 0 or more" })
   .max(MAX_WEIGHT, { error: `must be at most ${MAX_WEIGHT}` });
 
-export const endpointSchema = z
+const endpointSchema = z
   .strictObject({
     url: endpointUrl.describe("Origin the request is sent to, e.g. https://pod-a.example.com:8443"),
     weight: weight.default(1).describe("Share of new traffic within the pool; 0 = none"),
@@ -49,7 +57,7 @@ export const endpointSchema = z
   })
   .describe("One backend of a pool");
 
-export const transportSchema = z.strictObject({
+const transportSchema = z.strictObject({
   binding: z
     .string()
     .regex(BINDING_NAME, { error: "must be a Workers binding name such as VPC_SHOP" })
@@ -60,7 +68,7 @@ const poolFields = {
   endpoints: z.array(endpointSchema).superRefine((endpoints, ctx) => {
     const seen = new Map<string, number>();
     endpoints.forEach((endpoint, index) => {
-      const key = endpoint.url.toLowerCase().replace(/\/$/, "");
+      const key = endpointOrigin(endpoint.url).toLowerCase();
       const first = seen.get(key);
       if (first === undefined) seen.set(key, index);
       else {
@@ -101,5 +109,4 @@ export const inlinePoolSchema = z.strictObject({
 export type PoolDocument = z.output<typeof poolDocumentSchema>;
 export type InlinePool = z.output<typeof inlinePoolSchema>;
 export type Endpoint = z.output<typeof endpointSchema>;
-export type EndpointInput = z.input<typeof endpointSchema>;
 export type PoolDocumentInput = z.input<typeof poolDocumentSchema>;

@@ -11,7 +11,7 @@ export interface Problem {
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /** `["routes", 2, "rules"]` → `routes[2].rules`; keys that are not identifiers are quoted. */
-export function jsonPath(segments: readonly PropertyKey[]): string {
+function jsonPath(segments: readonly PropertyKey[]): string {
   let out = "";
   for (const segment of segments) {
     if (typeof segment === "number") out += `[${segment}]`;

@@ -14,7 +14,7 @@ const HOSTNAME =
 /** RFC 7230 token: header names and cookie names. */
 const TOKEN = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
 
-export const HTTP_METHODS = [
+const HTTP_METHODS = [
   "GET",
   "HEAD",
   "POST",
@@ -39,7 +39,7 @@ function compiles(pattern: string): string | undefined {
   }
 }
 
-export const pathMatchSchema = z
+const pathMatchSchema = z
   .strictObject({
     type: z.enum(["Exact", "PathPrefix", "RegularExpression"]).default("PathPrefix"),
     value: z.string().max(1024, { error: "must be at most 1024 characters" }).default("/"),
@@ -95,7 +95,7 @@ function uniqueNames<T extends { name: string }>(fold: (name: string) => string)
   };
 }
 
-export const httpRouteMatchSchema = z.strictObject({
+const httpRouteMatchSchema = z.strictObject({
   path: pathMatchSchema.default({ type: "PathPrefix", value: "/" }),
   method: z.enum(HTTP_METHODS, { error: `must be one of ${HTTP_METHODS.join(", ")}` }).optional(),
   headers: z
@@ -110,7 +110,7 @@ export const httpRouteMatchSchema = z.strictObject({
     .default([]),
 });
 
-export const backendRefSchema = z.strictObject({
+const backendRefSchema = z.strictObject({
   pool: z
     .string()
     .min(1, { error: "must name a pool" })
@@ -125,14 +125,14 @@ export const backendRefSchema = z.strictObject({
     .describe("0 takes traffic; higher values only while every lower one has no healthy endpoint"),
 });
 
-export const sessionPersistenceSchema = z.strictObject({
+const sessionPersistenceSchema = z.strictObject({
   type: z.literal("Cookie", { error: 'must be "Cookie"' }).default("Cookie"),
   cookieName: z.string().regex(TOKEN, { error: "must be a valid cookie name" }).max(64).optional(),
   absoluteTimeout: duration.optional(),
   idleTimeout: duration.optional(),
 });
 
-export const retrySchema = z.strictObject({
+const retrySchema = z.strictObject({
   attempts: z
     .int({ error: "must be a whole number" })
     .min(0, { error: "must be 0 or more" })
@@ -158,7 +158,7 @@ export const retrySchema = z.strictObject({
     ),
 });
 
-export const timeoutsSchema = z
+const timeoutsSchema = z
   .strictObject({
     request: duration.optional().describe("Bounds the whole exchange, retries included"),
     backendRequest: duration.optional().describe("Bounds each try"),
@@ -176,7 +176,7 @@ export const timeoutsSchema = z
     }
   });
 
-export const httpRouteRuleSchema = z.strictObject({
+const httpRouteRuleSchema = z.strictObject({
   name: z
     .string()
     .regex(NAME, { error: "must be a name of letters, digits, '.', '_', '-'" })
@@ -194,7 +194,10 @@ export const httpRouteRuleSchema = z.strictObject({
   timeouts: timeoutsSchema.optional(),
 });
 
-export const httpRouteSchema = z.strictObject({
+/** The most rules a route may have. */
+export const MAX_RULES_PER_ROUTE = 64;
+
+const httpRouteSchema = z.strictObject({
   name: z.string().regex(NAME, { error: "must be a name of letters, digits, '.', '_', '-'" }),
   hostnames: z
     .array(
@@ -207,7 +210,7 @@ export const httpRouteSchema = z.strictObject({
   rules: z
     .array(httpRouteRuleSchema)
     .min(1, { error: "must have at least one rule" })
-    .max(64, { error: "must have at most 64 entries" }),
+    .max(MAX_RULES_PER_ROUTE, { error: `must have at most ${MAX_RULES_PER_ROUTE} entries` }),
 });
 
 export const routesDocumentSchema = z
@@ -226,5 +229,4 @@ export type RoutesDocumentInput = z.input<typeof routesDocumentSchema>;
 export type HttpRoute = z.output<typeof httpRouteSchema>;
 export type HttpRouteRule = z.output<typeof httpRouteRuleSchema>;
 export type HttpRouteMatch = z.output<typeof httpRouteMatchSchema>;
-export type BackendRef = z.output<typeof backendRefSchema>;
 export type HttpMethod = (typeof HTTP_METHODS)[number];

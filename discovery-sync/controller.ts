@@ -1,9 +1,10 @@
 import type { Logger } from "pino";
+import { isOwnedBy } from "../contract/index.ts";
 import { type DesiredPool, type DesiredProblem, desiredForService, serviceKey } from "./desired.ts";
 import { KvApiError, type KvWriter } from "./kv-writer.ts";
 import type { Metrics } from "./metrics.ts";
 import { DEFAULT_URL_TEMPLATE, type ServiceRecord } from "./model.ts";
-import { bodyHash, isOwnedBy, type Plan, type Put, plan, type StoredKey } from "./plan.ts";
+import { bodyHash, type Plan, type Put, plan, type StoredKey } from "./plan.ts";
 import { backoffMs, KeyWriteLimiter } from "./rate-limit.ts";
 import { ALL, type ClusterView } from "./source.ts";
 import { needsNodes } from "./template.ts";

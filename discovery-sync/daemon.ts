@@ -23,7 +23,7 @@ import { needsNodes } from "./template.ts";
  */
 
 export const EXIT_OK = 0;
-export const EXIT_INCOMPLETE = 3;
+const EXIT_INCOMPLETE = 3;
 /** Passes --once makes before it gives up on keys that failed. */
 const ONCE_ATTEMPTS = 5;
 
@@ -48,7 +48,7 @@ function writerOf(settings: Settings) {
 }
 
 /** Lines of `--dry-run`: one per planned change, naming the key. */
-export function describePlan(result: Plan): string[] {
+function describePlan(result: Plan): string[] {
   return [
     ...result.puts.map(
       (p) => `put ${p.key} (${p.endpoints} endpoint${p.endpoints === 1 ? "" : "s"})`,

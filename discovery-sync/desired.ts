@@ -1,4 +1,9 @@
-import { originProblem, type PoolDocument, poolKey } from "../contract/index.ts";
+import {
+  endpointOrigin,
+  originProblem,
+  type PoolDocumentInput,
+  poolKey,
+} from "../contract/index.ts";
 import {
   DEFAULT_URL_TEMPLATE,
   type NodeRecord,
@@ -30,10 +35,8 @@ import { ipValue, placeholdersOf, render } from "./template.ts";
  *   empty pool only after a grace period, so that slices being replaced never blank a pool.
  */
 
-export type PoolBody = {
-  endpoints: { url: string; state?: "draining"; zone?: string }[];
-  transport?: PoolDocument["transport"];
-};
+/** What the desired stage decides of a pool document: the rest is the plan's bookkeeping. */
+export type PoolBody = Pick<PoolDocumentInput, "endpoints" | "transport">;
 
 export interface DesiredPool {
   key: string;
@@ -78,7 +81,7 @@ const HTTPS = new Set(["https", "wss", "kubernetes.io/wss"]);
 const HTTP = new Set(["http", "h2c", "ws", "kubernetes.io/h2c", "kubernetes.io/ws"]);
 
 /** The URL scheme of an appProtocol, and whether Switchyard knows it. */
-export function schemeOf(appProtocol: string | undefined): { scheme: string; known: boolean } {
+function schemeOf(appProtocol: string | undefined): { scheme: string; known: boolean } {
   if (appProtocol === undefined) return { scheme: "http", known: true };
   const name = appProtocol.toLowerCase();
   if (HTTPS.has(name)) return { scheme: "https", known: true };
@@ -86,7 +89,7 @@ export function schemeOf(appProtocol: string | undefined): { scheme: string; kno
 }
 
 /** The slices of the Service's primary IP family (IPv4 when it does not say), and FQDN ones. */
-export function primaryFamily(
+function primaryFamily(
   service: ServiceRecord,
   slices: readonly SliceRecord[],
 ): readonly SliceRecord[] {
@@ -138,7 +141,7 @@ function externalNamePools(
       namespace: service.namespace,
       service: service.name,
     });
-    const url = "url" in rendered ? rendered.url.replace(/\/$/, "") : undefined;
+    const url = "url" in rendered ? endpointOrigin(rendered.url) : undefined;
     const problem =
       url === undefined
         ? `no value for {${(rendered as { missing: string }).missing}}`
@@ -218,7 +221,7 @@ export function desiredForService(
           skipped ??= `rendered URL ${JSON.stringify(rendered.url)} ${problem}; such endpoints are left out`;
           continue;
         }
-        const url = rendered.url.endsWith("/") ? rendered.url.slice(0, -1) : rendered.url;
+        const url = endpointOrigin(rendered.url);
         const addressKey = `${endpoint.address}:${slicePort.port}`;
         const seen = byAddress.get(addressKey) ?? found.get(url);
         if (seen) {

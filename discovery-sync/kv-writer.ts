@@ -14,7 +14,7 @@ import { retryAfterMs, type TokenBucket } from "./rate-limit.ts";
  * off. A deposed leader's request in flight is aborted.
  */
 
-export const BULK_MAX_KEYS = 10_000;
+const BULK_MAX_KEYS = 10_000;
 /** The API's limit is 100 MB a request; stay well below it. */
 const BULK_MAX_BYTES = 64 * 1024 * 1024;
 
@@ -91,7 +91,7 @@ function describe(error: unknown, signal?: AbortSignal): string {
 }
 
 /** Chunks of at most BULK_MAX_KEYS items and BULK_MAX_BYTES of values. */
-export function bulkChunks<T extends { value: string }>(items: readonly T[]): T[][] {
+function bulkChunks<T extends { value: string }>(items: readonly T[]): T[][] {
   const out: T[][] = [];
   let current: T[] = [];
   let bytes = 0;

@@ -25,7 +25,7 @@ export interface LeaderTimings {
   retryPeriodMs: number;
 }
 
-export const DEFAULT_TIMINGS: LeaderTimings = {
+const DEFAULT_TIMINGS: LeaderTimings = {
   leaseDurationMs: 15_000,
   renewDeadlineMs: 10_000,
   retryPeriodMs: 2_000,
@@ -272,6 +272,15 @@ export class LeaderElector {
     return false;
   }
 
+  /** A write that lost: a 409 means another replica was first (standby), anything else failed. */
+  private lost(error: unknown, what: string, conflict: string): false {
+    if (error instanceof KubeError && error.status === 409) {
+      this.setState({ role: "standby", reason: conflict });
+      return false;
+    }
+    return this.failed(what, error);
+  }
+
   private spec(previous: LeaseSpec | undefined, now: number): LeaseSpec {
     const same = previous?.holderIdentity === this.options.identity;
     return {
@@ -306,11 +315,7 @@ export class LeaderElector {
         this.observe(created.spec);
         return true;
       } catch (error) {
-        if (error instanceof KubeError && error.status === 409) {
-          this.setState({ role: "standby", reason: "another replica created the Lease first" });
-          return false;
-        }
-        return this.failed("creating", error);
+        return this.lost(error, "creating", "another replica created the Lease first");
       }
     }
     this.observe(current.spec);
@@ -329,11 +334,7 @@ export class LeaderElector {
       this.observe(updated.spec);
       return true;
     } catch (error) {
-      if (error instanceof KubeError && error.status === 409) {
-        this.setState({ role: "standby", reason: "another replica updated the Lease first" });
-        return false;
-      }
-      return this.failed("updating", error);
+      return this.lost(error, "updating", "another replica updated the Lease first");
     }
   }
 

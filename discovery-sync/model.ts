@@ -120,8 +120,3 @@ export const PUBLISH_ANNOTATION = "switchyard.dev/publish";
 export const URL_TEMPLATE_ANNOTATION = "switchyard.dev/url-template";
 export const TRANSPORT_BINDING_ANNOTATION = "switchyard.dev/transport-binding";
 export const DEFAULT_URL_TEMPLATE = "{scheme}://{ip}:{port}";
-
-/** `namespace/name` of an object. */
-export function objectKey(meta: ObjectMeta | undefined): string {
-  return `${meta?.namespace ?? ""}/${meta?.name ?? ""}`;
-}

@@ -1,5 +1,11 @@
 import { createHash } from "node:crypto";
-import { SYNC_OWNER } from "../contract/index.ts";
+import {
+  holderOf,
+  isOwnedBy,
+  type PoolDocumentInput,
+  SYNC_OWNER,
+  type SyncMetadata,
+} from "../contract/index.ts";
 import type { DesiredPool, PoolBody } from "./desired.ts";
 
 /**
@@ -11,15 +17,6 @@ import type { DesiredPool, PoolBody } from "./desired.ts";
  * Held keys (a Service whose slices are all gone, within its grace period) are neither written
  * nor deleted: KV keeps what it has.
  */
-
-/** KV metadata of a key written by discovery-sync: owner and cluster, plus bookkeeping. */
-export interface SyncMetadata {
-  owner: typeof SYNC_OWNER;
-  cluster: string;
-  generation: number;
-  /** SHA-256 of the canonical pool body, to see that nothing changed. */
-  hash: string;
-}
 
 export interface StoredKey {
   key: string;
@@ -57,17 +54,6 @@ export function bodyHash(body: PoolBody): string {
   return createHash("sha256").update(JSON.stringify(body)).digest("base64url").slice(0, 22);
 }
 
-export function isOwnedBy(metadata: unknown, cluster: string): metadata is SyncMetadata {
-  const m = metadata as Partial<SyncMetadata> | null;
-  return m?.owner === SYNC_OWNER && m.cluster === cluster;
-}
-
-function holderOf(metadata: unknown): string {
-  const m = metadata as Partial<SyncMetadata> | null;
-  if (m?.owner === SYNC_OWNER) return `discovery-sync of cluster ${JSON.stringify(m.cluster)}`;
-  return "a key without discovery-sync ownership (hand-kept)";
-}
-
 export function plan(
   desired: ReadonlyMap<string, DesiredPool>,
   stored: readonly StoredKey[],
@@ -93,7 +79,12 @@ export function plan(
       }
       generation = (Number.isSafeInteger(current.generation) ? current.generation : 0) + 1;
     }
-    const document = { version: 1, generation, updatedAt: options.now, ...pool.body };
+    const document: PoolDocumentInput = {
+      version: 1,
+      generation,
+      updatedAt: options.now,
+      ...pool.body,
+    };
     puts.push({
       key: pool.key,
       service: pool.service,

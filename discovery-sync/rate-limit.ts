@@ -5,7 +5,7 @@
  */
 
 /** KV takes one write per second per key; counted from when the previous write was answered. */
-export const KEY_WRITE_INTERVAL_MS = 1_000;
+const KEY_WRITE_INTERVAL_MS = 1_000;
 
 /** One write a second per key: the first change goes out at once, later ones wait and merge. */
 export class KeyWriteLimiter {
@@ -71,7 +71,7 @@ export class TokenBucket {
   }
 }
 
-export const BACKOFF_BASE_MS = 1_000;
+const BACKOFF_BASE_MS = 1_000;
 export const BACKOFF_CAP_MS = 60_000;
 /** Retry-After is honoured up to the length of the API's own block. */
 export const RETRY_AFTER_CAP_MS = 300_000;

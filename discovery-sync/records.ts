@@ -28,10 +28,7 @@ export interface Selection {
   serviceSelector?: string;
 }
 
-export function selectorMatches(
-  labels: Record<string, string> | undefined,
-  selector: string,
-): boolean {
+function selectorMatches(labels: Record<string, string> | undefined, selector: string): boolean {
   const have = labels ?? {};
   return selector
     .split(",")
@@ -49,7 +46,7 @@ export function selectorMatches(
     });
 }
 
-export function isSelected(service: Service, selection: Selection): boolean {
+function isSelected(service: Service, selection: Selection): boolean {
   if (selection.serviceSelector !== undefined)
     return selectorMatches(service.metadata?.labels, selection.serviceSelector);
   return service.metadata?.annotations?.[PUBLISH_ANNOTATION] === "true";
@@ -103,7 +100,7 @@ export function serviceRecord(
 }
 
 /** Conditions: nil ready = true, nil serving = ready, nil terminating = false. */
-export function endpointState(endpoint: SliceEndpoint): EndpointRecord["state"] | undefined {
+function endpointState(endpoint: SliceEndpoint): EndpointRecord["state"] | undefined {
   const ready = endpoint.conditions?.ready ?? true;
   const serving = endpoint.conditions?.serving ?? ready;
   const terminating = endpoint.conditions?.terminating ?? false;
@@ -112,7 +109,7 @@ export function endpointState(endpoint: SliceEndpoint): EndpointRecord["state"] 
   return undefined;
 }
 
-export const FULL_DETAIL: Detail = { endpoints: true, node: true, pod: true };
+const FULL_DETAIL: Detail = { endpoints: true, node: true, pod: true };
 
 /** The Detail a Service's template needs; none for a Service that is not selected. */
 export function detailFor(service: ServiceRecord | undefined): Detail {

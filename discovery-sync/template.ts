@@ -3,7 +3,7 @@
  * `{node}`, `{nodePort}`, `{zone}`, `{namespace}`, `{service}`. Pure.
  */
 
-export const PLACEHOLDERS = [
+const PLACEHOLDERS = [
   "scheme",
   "ip",
   "port",

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { syntheticRoutes } from "../bench/fixtures.ts";
-import { closedPortUrl, startBackend } from "../test/fixtures/backends.ts";
+import { closedPortUrl, startBackend } from "../local/backends.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const WORKERD = join(ROOT, "node_modules/.bin/workerd");

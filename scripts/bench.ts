@@ -3,9 +3,9 @@
 import { cpus, totalmem } from "node:os";
 import { syntheticPool, syntheticRoutes } from "../bench/fixtures.ts";
 import { parsePoolText } from "../contract/index.ts";
+import { type CompiledPoolDocument, compilePoolDocument } from "../worker/core/compiled-pool.ts";
 import { compileMatcher } from "../worker/core/match.ts";
 import { pick } from "../worker/core/pick.ts";
-import { type PoolSpec, poolSpec } from "../worker/core/pool-spec.ts";
 import { type RequestView, requestView } from "../worker/core/request.ts";
 import { compileSnapshot, type Snapshot } from "../worker/core/snapshot.ts";
 
@@ -54,7 +54,7 @@ const POOLS = 1_000;
 const poolDocs = Array.from({ length: POOLS }, (_, p) => syntheticPool(p, 100));
 const poolTexts = poolDocs.map((doc) => JSON.stringify(doc));
 const specsOf = () =>
-  new Map(poolDocs.map((doc, p) => [`pool-${p}`, poolSpec(`pool-${p}`, doc, "kv")]));
+  new Map(poolDocs.map((doc, p) => [`pool-${p}`, compilePoolDocument(`pool-${p}`, doc, "kv")]));
 
 for (const count of [10, 1_000, 10_000]) {
   const doc = syntheticRoutes(count, POOLS);
@@ -101,7 +101,7 @@ const coldMs = timed(3, () => {
   const parsed = poolTexts.map((text, p) => {
     const result = parsePoolText(text);
     if (!result.ok) throw new Error("invalid");
-    return [`pool-${p}`, poolSpec(`pool-${p}`, result.value, "kv")] as const;
+    return [`pool-${p}`, compilePoolDocument(`pool-${p}`, result.value, "kv")] as const;
   });
   compileSnapshot({ generation: "bench", routes: big, kvPools: new Map(parsed) });
 });
@@ -120,7 +120,11 @@ if (gc) {
   snapshot = undefined as unknown as Snapshot;
   const [specHeap, specs] = heapMiB(() => specsOf());
   const [snapHeap, built] = heapMiB(() =>
-    compileSnapshot({ generation: "bench", routes: big, kvPools: specs as Map<string, PoolSpec> }),
+    compileSnapshot({
+      generation: "bench",
+      routes: big,
+      kvPools: specs as Map<string, CompiledPoolDocument>,
+    }),
   );
   snapshot = built as Snapshot;
   record("heap: 1,000 compiled pools (100,000 endpoints)", `${specHeap.toFixed(1)} MiB`);

@@ -8,12 +8,12 @@ import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { OFFLINE_ENV, ROOT, spawnWranglerDev } from "../cli/wrangler.ts";
 import { BACKENDS, DEMO_PORT, service, slice } from "../demo/cluster.ts";
-import { startKubeApi, writeKubeconfig } from "../test/emulators/kube-api.ts";
-import { startKvRest } from "../test/emulators/kv-rest.ts";
-import { miniflareKv } from "../test/emulators/miniflare-kv.ts";
-import { type Backend, startBackend } from "../test/fixtures/backends.ts";
-import { OFFLINE_ENV, ROOT, spawnWranglerDev } from "./wrangler.ts";
+import { type Backend, startBackend } from "../local/backends.ts";
+import { startKubeApi, writeKubeconfig } from "../local/emulators/kube-api.ts";
+import { startKvRest } from "../local/emulators/kv-rest.ts";
+import { miniflareKv } from "../local/emulators/miniflare-kv.ts";
 
 const PORT = Number(process.env.PORT ?? 8787);
 const KUBE_PORT = Number(process.env.KUBE_PORT ?? 18443);

@@ -1,17 +1,16 @@
 import { Hono } from "hono";
-import { consoleLogger, type Logger } from "./config/log.ts";
 import { ConfigStore } from "./config/store.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
 import { HealthRegistry } from "./core/health.ts";
-import { type HealthLens, type PoolHealth, pick, stickyCandidate } from "./core/pick.ts";
-import { normalizeHost, type RequestView } from "./core/request.ts";
+import { pick } from "./core/pick.ts";
+import { viewOfRequest } from "./core/request.ts";
 import { RetryBudget } from "./core/retry-policy.ts";
-import type { CompiledPool } from "./core/snapshot.ts";
 import { type Env, SettingsError, settingsOf } from "./env.ts";
 import { adminApp } from "./http/admin.ts";
 import { type Failure, failureResponse } from "./http/errors.ts";
+import { consoleLogger, type Logger } from "./log.ts";
 import { exchange, RETRY_SKIPPED_HEADER } from "./proxy/exchange.ts";
-import { readSession, sessionCookie, stickyKeys } from "./proxy/session.ts";
+import { Sessions } from "./sticky/session.ts";
 
 /** What an isolate keeps between requests besides the snapshot. */
 export interface IsolateState {
@@ -29,34 +28,6 @@ export interface AppOptions {
   log?: Logger;
 }
 
-/** What the matcher reads of a Request; query parameters are parsed only if a rule asks. */
-export function viewOf(request: Request, url: URL): RequestView {
-  let query: URLSearchParams | undefined;
-  return {
-    host: normalizeHost(request.headers.get("host") ?? url.host),
-    path: url.pathname,
-    method: request.method,
-    header: (name) => request.headers.get(name),
-    query: (name) => {
-      query ??= new URLSearchParams(url.search);
-      return query.get(name);
-    },
-  };
-}
-
-/** Passive health per pool for this request; nothing to look up while every endpoint is up. */
-function healthLens(health: HealthRegistry, now: number): HealthLens {
-  if (health.allHealthy) return () => undefined;
-  const cache = new Map<CompiledPool, PoolHealth | undefined>();
-  return (pool) => {
-    if (cache.has(pool)) return cache.get(pool);
-    const found = health.poolHealth(pool, now);
-    const result = found.down.size > 0 ? found : undefined;
-    cache.set(pool, result);
-    return result;
-  };
-}
-
 export function createApp(options: AppOptions = {}) {
   const now = options.now ?? Date.now;
   const log = options.log ?? consoleLogger;
@@ -65,7 +36,7 @@ export function createApp(options: AppOptions = {}) {
   const sleep =
     options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let isolateStore: ConfigStore | undefined;
-  let warnedNoSecret = false;
+  const sessions = new Sessions(log);
   const storeFor =
     options.store ??
     ((env: Env) => {
@@ -120,36 +91,19 @@ export function createApp(options: AppOptions = {}) {
       });
     }
 
+    // The pipeline: snapshot → match → session → pick → exchange → stamp.
     const url = new URL(request.url);
-    const view = viewOf(request, url);
+    const view = viewOfRequest(request, url);
     const matched = snapshot.matcher.match(view);
     if (!matched) return fail({ kind: "no-route", host: view.host, path: view.path });
     const rule = snapshot.rule(matched.routeIndex, matched.ruleIndex);
     if (!rule) throw new Error(`matcher returned an unknown rule ${JSON.stringify(matched)}`);
 
     const started = now();
-    const lens = healthLens(state.health, started);
-    let session: Awaited<ReturnType<typeof readSession>>;
-    let keys: Awaited<ReturnType<typeof stickyKeys>> = [];
-    if (rule.source.sessionPersistence) {
-      keys = await stickyKeys(c.env.STICKY_SECRET, c.env.STICKY_SECRET_PREVIOUS);
-      if (keys.length === 0 && !warnedNoSecret) {
-        warnedNoSecret = true;
-        log.error("STICKY_SECRET is not set: sessionPersistence is off until it is", {
-          route: rule.routeName,
-        });
-      }
-      session = await readSession(
-        rule,
-        request.headers.get("cookie"),
-        keys,
-        Math.floor(started / 1000),
-      );
-    }
-    const stickyId = session?.read?.ok ? session.read.value.endpointId : undefined;
-    const sticky = stickyId === undefined ? undefined : stickyCandidate(rule, stickyId, lens);
-
-    const choice = pick(rule, lens, sticky);
+    const lens = state.health.lens(started);
+    // Most rules have no sessionPersistence: no promise for them on the hot path.
+    const session = rule.session && (await sessions.open(rule, request, c.env, started, lens));
+    const choice = pick(rule, lens, session?.sticky);
     if (choice.kind === "missing-pool")
       return fail({ kind: "missing-pool", route: rule.routeName, pool: choice.ref.poolName });
     if (choice.kind === "unavailable")
@@ -168,19 +122,13 @@ export function createApp(options: AppOptions = {}) {
       if (result.skipped) response.headers.set(RETRY_SKIPPED_HEADER, result.skipped);
       return response;
     }
-    const response = result.response;
-    if (session && keys[0] && !response.webSocket) {
-      const nowS = Math.floor(now() / 1000);
-      const cookie = await sessionCookie(
-        session,
-        result.servedBy.endpoint.id,
-        keys[0],
-        nowS,
-        url.protocol === "https:",
-      );
-      if (cookie) response.headers.append("set-cookie", cookie);
-    }
-    return response;
+    await session?.stamp(
+      result.response,
+      result.servedBy.endpoint.id,
+      now(),
+      url.protocol === "https:",
+    );
+    return result.response;
   });
 
   app.onError((error, c) => {

@@ -1,20 +1,15 @@
-/** The worker's bindings and settings (README, "Worker settings"). */
-export interface Env {
-  /** The KV namespace that holds the routes and pool documents. */
-  SWITCHYARD: KVNamespace;
-  /** HMAC key of sticky-session cookies. */
-  STICKY_SECRET?: string;
-  /** The previous key during a rotation: its cookies are honoured and re-signed. */
-  STICKY_SECRET_PREVIOUS?: string;
-  /** Bearer token of the admin API; the admin API is off without it. */
-  ADMIN_TOKEN?: string;
-  /** Path prefix of the admin API, default `/__switchyard`. */
-  ADMIN_PATH?: string;
-  /** Seconds between background refreshes of the snapshot, default 10. */
-  CONFIG_REFRESH_SECONDS?: string;
-  /** "true" under `npm start` and tests: loopback IP endpoints are expected. */
-  SWITCHYARD_LOCAL?: string;
-}
+/** Secrets and local flags: set with `wrangler secret put` (or .dev.vars), and may be unset. */
+type Unset = "STICKY_SECRET" | "STICKY_SECRET_PREVIOUS" | "ADMIN_TOKEN" | "SWITCHYARD_LOCAL";
+
+/**
+ * The worker's bindings and settings (README, "Worker settings"), as `wrangler types` generates
+ * them from wrangler.toml and worker/secrets.env into worker/env.generated.d.ts (`npm run types`;
+ * `npm test` fails when it is stale): the KV namespace SWITCHYARD, the vars ADMIN_PATH and
+ * CONFIG_REFRESH_SECONDS, and the secrets STICKY_SECRET (HMAC key of sticky cookies),
+ * STICKY_SECRET_PREVIOUS (honoured during a rotation), ADMIN_TOKEN (the admin API is off
+ * without it) and SWITCHYARD_LOCAL ("true" under `npm start` and the tests).
+ */
+export type Env = Omit<Cloudflare.Env, Unset> & Partial<Pick<Cloudflare.Env, Unset>>;
 
 export interface Settings {
   adminPath: string;

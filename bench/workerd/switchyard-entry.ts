@@ -2,10 +2,10 @@
 // text bindings, so workerd needs no KV service. NO_EJECT keeps failing endpoints in rotation
 // and lifts the retry budget, so that every request of the retry scenario pays one retry.
 import { createApp } from "../../worker/app.ts";
-import { consoleLogger } from "../../worker/config/log.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
 import { HealthRegistry } from "../../worker/core/health.ts";
 import { RetryBudget } from "../../worker/core/retry-policy.ts";
+import { consoleLogger } from "../../worker/log.ts";
 
 interface BenchEnv {
   /** JSON object: KV key → value text. */

@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnWranglerDev } from "../../scripts/wrangler.ts";
-import { miniflareKv } from "../emulators/miniflare-kv.ts";
-import { type Backend, startBackend } from "../fixtures/backends.ts";
+import { spawnWranglerDev } from "../../cli/wrangler.ts";
+import { type Backend, startBackend } from "../../local/backends.ts";
+import { miniflareKv } from "../../local/emulators/miniflare-kv.ts";
 
 /**
  * The dashboard in headless Chromium (Debian's chromium, driven by playwright-core), against

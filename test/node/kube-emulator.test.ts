@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type KubeApi, startKubeApi } from "../emulators/kube-api.ts";
+import { type KubeApi, startKubeApi } from "../../local/emulators/kube-api.ts";
 
 /** The Kubernetes API emulator checked with kubectl, a real client. */
 

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { SyncDaemon } from "../../discovery-sync/daemon.ts";
 import { parseMicroTime } from "../../discovery-sync/kube-time.ts";
 import type { Settings } from "../../discovery-sync/settings.ts";
-import { type KubeApi, startKubeApi, writeKubeconfig } from "../emulators/kube-api.ts";
+import { type KubeApi, startKubeApi, writeKubeconfig } from "../../local/emulators/kube-api.ts";
 import {
   poolOf,
   quietLog,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { SyncDaemon } from "../../discovery-sync/daemon.ts";
 import type { Settings } from "../../discovery-sync/settings.ts";
-import { type KvRestEmulator, startKvRest } from "../emulators/kv-rest.ts";
+import { type KvRestEmulator, startKvRest } from "../../local/emulators/kv-rest.ts";
 import {
   poolOf,
   quietLog,

@@ -1,5 +1,5 @@
 import type { TestProject } from "vitest/node";
-import { type Backend, closedPortUrl, startBackend } from "../fixtures/backends.ts";
+import { type Backend, closedPortUrl, startBackend } from "../../local/backends.ts";
 
 /** Starts the loopback backends the workerd suites send traffic to; runs in Node. */
 export default async function setup(project: TestProject) {

@@ -2,10 +2,10 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { inject } from "vitest";
 import { createApp } from "../../worker/app.ts";
-import type { Logger } from "../../worker/config/log.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
 import { HealthRegistry } from "../../worker/core/health.ts";
 import { RetryBudget } from "../../worker/core/retry-policy.ts";
+import type { Logger } from "../../worker/log.ts";
 
 /**
  * The worker with its own config store, a clock the test moves, captured logs and a count of

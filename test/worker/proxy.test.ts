@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Echo } from "../fixtures/backends.ts";
+import type { Echo } from "../../local/backends.ts";
 import { backends, catchAll, harness, pool, putRoutes } from "./harness.ts";
 
 const b = backends();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Echo } from "../fixtures/backends.ts";
+import type { Echo } from "../../local/backends.ts";
 import { backends, catchAll, harness, hits, pool, putRoutes } from "./harness.ts";
 
 const b = backends();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Echo } from "../fixtures/backends.ts";
+import type { Echo } from "../../local/backends.ts";
 import { backends, CookieJar, harness, pool, putRoutes } from "./harness.ts";
 
 const b = backends();
@@ -165,7 +165,7 @@ describe("session persistence", () => {
     const jar = new CookieJar();
     jar.cookies.set("sy-shop-web", "placeholder");
     // A valid cookie naming the ejected endpoint, as its last visit would have set it.
-    const { importStickyKey, signSticky } = await import("../../worker/core/sticky-cookie.ts");
+    const { importStickyKey, signSticky } = await import("../../worker/sticky/cookie.ts");
     const key = await importStickyKey("test secret");
     jar.cookies.set(
       "sy-shop-web",

@@ -6,10 +6,10 @@ import {
   poolKey,
   ROUTES_KEY,
 } from "../../contract/index.ts";
+import { type CompiledPoolDocument, compilePoolDocument } from "../core/compiled-pool.ts";
 import { stableHash } from "../core/hash.ts";
-import { type PoolSpec, poolSpec } from "../core/pool-spec.ts";
 import { compileSnapshot, kvPoolNames, type Snapshot } from "../core/snapshot.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../log.ts";
 
 /**
  * The one place the worker reads KV. It holds the compiled snapshot in isolate memory: the
@@ -40,7 +40,7 @@ export interface LoadError {
 /** A pool document that was valid: the hash of its text and what it compiled to. */
 interface GoodPool {
   hash: string;
-  spec: PoolSpec;
+  spec: CompiledPoolDocument;
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -112,7 +112,7 @@ export class ConfigStore {
       }
       const names = kvPoolNames(routes.value);
       const texts = await this.readPools(names);
-      const kvPools = new Map<string, PoolSpec | null>();
+      const kvPools = new Map<string, CompiledPoolDocument | null>();
       const generationParts = [stableHash(routesText)];
       for (const name of names) {
         const pool = this.acceptPool(name, texts.get(poolKey(name)) ?? null);
@@ -169,7 +169,7 @@ export class ConfigStore {
     if (previous?.hash === hash) return previous;
     const parsed = parsePoolText(text);
     if (parsed.ok) {
-      const good = { hash, spec: poolSpec(name, parsed.value, "kv") };
+      const good = { hash, spec: compilePoolDocument(name, parsed.value, "kv") };
       this.goodPools.set(name, good);
       return good;
     }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { routesDoc } from "../../test/fixtures/worker-rules.ts";
 import { explain } from "./explain.ts";
 import { requestView } from "./request.ts";
-import { routesDoc } from "./test-helpers.ts";
 
 const doc = routesDoc({
   version: 1,

@@ -3,7 +3,7 @@
  * the Connection header names, stay on this hop; X-Forwarded-* tell the backend who asked.
  */
 
-export const HOP_BY_HOP = [
+const HOP_BY_HOP = [
   "connection",
   "keep-alive",
   "proxy-connection",

@@ -1,3 +1,4 @@
+import { endpointOrigin } from "../../contract/index.ts";
 /**
  * A fast, stable 53-bit string hash (cyrb53), printed as 14 hex digits. Used for endpoint ids
  * and snapshot generations: stable across isolates and restarts, not a secret (cookies are
@@ -18,5 +19,5 @@ export function stableHash(text: string, seed = 0): string {
 
 /** An endpoint's id: a hash of its URL, the same wherever and whenever it is computed. */
 export function endpointId(url: string): string {
-  return stableHash(url.toLowerCase().replace(/\/$/, ""));
+  return stableHash(endpointOrigin(url).toLowerCase());
 }

@@ -56,6 +56,7 @@ describe("HealthRegistry", () => {
     expect(health.poolHealth(five, 0)).toEqual({
       avoided: new Set(),
       down: new Set(["e0", "e1", "e2"]),
+      panic: true,
     });
   });
 

@@ -24,11 +24,27 @@ export interface PoolMembers {
   readonly endpoints: readonly { readonly id: string }[];
 }
 
+/** Passive health of a pool as one request sees it; undefined: every endpoint is healthy. */
+export interface PoolHealth {
+  /** Endpoints new traffic avoids: down ones, unless the pool is in panic. */
+  avoided: ReadonlySet<string>;
+  /** Endpoints that are down, panic or not. */
+  down: ReadonlySet<string>;
+  /** More than half of the pool is down: new traffic uses every endpoint. */
+  panic: boolean;
+}
+
+/** A request's view of passive health, pool by pool. */
+export type HealthLens = (pool: PoolMembers) => PoolHealth | undefined;
+
 export interface HealthView {
   consecutiveFailures: number;
   timesEjected: number;
   ejectedUntil: number | undefined;
 }
+
+/** The lens while every endpoint is up: pick.ts skips health lookups when it gets this one. */
+export const ALL_HEALTHY: HealthLens = () => undefined;
 
 export class HealthRegistry {
   private readonly states = new Map<string, EndpointHealth>();
@@ -92,13 +108,32 @@ export class HealthRegistry {
     return this.isEjected(id, now) && this.poolHealth(pool, now).avoided.has(id);
   }
 
-  /** The pool's down endpoints that new traffic avoids (none in panic), and those down at all. */
-  poolHealth(pool: PoolMembers, now: number): { avoided: Set<string>; down: Set<string> } {
+  /**
+   * The half-pool rule, in one place: the pool's down endpoints, those new traffic avoids (none
+   * in panic, when more than half are down), and whether it is in panic.
+   */
+  poolHealth(pool: PoolMembers, now: number): PoolHealth {
     const down = new Set<string>();
     for (const endpoint of pool.endpoints)
       if (this.isEjected(endpoint.id, now)) down.add(endpoint.id);
     const panic = down.size > Math.floor(pool.endpoints.length / 2);
-    return { avoided: panic ? new Set() : down, down };
+    return { avoided: panic ? new Set() : down, down, panic };
+  }
+
+  /**
+   * Passive health for one request at `now`, each pool looked up once; nothing to look up while
+   * every endpoint is up.
+   */
+  lens(now: number): HealthLens {
+    if (this.allHealthy) return ALL_HEALTHY;
+    const cache = new Map<PoolMembers, PoolHealth | undefined>();
+    return (pool) => {
+      if (cache.has(pool)) return cache.get(pool);
+      const found = this.poolHealth(pool, now);
+      const result = found.down.size > 0 ? found : undefined;
+      cache.set(pool, result);
+      return result;
+    };
   }
 
   view(id: string, now: number): HealthView {

@@ -29,7 +29,7 @@ export function hostnameRank(hostnames: readonly string[], host: string): number
   return best;
 }
 
-export function pathMatches(path: HttpRouteMatch["path"], requestPath: string): boolean {
+function pathMatches(path: HttpRouteMatch["path"], requestPath: string): boolean {
   switch (path.type) {
     case "Exact":
       return requestPath === path.value;

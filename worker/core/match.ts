@@ -85,7 +85,7 @@ function byPrecedence(a: Entry, b: Entry): number {
 }
 
 /** A PathPrefix is indexed without its trailing slash; "/" becomes "". */
-export function prefixKey(value: string): string {
+function prefixKey(value: string): string {
   return value.endsWith("/") ? value.slice(0, -1) : value;
 }
 

@@ -1,7 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type HealthLens, type Pick, pick, stickyCandidate } from "./pick.ts";
-import { poolOf, snapshotOf } from "./test-helpers.ts";
+import { poolOf, snapshotOf } from "../../test/fixtures/worker-rules.ts";
+import { stickyCandidate } from "../sticky/session.ts";
+import type { HealthLens } from "./health.ts";
+import { type Choice, pick } from "./pick.ts";
 
 function ruleOf(backendRefs: unknown[], kvPools: Record<string, unknown>) {
   const snapshot = snapshotOf(
@@ -11,7 +13,7 @@ function ruleOf(backendRefs: unknown[], kvPools: Record<string, unknown>) {
   return snapshot.rule(0, 0)!;
 }
 
-const host = (p: Pick) =>
+const host = (p: Choice) =>
   p.kind === "endpoints" ? new URL(p.first.endpoint.origin).hostname.split(".")[0] : p.kind;
 
 describe("pick", () => {
@@ -54,7 +56,7 @@ describe("pick", () => {
     const first = pick(rule); // ref p, endpoint a
     const second = pick(rule); // ref q, endpoint d
     const third = pick(rule); // ref p, endpoint b
-    const order = (p: Pick) =>
+    const order = (p: Choice) =>
       p.kind === "endpoints"
         ? p
             .candidates()
@@ -123,7 +125,7 @@ describe("pick", () => {
   it("leaves ejected endpoints out of new picks and of the fallbacks", () => {
     const rule = ruleOf([{ pool: "p" }], { p: poolOf({ a: 1, b: 1, c: 1 }) });
     const b = rule.tiers[0]!.refs[0]!.pool!.endpoints[1]!.id;
-    const lens: HealthLens = () => ({ avoided: new Set([b]), down: new Set([b]) });
+    const lens: HealthLens = () => ({ avoided: new Set([b]), down: new Set([b]), panic: false });
     const picks = Array.from({ length: 6 }, () => pick(rule, lens));
     expect(picks.map(host).join("")).toBe("acacac");
     const first = picks[0]!;
@@ -141,10 +143,10 @@ describe("pick", () => {
     const primary = rule.tiers[0]!.refs[0]!.pool!;
     const ids = primary.endpoints.map((e) => e.id);
     const oneDown = new Set([ids[0]!]);
-    expect(host(pick(rule, () => ({ avoided: oneDown, down: oneDown })))).toBe("b");
+    expect(host(pick(rule, () => ({ avoided: oneDown, down: oneDown, panic: false })))).toBe("b");
     // Both primary endpoints down: the pool is in panic (avoids none), but the tier is unhealthy.
     const deadPrimary: HealthLens = (pool) =>
-      pool === primary ? { avoided: new Set(), down: new Set(ids) } : undefined;
+      pool === primary ? { avoided: new Set(), down: new Set(ids), panic: true } : undefined;
     expect([pick(rule, deadPrimary), pick(rule, deadPrimary)].map(host)).toEqual(["e", "e"]);
     expect(host(pick(rule))).toBe("a");
   });
@@ -164,6 +166,8 @@ describe("pick", () => {
     }
     expect(stickyCandidate(rule, "00000000000000")).toBeUndefined();
     const bDown = new Set([b!.id]);
-    expect(stickyCandidate(rule, b!.id, () => ({ avoided: bDown, down: bDown }))).toBeUndefined();
+    expect(
+      stickyCandidate(rule, b!.id, () => ({ avoided: bDown, down: bDown, panic: false })),
+    ).toBeUndefined();
   });
 });

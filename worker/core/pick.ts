@@ -1,10 +1,6 @@
-import type {
-  CompiledEndpoint,
-  CompiledPool,
-  CompiledRef,
-  CompiledRule,
-  Tier,
-} from "./snapshot.ts";
+import type { CompiledEndpoint } from "./compiled-pool.ts";
+import { ALL_HEALTHY, type HealthLens } from "./health.ts";
+import type { CompiledPool, CompiledRef, CompiledRule, Tier } from "./snapshot.ts";
 
 /**
  * Selection as an ordered list (Pingora, Envoy): the first candidate is the choice, the rest is
@@ -25,17 +21,7 @@ export interface Candidate {
   pool: CompiledPool;
 }
 
-/** Passive health of a pool as this request sees it; undefined: every endpoint is healthy. */
-export interface PoolHealth {
-  /** Endpoints new traffic avoids: down ones, unless the pool is in panic. */
-  avoided: ReadonlySet<string>;
-  /** Endpoints that are down, panic or not. */
-  down: ReadonlySet<string>;
-}
-
-export type HealthLens = (pool: CompiledPool) => PoolHealth | undefined;
-
-export type Pick =
+export type Choice =
   | {
       kind: "endpoints";
       ref: CompiledRef | undefined;
@@ -48,9 +34,7 @@ export type Pick =
   /** Nothing can take new traffic: 503. */
   | { kind: "unavailable"; reason: string };
 
-const NONE: HealthLens = () => undefined;
-
-export function takesNewTraffic(endpoint: CompiledEndpoint): boolean {
+function takesNewTraffic(endpoint: CompiledEndpoint): boolean {
   return endpoint.weight > 0 && endpoint.state === "ready";
 }
 
@@ -83,12 +67,12 @@ function rotation(
 }
 
 /** The failover order of a rule, starting with `first` and then `pool` from index `start`. */
-export function orderCandidates(
+function orderCandidates(
   rule: CompiledRule,
   first: Candidate | undefined,
   pool: CompiledPool | undefined,
   start: number,
-  health: HealthLens = NONE,
+  health: HealthLens = ALL_HEALTHY,
 ): Candidate[] {
   const out: Candidate[] = [];
   const seen = new Set<string>();
@@ -116,36 +100,11 @@ function activeTier(rule: CompiledRule, health: HealthLens): Tier | undefined {
   return rule.tiers[0];
 }
 
-/** Index of every endpoint of the rule's pools by id, built on first use. */
-function endpointsById(rule: CompiledRule): Map<string, Candidate> {
-  let index = rule.endpointsById;
-  if (index === undefined) {
-    index = new Map();
-    for (const tier of rule.tiers) {
-      for (const ref of tier.refs) {
-        for (const endpoint of ref.pool?.endpoints ?? []) {
-          if (!index.has(endpoint.id) && ref.pool)
-            index.set(endpoint.id, { endpoint, pool: ref.pool });
-        }
-      }
-    }
-    rule.endpointsById = index;
-  }
-  return index;
-}
-
-/** The candidate a sticky cookie names, if it is still in the rule's pools and not ejected. */
-export function stickyCandidate(
+export function pick(
   rule: CompiledRule,
-  endpointId: string,
-  health: HealthLens = NONE,
-): Candidate | undefined {
-  const found = endpointsById(rule).get(endpointId);
-  if (!found || health(found.pool)?.avoided.has(endpointId)) return undefined;
-  return found;
-}
-
-export function pick(rule: CompiledRule, health: HealthLens = NONE, sticky?: Candidate): Pick {
+  health: HealthLens = ALL_HEALTHY,
+  sticky?: Candidate,
+): Choice {
   if (sticky) {
     const index = sticky.pool.endpoints.indexOf(sticky.endpoint);
     return {
@@ -158,7 +117,7 @@ export function pick(rule: CompiledRule, health: HealthLens = NONE, sticky?: Can
   }
   const tier = activeTier(rule, health);
   const refEligible =
-    tier && health !== NONE
+    tier && health !== ALL_HEALTHY
       ? (i: number) => {
           const p = tier.refs[i]?.pool;
           return !p || healthyIn(p, health);

@@ -13,7 +13,7 @@ export interface RequestView {
 }
 
 /** The host of a `Host` header or URL host, ready for matching: no port, lower case. */
-export function normalizeHost(host: string): string {
+function normalizeHost(host: string): string {
   let h = host;
   if (h.startsWith("[")) {
     const end = h.indexOf("]");
@@ -26,7 +26,29 @@ export function normalizeHost(host: string): string {
   return h.toLowerCase();
 }
 
-/** A RequestView over plain data, for tests, `explain` and benchmarks. */
+/** A RequestView over a fetch Request; query parameters are parsed only if a rule asks. */
+export function viewOfRequest(request: Request, url: URL): RequestView {
+  let query: URLSearchParams | undefined;
+  return {
+    host: normalizeHost(request.headers.get("host") ?? url.host),
+    path: url.pathname,
+    method: request.method,
+    header: (name) => request.headers.get(name),
+    query: (name) => {
+      query ??= new URLSearchParams(url.search);
+      return query.get(name);
+    },
+  };
+}
+
+/** `name:value` as the CLI and the admin API take a header for `explain`; undefined if not. */
+export function parseHeaderArgument(text: string): [name: string, value: string] | undefined {
+  const colon = text.indexOf(":");
+  if (colon <= 0) return undefined;
+  return [text.slice(0, colon).trim(), text.slice(colon + 1).trim()];
+}
+
+/** A RequestView over plain data, for `explain` (CLI and admin API), tests and benchmarks. */
 export function requestView(init: {
   host: string;
   path: string;

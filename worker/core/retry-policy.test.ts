@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { routesDoc } from "../../test/fixtures/worker-rules.ts";
 import {
   backoffDelay,
   RetryBudget,
@@ -7,7 +8,6 @@ import {
   retryDecision,
   retrySettings,
 } from "./retry-policy.ts";
-import { routesDoc } from "./test-helpers.ts";
 
 function settingsOf(retry?: unknown) {
   const doc = routesDoc({

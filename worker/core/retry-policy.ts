@@ -31,7 +31,7 @@ export interface RetrySettings {
   bodyBufferBytes: number;
 }
 
-export const DEFAULT_BODY_BUFFER_BYTES = 1024 * 1024;
+const DEFAULT_BODY_BUFFER_BYTES = 1024 * 1024;
 const NO_CODES: ReadonlySet<number> = new Set();
 const DEFAULT_SETTINGS: RetrySettings = Object.freeze({
   attempts: 1,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { poolOf, routesDoc, snapshotOf } from "../../test/fixtures/worker-rules.ts";
 import { endpointId } from "./hash.ts";
 import { kvPoolNames, ruleLabel } from "./snapshot.ts";
-import { poolOf, routesDoc, snapshotOf } from "./test-helpers.ts";
 
 const routes = (refs: unknown[], pools: Record<string, unknown> = {}) => ({
   version: 1,

@@ -1,8 +1,13 @@
-import { durationMs, type HttpRouteRule, type RoutesDocument } from "../../contract/index.ts";
+import {
+  durationMs,
+  type HttpRouteRule,
+  MAX_RULES_PER_ROUTE,
+  type RoutesDocument,
+} from "../../contract/index.ts";
+import { type SessionSettings, sessionSettings } from "../sticky/cookie.ts";
+import { type CompiledPoolDocument, compilePoolDocument } from "./compiled-pool.ts";
 import { compileMatcher, type Matcher } from "./match.ts";
-import { type Endpoint, type PoolSpec, poolSpec } from "./pool-spec.ts";
 import { type RetrySettings, retrySettings } from "./retry-policy.ts";
-import { type SessionSettings, sessionSettings } from "./sticky-cookie.ts";
 import { SmoothWrr } from "./wrr.ts";
 
 /**
@@ -12,9 +17,7 @@ import { SmoothWrr } from "./wrr.ts";
  * life, so a large document costs memory only for what this isolate actually serves.
  */
 
-export type CompiledEndpoint = Endpoint;
-
-export interface CompiledPool extends PoolSpec {
+export interface CompiledPool extends CompiledPoolDocument {
   /** New traffic: ready endpoints by weight. State starts at zero in each snapshot. */
   wrr: SmoothWrr;
 }
@@ -50,22 +53,18 @@ export interface CompiledRule {
   retry: RetrySettings;
   /** Cookie name and limits when the rule has sessionPersistence. */
   session: SessionSettings | undefined;
-  /** Endpoints of the rule's pools by id, for sticky cookies; built on first use (pick.ts). */
-  endpointsById?: Map<string, { endpoint: CompiledEndpoint; pool: CompiledPool }>;
 }
 
 export interface SnapshotInput {
   generation: string;
   routes: RoutesDocument;
   /** Compiled pool documents from KV by pool name; absent or null: no such key. */
-  kvPools: ReadonlyMap<string, PoolSpec | null>;
+  kvPools: ReadonlyMap<string, CompiledPoolDocument | null>;
   /** Local mode: loopback and private IP URLs are expected, not flagged. */
   local?: boolean;
 }
 
 const NO_TIMEOUTS: Timeouts = Object.freeze({ requestMs: undefined, backendRequestMs: undefined });
-/** Rules per route are at most 64 (schema), so this packs a rule's position into one number. */
-const RULES_PER_ROUTE = 64;
 /** An origin whose host is an IPv4 or IPv6 literal. */
 const IP_ORIGIN = /^https?:\/\/(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])(:\d+)?$/i;
 
@@ -75,7 +74,7 @@ export function ruleLabel(rule: CompiledRule): string {
 }
 
 /** Every pool name the routes document's backendRefs name, in document order. */
-export function referencedPools(routes: RoutesDocument): string[] {
+function referencedPools(routes: RoutesDocument): string[] {
   const names = new Set<string>();
   for (const route of routes.routes) {
     for (const rule of route.rules) for (const ref of rule.backendRefs) names.add(ref.pool);
@@ -98,7 +97,7 @@ export class Snapshot {
   readonly matcher: Matcher;
   readonly warnings: string[];
   /** Every pool the document references that exists, by name. */
-  readonly specs: ReadonlyMap<string, PoolSpec>;
+  readonly specs: ReadonlyMap<string, CompiledPoolDocument>;
   private readonly pools = new Map<string, CompiledPool>();
   private readonly rules = new Map<number, CompiledRule>();
 
@@ -107,14 +106,14 @@ export class Snapshot {
     this.generation = input.generation;
     this.document = routes;
     this.warnings = [];
-    const specs = new Map<string, PoolSpec>();
+    const specs = new Map<string, CompiledPoolDocument>();
     for (const name of referencedPools(routes)) {
       const inline = routes.pools[name];
       const stored = kvPools.get(name);
       if (inline) {
         if (stored)
           this.warnings.push(`pool ${name}: defined inline and in KV; the inline pool wins`);
-        specs.set(name, poolSpec(name, inline, "inline"));
+        specs.set(name, compilePoolDocument(name, inline, "inline"));
       } else if (stored) {
         specs.set(name, stored);
       } else {
@@ -156,7 +155,7 @@ export class Snapshot {
 
   /** A rule ready to pick backends for, or undefined when the document has no such rule. */
   rule(routeIndex: number, ruleIndex: number): CompiledRule | undefined {
-    const key = routeIndex * RULES_PER_ROUTE + ruleIndex;
+    const key = routeIndex * MAX_RULES_PER_ROUTE + ruleIndex; // one number per rule position;
     let rule = this.rules.get(key);
     if (rule === undefined) {
       const route = this.document.routes[routeIndex];

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import type { ConfigStore } from "../config/store.ts";
 import { explain } from "../core/explain.ts";
 import type { HealthRegistry } from "../core/health.ts";
-import { normalizeHost, type RequestView } from "../core/request.ts";
+import { parseHeaderArgument, type RequestView, requestView } from "../core/request.ts";
 import type { RetryBudget } from "../core/retry-policy.ts";
 import { dashboard } from "./dashboard.tsx";
 
@@ -23,7 +23,7 @@ export interface AdminDeps {
 const encoder = new TextEncoder();
 
 /** Constant-time comparison of two secrets (hashed first, so their lengths do not leak). */
-export async function sameSecret(given: string, expected: string): Promise<boolean> {
+async function sameSecret(given: string, expected: string): Promise<boolean> {
   const [a, b] = await Promise.all(
     [given, expected].map((s) => crypto.subtle.digest("SHA-256", encoder.encode(s))),
   );
@@ -65,7 +65,7 @@ export function pools(deps: AdminDeps) {
       generation: spec.generation ?? null,
       updatedAt: spec.updatedAt ?? null,
       transportBinding: spec.transportBinding ?? null,
-      panic: members.down.size > 0 && members.avoided.size === 0,
+      panic: members.panic,
       endpoints: spec.endpoints.map((e) => {
         const health = deps.health.view(e.id, at);
         return {
@@ -86,25 +86,20 @@ export function pools(deps: AdminDeps) {
 }
 
 /** The request an `explain` query describes: host, path, method, header=k:v, query=k=v. */
-export function explainedRequest(query: URLSearchParams): RequestView | string {
+function explainedRequest(query: URLSearchParams): RequestView | string {
   const host = query.get("host");
   const path = query.get("path") ?? "/";
   if (!host) return "host is required, e.g. ?host=shop.example.com&path=/api";
   if (!path.startsWith("/")) return 'path must start with "/"';
-  const headers = new Map<string, string>();
+  const headers: Record<string, string> = {};
   for (const header of query.getAll("header")) {
-    const colon = header.indexOf(":");
-    if (colon <= 0) return `header must be name:value, got ${JSON.stringify(header)}`;
-    headers.set(header.slice(0, colon).trim().toLowerCase(), header.slice(colon + 1).trim());
+    const parsed = parseHeaderArgument(header);
+    if (!parsed) return `header must be name:value, got ${JSON.stringify(header)}`;
+    headers[parsed[0]] = parsed[1];
   }
-  const params = new URLSearchParams(query.getAll("query").join("&"));
-  return {
-    host: normalizeHost(host),
-    path,
-    method: (query.get("method") ?? "GET").toUpperCase(),
-    header: (name) => headers.get(name) ?? null,
-    query: (name) => params.get(name),
-  };
+  const method = query.get("method") ?? "GET";
+  const params = Object.fromEntries(new URLSearchParams(query.getAll("query").join("&")));
+  return requestView({ host, path, method, headers, query: params });
 }
 
 export function adminApp(basePath: string, token: string, deps: AdminDeps) {

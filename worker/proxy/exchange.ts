@@ -1,5 +1,5 @@
 import type { HealthRegistry } from "../core/health.ts";
-import type { Candidate, Pick } from "../core/pick.ts";
+import type { Candidate, Choice } from "../core/pick.ts";
 import {
   backoffDelay,
   isFailure,
@@ -74,7 +74,7 @@ export async function exchange(
   request: Request,
   url: URL,
   rule: CompiledRule,
-  choice: Extract<Pick, { kind: "endpoints" }>,
+  choice: Extract<Choice, { kind: "endpoints" }>,
   requestId: string,
   deps: ExchangeDeps,
 ): Promise<ExchangeResult> {

@@ -25,7 +25,7 @@ export function upstreamFor(candidate: Candidate, env: object): Upstream {
   return { fetch: (request) => target.fetch!(request) };
 }
 
-export function isWebSocketUpgrade(request: Request): boolean {
+function isWebSocketUpgrade(request: Request): boolean {
   return request.headers.get("upgrade")?.toLowerCase() === "websocket";
 }
 

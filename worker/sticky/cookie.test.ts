@@ -7,7 +7,7 @@ import {
   readSticky,
   setCookieHeader,
   signSticky,
-} from "./sticky-cookie.ts";
+} from "./cookie.ts";
 
 const limits = { absoluteTimeoutS: 3600, idleTimeoutS: 600 };
 

@@ -1,13 +1,14 @@
-import type { InlinePool, PoolDocument } from "../../contract/index.ts";
+import { endpointOrigin, type InlinePool, type PoolDocument } from "../../contract/index.ts";
 import { endpointId } from "./hash.ts";
 
 /**
- * A pool document compiled for serving, immutable: built once per version of the document and
- * shared by every snapshot that uses it, so a refresh that changes one pool re-reads only that
- * pool. Balancing state is not here; each snapshot starts its own (snapshot.ts).
+ * A pool document compiled for serving, immutable: compiled once per text of the document and
+ * shared by every snapshot that uses it. A refresh re-reads every pool, and compiles again only
+ * those whose text changed. Balancing state is not here; each snapshot starts its own
+ * (snapshot.ts CompiledPool).
  */
 
-export class Endpoint {
+export class CompiledEndpoint {
   /** Origin without trailing slash, e.g. `http://127.0.0.1:8080`. */
   readonly origin: string;
   readonly weight: number;
@@ -34,28 +35,20 @@ export class Endpoint {
   }
 }
 
-export interface PoolSpec {
+export interface CompiledPoolDocument {
   name: string;
   source: "inline" | "kv";
   generation: number | undefined;
   updatedAt: string | undefined;
-  endpoints: readonly Endpoint[];
+  endpoints: readonly CompiledEndpoint[];
   transportBinding: string | undefined;
 }
 
-/**
- * The schema has checked that a URL is an origin; all that is left is the optional trailing
- * slash. (A `new URL` per endpoint would cost a third of compiling a large snapshot.)
- */
-function originOf(url: string): string {
-  return url.endsWith("/") ? url.slice(0, -1) : url;
-}
-
-export function poolSpec(
+export function compilePoolDocument(
   name: string,
   doc: PoolDocument | InlinePool,
   source: "inline" | "kv",
-): PoolSpec {
+): CompiledPoolDocument {
   const zones = new Map<string, string>(); // one string per distinct zone, not one per endpoint
   return {
     name,
@@ -69,7 +62,7 @@ export function poolSpec(
         if (seen === undefined) zones.set(zone, zone);
         else zone = seen;
       }
-      return new Endpoint(originOf(e.url), e.weight, e.state, zone);
+      return new CompiledEndpoint(endpointOrigin(e.url), e.weight, e.state, zone);
     }),
     transportBinding: doc.transport?.binding,
   };

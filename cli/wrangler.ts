@@ -33,7 +33,7 @@ export function wrangler(args: string[]): Promise<string> {
 }
 
 /** Starts a long-running wrangler command (e.g. dev); the caller stops it with SIGTERM. */
-export function spawnWrangler(args: string[]): ChildProcess {
+function spawnWrangler(args: string[]): ChildProcess {
   return spawn(process.execPath, [WRANGLER, ...args], {
     cwd: ROOT,
     env: OFFLINE_ENV,

@@ -140,7 +140,7 @@ export function sessionSettings(
 }
 
 /** The default cookie name of a rule: derived from route and rule, so each rule has its own. */
-export function defaultCookieName(routeName: string, ruleName: string | number): string {
+function defaultCookieName(routeName: string, ruleName: string | number): string {
   return `sy-${routeName}-${ruleName}`;
 }
 

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { listenOnLoopback } from "../fixtures/listen.ts";
+import { listenOnLoopback } from "../listen.ts";
 
 /**
  * A Cloudflare Workers KV REST emulator on loopback, with the API's paths, envelopes and errors
@@ -168,6 +168,21 @@ export async function startKvRest(
       });
     });
   };
+  /** An injected fault: the bulk request reports this key unsuccessful. */
+  const refused = (key: string): boolean => {
+    const left = failing.get(key) ?? 0;
+    if (left > 0) failing.set(key, left - 1);
+    return left > 0;
+  };
+  const bulkAnswer = (response: ServerResponse, count: number, unsuccessful: string[]) =>
+    send(
+      response,
+      200,
+      envelope({
+        successful_key_count: count - unsuccessful.length,
+        unsuccessful_keys: unsuccessful,
+      }),
+    );
   const keyProblem = (key: unknown): string | undefined => {
     if (typeof key !== "string" || key === "") return "a key must be a non-empty string";
     if (Buffer.byteLength(key) > KEY_MAX_BYTES)
@@ -279,9 +294,7 @@ export async function startKvRest(
         if (!(await writeGate(request))) return;
         const unsuccessful: string[] = [];
         for (const item of items) {
-          const left = failing.get(item.key) ?? 0;
-          if (left > 0) {
-            failing.set(item.key, left - 1);
+          if (refused(item.key)) {
             unsuccessful.push(item.key);
             continue;
           }
@@ -291,14 +304,7 @@ export async function startKvRest(
           await backend.put(item.key, { value, metadata: item.metadata ?? null });
           record(item.key, "put", value);
         }
-        return send(
-          response,
-          200,
-          envelope({
-            successful_key_count: items.length - unsuccessful.length,
-            unsuccessful_keys: unsuccessful,
-          }),
-        );
+        return bulkAnswer(response, items.length, unsuccessful);
       }
       if (method === "POST" && path === "bulk/delete") {
         const keys = JSON.parse((await readBody(request)).toString("utf8")) as string[];
@@ -313,23 +319,14 @@ export async function startKvRest(
         if (!(await writeGate(request))) return;
         const unsuccessful: string[] = [];
         for (const key of keys) {
-          const left = failing.get(key) ?? 0;
-          if (left > 0) {
-            failing.set(key, left - 1);
+          if (refused(key)) {
             unsuccessful.push(key);
             continue;
           }
           await backend.delete(key);
           record(key, "delete");
         }
-        return send(
-          response,
-          200,
-          envelope({
-            successful_key_count: keys.length - unsuccessful.length,
-            unsuccessful_keys: unsuccessful,
-          }),
-        );
+        return bulkAnswer(response, keys.length, unsuccessful);
       }
       if (method === "POST" && path === "bulk/get") {
         const body = JSON.parse((await readBody(request)).toString("utf8")) as {

@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { listenOnLoopback } from "../fixtures/listen.ts";
+import { listenOnLoopback } from "../listen.ts";
 import { decodeBody, InvalidError } from "./kube-decode.ts";
 import {
   type FieldRequirement,

@@ -1,0 +1,154 @@
+import { ALL_HEALTHY, type HealthLens } from "../core/health.ts";
+import type { Candidate } from "../core/pick.ts";
+import type { CompiledRule } from "../core/snapshot.ts";
+import type { Logger } from "../log.ts";
+import {
+  cookieValue,
+  type HmacKey,
+  importStickyKey,
+  readSticky,
+  type StickyLimits,
+  type StickyRead,
+  setCookieHeader,
+  signSticky,
+} from "./cookie.ts";
+
+/**
+ * Sticky sessions, the one home of session persistence (Gateway API `sessionPersistence`): a
+ * request `open`s the session of its rule, which names the endpoint its cookie points at (if
+ * that endpoint is still in the rule's pools and not ejected); once a backend has answered, the
+ * session `stamp`s the response with a new or refreshed cookie. The cookie codec is pure
+ * (cookie.ts); this is the adapter that holds the HMAC keys of STICKY_SECRET (and
+ * STICKY_SECRET_PREVIOUS during a rotation) and says once when the secret is missing.
+ */
+
+export interface SessionSecrets {
+  STICKY_SECRET?: string;
+  STICKY_SECRET_PREVIOUS?: string;
+}
+
+export interface Session {
+  /** The endpoint the request's cookie names, when it can still take the request. */
+  readonly sticky: Candidate | undefined;
+  /** Adds the Set-Cookie for a response served by `endpointId`, when the cookie must change. */
+  stamp(response: Response, endpointId: string, nowMs: number, secure: boolean): Promise<void>;
+}
+
+/** How stale last-seen may get before the cookie is re-sent to move it forward. */
+function refreshAfterS(limits: StickyLimits): number {
+  return limits.idleTimeoutS === undefined
+    ? Number.POSITIVE_INFINITY
+    : Math.min(60, limits.idleTimeoutS / 4);
+}
+
+/** Every endpoint of a rule's pools by id, built on first use and kept with the rule. */
+const indexes = new WeakMap<CompiledRule, Map<string, Candidate>>();
+
+function endpointsById(rule: CompiledRule): Map<string, Candidate> {
+  let index = indexes.get(rule);
+  if (index === undefined) {
+    index = new Map();
+    for (const tier of rule.tiers) {
+      for (const ref of tier.refs) {
+        for (const endpoint of ref.pool?.endpoints ?? []) {
+          if (!index.has(endpoint.id) && ref.pool)
+            index.set(endpoint.id, { endpoint, pool: ref.pool });
+        }
+      }
+    }
+    indexes.set(rule, index);
+  }
+  return index;
+}
+
+/** The candidate a sticky cookie names, if it is still in the rule's pools and not ejected. */
+export function stickyCandidate(
+  rule: CompiledRule,
+  endpointId: string,
+  health: HealthLens = ALL_HEALTHY,
+): Candidate | undefined {
+  const found = endpointsById(rule).get(endpointId);
+  if (!found || health(found.pool)?.avoided.has(endpointId)) return undefined;
+  return found;
+}
+
+export class Sessions {
+  private readonly keys = new Map<string, Promise<HmacKey>>();
+  private warnedNoSecret = false;
+  private readonly log: Logger;
+
+  constructor(log: Logger) {
+    this.log = log;
+  }
+
+  private keyFor(secret: string): Promise<HmacKey> {
+    let key = this.keys.get(secret);
+    if (key === undefined) {
+      key = importStickyKey(secret);
+      this.keys.set(secret, key);
+    }
+    return key;
+  }
+
+  /** The current secret's key first, then the previous one's during a rotation. */
+  private async keysOf(env: SessionSecrets): Promise<HmacKey[]> {
+    const secrets = [env.STICKY_SECRET, env.STICKY_SECRET_PREVIOUS].filter(
+      (s): s is string => typeof s === "string" && s.length > 0,
+    );
+    return Promise.all(secrets.map((s) => this.keyFor(s)));
+  }
+
+  /** The session of a request for its rule; undefined when the rule has none or no secret is set. */
+  async open(
+    rule: CompiledRule,
+    request: Request,
+    env: SessionSecrets,
+    nowMs: number,
+    health: HealthLens,
+  ): Promise<Session | undefined> {
+    const settings = rule.session;
+    if (settings === undefined) return undefined;
+    const keys = await this.keysOf(env);
+    const signing = keys[0];
+    if (signing === undefined) {
+      if (!this.warnedNoSecret) {
+        this.warnedNoSecret = true;
+        this.log.error("STICKY_SECRET is not set: sessionPersistence is off until it is", {
+          route: rule.routeName,
+        });
+      }
+      return undefined;
+    }
+    const { cookieName, limits } = settings;
+    const text = cookieValue(request.headers.get("cookie"), cookieName);
+    const read: StickyRead | undefined =
+      text === undefined
+        ? undefined
+        : await readSticky(text, cookieName, keys, Math.floor(nowMs / 1000), limits);
+    const sticky = read?.ok ? stickyCandidate(rule, read.value.endpointId, health) : undefined;
+    return {
+      sticky,
+      async stamp(response, endpointId, stampMs, secure) {
+        // A WebSocket upgrade's headers are already sent.
+        if ((response as { webSocket?: unknown }).webSocket) return;
+        const nowS = Math.floor(stampMs / 1000);
+        const same = read?.ok === true && read.value.endpointId === endpointId;
+        if (same && read.keyIndex === 0 && nowS - read.value.lastSeen < refreshAfterS(limits))
+          return;
+        const issuedAt = same ? read.value.issuedAt : nowS;
+        const value = await signSticky(
+          { endpointId, issuedAt, lastSeen: nowS },
+          cookieName,
+          signing,
+        );
+        const { absoluteTimeoutS, idleTimeoutS } = limits;
+        const maxAgeS =
+          absoluteTimeoutS !== undefined ? absoluteTimeoutS - (nowS - issuedAt) : idleTimeoutS;
+        response.headers.append(
+          "set-cookie",
+          setCookieHeader(cookieName, value, { secure, maxAgeS }),
+        );
+      },
+    };
+  }
+}
