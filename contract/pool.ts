@@ -39,10 +39,17 @@ const endpointUrl = z.string().superRefine((text, ctx) => {
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
 
-export const weight = z
-  .int({ error: "must be a whole number" })
-  .min(0, { error: "must be 0 or more" })
-  .max(MAX_WEIGHT, { error: `must be at most ${MAX_WEIGHT}` });
+/** A whole number from `min` to `max`, with the contract's wording for each way it can fail. */
+export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
+  const number = z
+    .int({ error: "must be a whole number" })
+    .min(min, { error: `must be ${min} or more` });
+  return max === Number.MAX_SAFE_INTEGER
+    ? number
+    : number.max(max, { error: `must be at most ${max}` });
+}
+
+export const weight = wholeNumber(0, MAX_WEIGHT);
 
 const endpointSchema = z
   .strictObject({
@@ -88,11 +95,7 @@ export const poolDocumentSchema = z
   .strictObject({
     $schema: z.string().optional(),
     version: z.literal(1, { error: "must be 1" }),
-    generation: z
-      .int({ error: "must be a whole number" })
-      .min(0, { error: "must be 0 or more" })
-      .optional()
-      .describe("Grows with every write by the owner"),
+    generation: wholeNumber(0).optional().describe("Grows with every write by the owner"),
     updatedAt: z.string().regex(RFC3339, { error: "must be an RFC 3339 date-time" }).optional(),
     ...poolFields,
   })

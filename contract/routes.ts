@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { DURATION_PATTERN, parseDuration } from "./duration.ts";
-import { inlinePoolSchema, weight } from "./pool.ts";
+import { inlinePoolSchema, weight, wholeNumber } from "./pool.ts";
 
 /**
  * The routes document, the value of the KV key `routes` (docs/kv-schema.md). Field names and semantics
@@ -117,10 +117,7 @@ const backendRefSchema = z.strictObject({
     .max(500, { error: "must be at most 500 characters" })
     .describe("Pool name: an inline pool of this document or a KV key pool:<name>"),
   weight: weight.default(1).describe("Share of new traffic among refs of one priority; 0 = none"),
-  priority: z
-    .int({ error: "must be a whole number" })
-    .min(0, { error: "must be 0 or more" })
-    .max(16, { error: "must be at most 16" })
+  priority: wholeNumber(0, 16)
     .default(0)
     .describe("0 takes traffic; higher values only while every lower one has no healthy endpoint"),
 });
@@ -133,12 +130,7 @@ const sessionPersistenceSchema = z.strictObject({
 });
 
 const retrySchema = z.strictObject({
-  attempts: z
-    .int({ error: "must be a whole number" })
-    .min(0, { error: "must be 0 or more" })
-    .max(10, { error: "must be at most 10" })
-    .default(1)
-    .describe("Retries after the first try (GEP-1731)"),
+  attempts: wholeNumber(0, 10).default(1).describe("Retries after the first try (GEP-1731)"),
   codes: z
     .array(
       z

@@ -70,6 +70,14 @@ interface Route {
   name: string | undefined;
 }
 
+/** A LIST or watch as asked: the resource, the query, and its parsed selectors. */
+interface Asked {
+  route: Route;
+  query: URLSearchParams;
+  labels: Requirement[];
+  fields: FieldRequirement[];
+}
+
 function parsePath(pathname: string): Route | undefined {
   const parts = pathname.split("/").filter(Boolean);
   let rest: string[];
@@ -229,14 +237,8 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   const notFound = (resource: Resource, name: string) =>
     new StoreError(404, "NotFound", `${qualified(resource)} ${JSON.stringify(name)} not found`);
 
-  const watch = (
-    request: IncomingMessage,
-    response: ServerResponse,
-    route: Route,
-    query: URLSearchParams,
-    labels: Requirement[],
-    fields: FieldRequirement[],
-  ) => {
+  const watch = (request: IncomingMessage, response: ServerResponse, asked: Asked) => {
+    const { route, query, labels, fields } = asked;
     const { resource, namespace } = route;
     const from = Number(query.get("resourceVersion") || store.resourceVersion);
     const bookmarks = query.get("allowWatchBookmarks") === "true";
@@ -284,12 +286,8 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     response.on("close", done);
   };
 
-  const list = (
-    route: Route,
-    query: URLSearchParams,
-    labels: Requirement[],
-    fields: FieldRequirement[],
-  ) => {
+  const list = (asked: Asked) => {
+    const { route, query, labels, fields } = asked;
     const { resource, namespace } = route;
     const limit = positiveInt(query, "limit");
     const token = query.get("continue");
@@ -387,7 +385,8 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
           const labels = parseLabelSelector(url.searchParams.get("labelSelector"));
           const fields = parseFieldSelector(url.searchParams.get("fieldSelector"));
           positiveInt(url.searchParams, "timeoutSeconds");
-          if (watching) return watch(request, response, route, url.searchParams, labels, fields);
+          const asked = { route, query: url.searchParams, labels, fields };
+          if (watching) return watch(request, response, asked);
           if (listFailures > 0) {
             listFailures--;
             return send(
@@ -396,7 +395,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
               status(listFailureStatus, "InternalError", "injected list failure"),
             );
           }
-          return send(response, 200, list(route, url.searchParams, labels, fields));
+          return send(response, 200, list(asked));
         }
         if (method === "GET" && name !== undefined) {
           authorize(resource, "get", namespace, name);

@@ -60,6 +60,25 @@ refresh();
 setInterval(refresh, 2000);
 `;
 
+/** A titled table whose rows the page's script fills into the tbody with id `body`. */
+function TableSection(props: { title: string; body: string; columns: string[] }) {
+  return (
+    <section>
+      <h2>{props.title}</h2>
+      <table>
+        <thead>
+          <tr>
+            {props.columns.map((column) => (
+              <th>{column}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody id={props.body} />
+      </table>
+    </section>
+  );
+}
+
 export function dashboard(base: string) {
   return (
     <html lang="en">
@@ -83,35 +102,12 @@ export function dashboard(base: string) {
             <h2>Last load error</h2>
             <div id="error-text" />
           </section>
-          <section>
-            <h2>Routes</h2>
-            <table>
-              <thead>
-                <tr>
-                  <th>route</th>
-                  <th>hostnames</th>
-                  <th>rules</th>
-                </tr>
-              </thead>
-              <tbody id="routes" />
-            </table>
-          </section>
-          <section>
-            <h2>Pools, as this isolate sees them</h2>
-            <table>
-              <thead>
-                <tr>
-                  <th>pool</th>
-                  <th>endpoint</th>
-                  <th>weight</th>
-                  <th>state</th>
-                  <th>health</th>
-                  <th>failures in a row</th>
-                </tr>
-              </thead>
-              <tbody id="pools" />
-            </table>
-          </section>
+          <TableSection title="Routes" body="routes" columns={["route", "hostnames", "rules"]} />
+          <TableSection
+            title="Pools, as this isolate sees them"
+            body="pools"
+            columns={["pool", "endpoint", "weight", "state", "health", "failures in a row"]}
+          />
           <section>
             <h2>Warnings</h2>
             <ul id="warnings" />
