@@ -7,6 +7,7 @@ import { POOL_KEY_PREFIX, parsePoolText, poolNameOfKey, ROUTES_KEY } from "../co
 import { explain } from "../worker/core/explain.ts";
 import { stableHash } from "../worker/core/hash.ts";
 import { parseHeaderArgument, requestView } from "../worker/core/request.ts";
+import { compileSnapshot } from "../worker/core/snapshot.ts";
 import { formatLocated, readRoutes } from "./document.ts";
 import { kvGet, kvList, kvPut, type Target } from "./kv.ts";
 
@@ -84,14 +85,31 @@ async function validated(file: string, json: boolean) {
       2,
     );
   }
-  return { json: read.json as string, document: read.parsed.value };
+  const document = read.parsed.value;
+  // Compile what the worker would compile, so that nothing accepted here can fail there. Pools
+  // in KV are not read: references to them are named in the worker's own words.
+  let warnings: string[];
+  try {
+    warnings = compileSnapshot({
+      generation: "validate",
+      routes: document,
+      kvPools: new Map(),
+    }).warnings;
+  } catch (error) {
+    throw new CliError(`${file}: the worker could not compile it: ${(error as Error).message}`, 2);
+  }
+  return { json: read.json as string, document, warnings };
 }
 
 async function validate(file: string, json: boolean): Promise<void> {
-  const { document } = await validated(file, json);
+  const { document, warnings } = await validated(file, json);
   const rules = document.routes.reduce((n, r) => n + r.rules.length, 0);
-  if (json) out(JSON.stringify({ ok: true, routes: document.routes.length, rules }));
-  else out(`${file}: valid (${document.routes.length} routes, ${rules} rules)`);
+  if (json) out(JSON.stringify({ ok: true, routes: document.routes.length, rules, warnings }));
+  else {
+    out(`${file}: valid (${document.routes.length} routes, ${rules} rules)`);
+    for (const warning of warnings)
+      if (!warning.includes("no inline pool and no KV key")) out(`warning: ${warning}`);
+  }
 }
 
 async function push(file: string, target: Target, force: boolean, json: boolean): Promise<void> {

@@ -116,7 +116,15 @@ describe("routes document", () => {
     ],
     [
       { matches: [{ path: { type: "RegularExpression", value: "/(a" } }] },
-      "routes[0].rules[0].matches[0].path.value: is not a valid regular expression",
+      "routes[0].rules[0].matches[0].path.value: is not a valid RE2 regular expression",
+    ],
+    [
+      { matches: [{ path: { type: "RegularExpression", value: "/(?=admin)a.*" } }] },
+      "routes[0].rules[0].matches[0].path.value: is not a valid RE2 regular expression: error parsing regexp: invalid or unsupported Perl syntax",
+    ],
+    [
+      { matches: [{ headers: [{ type: "RegularExpression", name: "x", value: "(a)\\1" }] }] },
+      "routes[0].rules[0].matches[0].headers[0].value: is not a valid RE2 regular expression",
     ],
     [
       { matches: [{ method: "get" }] },
@@ -246,5 +254,17 @@ describe("pool document", () => {
     const result = parsePoolText(JSON.stringify(doc));
     expect(result.ok).toBe(false);
     expect(!result.ok && result.problems.map(formatProblem)[0]).toContain(expected);
+  });
+
+  it('refuses an inline pool keyed "__proto__", which would vanish without a word', () => {
+    const parsed = parseRoutesDocument(
+      JSON.parse(
+        '{"version":1,"routes":[{"name":"r","rules":[{"backendRefs":[{"pool":"__proto__"}]}]}],"pools":{"__proto__":{"endpoints":[{"url":"http://a.test"}]}}}',
+      ),
+    );
+    expect(parsed).toEqual({
+      ok: false,
+      problems: [{ path: 'pools["__proto__"]', message: '"__proto__" cannot name a pool' }],
+    });
   });
 });

@@ -23,8 +23,19 @@ function validate<T>(schema: z.ZodType<T>, input: unknown): Parsed<T> {
     : { ok: false, problems: problemsOf(result.error, input) };
 }
 
-/** Validates a routes document given as parsed JSON. */
+/**
+ * Validates a routes document given as parsed JSON. An inline pool keyed `__proto__` is refused
+ * here: JSON.parse keeps such a key, but any object built from it turns it into a prototype and
+ * the pool would vanish without a word.
+ */
 export function parseRoutesDocument(input: unknown): Parsed<RoutesDocument> {
+  const pools = (input as { pools?: unknown } | null)?.pools;
+  if (pools !== null && typeof pools === "object" && Object.hasOwn(pools, "__proto__")) {
+    return {
+      ok: false,
+      problems: [{ path: 'pools["__proto__"]', message: '"__proto__" cannot name a pool' }],
+    };
+  }
   return validate(routesDocumentSchema, input);
 }
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DURATION_PATTERN, parseDuration } from "./duration.ts";
 import { inlinePoolSchema, weight, wholeNumber } from "./pool.ts";
+import { regexProblem } from "./regex.ts";
 
 /**
  * The routes document, the value of the KV key `routes` (docs/kv-schema.md). Field names and semantics
@@ -30,15 +31,6 @@ const duration = z
   .string()
   .regex(DURATION_PATTERN, { error: 'must be a duration such as "500ms", "10s", "5m" or "1h"' });
 
-function compiles(pattern: string): string | undefined {
-  try {
-    new RegExp(pattern);
-    return undefined;
-  } catch (error) {
-    return `is not a valid regular expression: ${(error as Error).message}`;
-  }
-}
-
 const pathMatchSchema = z
   .strictObject({
     type: z.enum(["Exact", "PathPrefix", "RegularExpression"]).default("PathPrefix"),
@@ -46,7 +38,7 @@ const pathMatchSchema = z
   })
   .superRefine((path, ctx) => {
     if (path.type === "RegularExpression") {
-      const problem = compiles(path.value);
+      const problem = regexProblem(path.value);
       if (problem) ctx.addIssue({ code: "custom", path: ["value"], message: problem });
       return;
     }
@@ -73,7 +65,7 @@ function valueMatchSchema(kind: "header" | "query parameter", namePattern: RegEx
     })
     .superRefine((match, ctx) => {
       if (match.type !== "RegularExpression") return;
-      const problem = compiles(match.value);
+      const problem = regexProblem(match.value);
       if (problem) ctx.addIssue({ code: "custom", path: ["value"], message: problem });
     });
 }

@@ -71,10 +71,42 @@ describe("switchyard validate", () => {
 
   it("accepts the demo document and says what it holds", async () => {
     const result = await cli(["validate", "demo/routes.json"]);
-    expect(result).toMatchObject({
-      code: 0,
-      stdout: "demo/routes.json: valid (2 routes, 3 rules)\n",
-    });
+    expect(result.code).toBe(0);
+    // The demo's endpoints are loopback addresses: fine under npm start, not in production.
+    expect(result.stdout.split("\n")).toEqual([
+      "demo/routes.json: valid (2 routes, 3 rules)",
+      "warning: pool api: endpoint http://127.0.0.6:9200 is an IP address; Workers cannot fetch IP addresses without transport.binding (docs/deploy.md §3)",
+      "warning: pool everyone: endpoint http://127.0.0.2:9200 is an IP address; Workers cannot fetch IP addresses without transport.binding (docs/deploy.md §3)",
+      "",
+    ]);
+  });
+
+  it("compiles what the worker compiles: prototype names are missing pools, RE2 refuses lookaround", async () => {
+    const file = join(dir, "proto.json");
+    await writeFile(
+      file,
+      JSON.stringify({
+        version: 1,
+        routes: [{ name: "r", rules: [{ backendRefs: [{ pool: "constructor" }, { pool: "p" }] }] }],
+        pools: { p: { endpoints: [] } },
+      }),
+    );
+    const result = await cli(["validate", file, "--json"]);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout).warnings).toEqual([
+      "pool constructor: no inline pool and no KV key pool:constructor; its share answers 500",
+      "pool p: no endpoints; it answers 503",
+    ]);
+    const text = await cli(["validate", file]);
+    expect(text.stdout).toContain("warning: pool p: no endpoints; it answers 503");
+    const lookaround = join(dir, "lookaround.yaml");
+    await writeFile(
+      lookaround,
+      "version: 1\nroutes:\n  - name: r\n    rules:\n      - matches: [{ path: { type: RegularExpression, value: '/(?!admin).*' } }]\n        backendRefs: [{ pool: p }]\n",
+    );
+    const refused = await cli(["validate", lookaround]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("is not a valid RE2 regular expression");
   });
 
   it("says where a file is not JSON", async () => {

@@ -1,4 +1,4 @@
-import type { HttpRoute, HttpRouteMatch } from "../../contract/index.ts";
+import { compileRegex, type HttpRoute, type HttpRouteMatch } from "../../contract/index.ts";
 import type { RuleMatch } from "./match.ts";
 import { headerCandidates, type RequestView } from "./request.ts";
 
@@ -38,13 +38,13 @@ function pathMatches(path: HttpRouteMatch["path"], requestPath: string): boolean
       return requestPath === prefix || requestPath.startsWith(`${prefix}/`);
     }
     case "RegularExpression":
-      return new RegExp(`^(?:${path.value})$`).test(requestPath);
+      return compileRegex(path.value).test(requestPath);
   }
 }
 
 function valueHolds(match: { type: string; value: string }, value: string): boolean {
   return match.type === "RegularExpression"
-    ? new RegExp(`^(?:${match.value})$`).test(value)
+    ? compileRegex(match.value).test(value)
     : match.value === value;
 }
 

@@ -116,6 +116,22 @@ describe("paths", () => {
     expect(winner(routes, { host: "h", path })).toBe(expected);
   });
 
+  it("matches regular expressions in linear time: a backtracking pattern cannot stall the isolate", () => {
+    // On a backtracking engine /(a+)+ against 40 a's and a '!' takes 2^40 steps.
+    const evil = routesOf([route("r", [], regex("/(a+)+"))]);
+    const attack = `/${"a".repeat(4_000)}!`;
+    const started = performance.now();
+    expect(winner(evil, { host: "h", path: attack })).toBeUndefined();
+    expect(winner(evil, { host: "h", path: "/aaaa" })).toBe("r.0");
+    expect(performance.now() - started).toBeLessThan(2_000); // microseconds on RE2
+  });
+
+  it("never matches a regular expression against a value longer than 4,096 characters", () => {
+    const any = routesOf([route("r", [], regex("/.*"))]);
+    expect(winner(any, { host: "h", path: `/${"x".repeat(4_095)}` })).toBe("r.0");
+    expect(winner(any, { host: "h", path: `/${"x".repeat(4_096)}` })).toBeUndefined();
+  });
+
   it("ranks regular expressions after prefixes, the first listed winning, the whole path matching", () => {
     const regexOnly = routesOf([route("r", [], regex("/x.*"), regex("/xy.*"), regex("/a"))]);
     expect(winner(regexOnly, { host: "h", path: "/xyz" })).toBe("r.0");

@@ -1,4 +1,4 @@
-import type { HttpRoute } from "../../contract/index.ts";
+import { type CompiledRegex, compileRegex, type HttpRoute } from "../../contract/index.ts";
 import { headerCandidates, type RequestView } from "./request.ts";
 
 /**
@@ -21,7 +21,7 @@ export interface RuleMatch {
 interface ValueCondition {
   name: string;
   exact?: string;
-  pattern?: RegExp;
+  pattern?: CompiledRegex;
 }
 
 interface Entry extends RuleMatch {
@@ -35,7 +35,7 @@ interface Entry extends RuleMatch {
 interface HostGroup {
   exact?: Map<string, Entry[]>;
   prefix?: Map<string, Entry[]>;
-  regex?: { pattern: RegExp; entry: Entry }[];
+  regex?: { pattern: CompiledRegex; entry: Entry }[];
 }
 
 const NO_CONDITIONS: readonly ValueCondition[] = Object.freeze([]);
@@ -44,8 +44,9 @@ export interface Matcher {
   match(request: RequestView): RuleMatch | undefined;
 }
 
-function fullMatch(source: string): RegExp {
-  return new RegExp(`^(?:${source})$`);
+/** Whole-value matching on RE2 (contract/regex.ts): linear in the input, whatever the pattern. */
+function fullMatch(source: string): CompiledRegex {
+  return compileRegex(source);
 }
 
 function valueCondition(match: { type: string; name: string; value: string }, fold: boolean) {

@@ -18,6 +18,30 @@ describe("compileSnapshot", () => {
     expect(snapshot.warnings).toEqual(["pool p: defined inline and in KV; the inline pool wins"]);
   });
 
+  it("resolves pool names as names: constructor, toString and __proto__ are missing pools, not prototype members", () => {
+    const snapshot = snapshotOf(
+      routes(
+        [{ pool: "constructor" }, { pool: "toString" }, { pool: "__proto__" }, { pool: "p" }],
+        {
+          p: poolOf({ inline: 1 }),
+        },
+      ),
+    );
+    for (const name of ["constructor", "toString", "__proto__"]) {
+      expect(snapshot.pool(name)).toBeUndefined();
+      expect(snapshot.warnings).toContain(
+        `pool ${name}: no inline pool and no KV key pool:${name}; its share answers 500`,
+      );
+    }
+    const rule = snapshot.rule(0, 0);
+    expect(rule?.tiers[0]?.refs.map((r) => r.pool?.name)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      "p",
+    ]);
+  });
+
   it("warns about missing and empty pools", () => {
     const snapshot = snapshotOf(routes([{ pool: "gone" }, { pool: "empty" }]), {
       empty: { version: 1, endpoints: [] },

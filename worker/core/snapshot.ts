@@ -108,7 +108,8 @@ export class Snapshot {
     this.warnings = [];
     const specs = new Map<string, CompiledPoolDocument>();
     for (const name of referencedPools(routes)) {
-      const inline = routes.pools[name];
+      // Own properties only: a ref to "constructor" or "__proto__" names no pool, not a prototype member.
+      const inline = Object.hasOwn(routes.pools, name) ? routes.pools[name] : undefined;
       const stored = kvPools.get(name);
       if (inline) {
         if (stored)
