@@ -26,6 +26,7 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 SWITCHYARD_LOCAL: "true",
+                DEBUG_HEADERS: "true",
                 CONFIG_REFRESH_SECONDS: "10",
                 STICKY_SECRET: "test secret",
               },

@@ -41,15 +41,17 @@ function spawnWrangler(args: string[]): ChildProcess {
   });
 }
 
-/** `wrangler dev` on loopback with local, persisted KV and these vars (SWITCHYARD_LOCAL set). */
+/** `wrangler dev` on loopback with local, persisted KV and these vars (local mode and debug headers on). */
 export function spawnWranglerDev(options: {
   port: number;
   persistTo: string;
   vars: Record<string, string>;
 }): ChildProcess {
-  const vars = Object.entries({ SWITCHYARD_LOCAL: "true", ...options.vars }).flatMap(
-    ([name, value]) => ["--var", `${name}:${value}`],
-  );
+  const vars = Object.entries({
+    SWITCHYARD_LOCAL: "true",
+    DEBUG_HEADERS: "true",
+    ...options.vars,
+  }).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
   return spawnWrangler([
     "dev",
     "--local",

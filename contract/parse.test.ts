@@ -191,6 +191,16 @@ describe("routes document", () => {
     ]);
   });
 
+  it.each(["http://a.example/?", "http://a.example/#", "http://a.example?x"])(
+    "refuses %s: a trailing ? or # would swallow every request path",
+    (url) => {
+      const doc = { version: 1, routes: [], pools: { p: { endpoints: [{ url }] } } };
+      expect(problems(doc)).toEqual([
+        "pools.p.endpoints[0].url: must be an origin only (scheme, host, port): the request path is appended to it",
+      ]);
+    },
+  );
+
   it("says when the text is not JSON, and where", () => {
     const result = parseRoutesText('{"version": 1,');
     expect(result.ok).toBe(false);

@@ -20,6 +20,11 @@ export function originProblem(text: string): string | undefined {
     return `must use http or https, not ${url.protocol.slice(0, -1)}`;
   }
   if (url.username || url.password) return "must not carry credentials";
+  // `http://a.test/?` and `http://a.test/#` parse with an empty query and fragment, but the
+  // request path appended to them would land in the query or fragment.
+  if (/[?#]/.test(text)) {
+    return "must be an origin only (scheme, host, port): the request path is appended to it";
+  }
   if (url.pathname !== "/" || url.search || url.hash) {
     return "must be an origin only (scheme, host, port): the request path is appended to it";
   }

@@ -7,7 +7,7 @@ import { viewOfRequest } from "./core/request.ts";
 import { RetryBudget } from "./core/retry-policy.ts";
 import { type Env, SettingsError, settingsOf } from "./env.ts";
 import { adminApp } from "./http/admin.ts";
-import { type Failure, failureResponse } from "./http/errors.ts";
+import { detail, type Failure, failureResponse } from "./http/errors.ts";
 import { consoleLogger, type Logger } from "./log.ts";
 import { exchange, RETRY_SKIPPED_HEADER } from "./proxy/exchange.ts";
 import { Sessions } from "./sticky/session.ts";
@@ -79,7 +79,21 @@ export function createApp(options: AppOptions = {}) {
   app.all("*", async (c) => {
     const request = c.req.raw;
     const requestId = requestIdOf(request.headers.get("x-request-id"), () => crypto.randomUUID());
-    const fail = (failure: Failure) => failureResponse(failure, requestId);
+    const debugHeaders = c.env.DEBUG_HEADERS === "true";
+    /** The client gets a reason code; the log gets what happened, under the same request id. */
+    const fail = (failure: Failure, skipped?: string) => {
+      if (failure.kind !== "no-route") {
+        log.warn(detail(failure), {
+          error: failure.kind,
+          requestId,
+          ...("route" in failure ? { route: failure.route } : {}),
+          ...(skipped ? { retrySkipped: skipped } : {}),
+        });
+      }
+      const response = failureResponse(failure, requestId);
+      if (skipped && debugHeaders) response.headers.set(RETRY_SKIPPED_HEADER, skipped);
+      return response;
+    };
     const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise);
 
     const store = storeFor(c.env);
@@ -117,10 +131,11 @@ export function createApp(options: AppOptions = {}) {
       random,
       sleep,
     });
-    if (result.kind === "failure") {
-      const response = fail(result.failure);
-      if (result.skipped) response.headers.set(RETRY_SKIPPED_HEADER, result.skipped);
-      return response;
+    if (result.kind === "failure") return fail(result.failure, result.skipped);
+    if (result.skipped) {
+      log.info("retry skipped", { route: rule.routeName, requestId, reason: result.skipped });
+      if (debugHeaders && !result.response.webSocket)
+        result.response.headers.set(RETRY_SKIPPED_HEADER, result.skipped);
     }
     await session?.stamp(
       result.response,

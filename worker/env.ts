@@ -1,5 +1,10 @@
 /** Secrets and local flags: set with `wrangler secret put` (or .dev.vars), and may be unset. */
-type Unset = "STICKY_SECRET" | "STICKY_SECRET_PREVIOUS" | "ADMIN_TOKEN" | "SWITCHYARD_LOCAL";
+type Unset =
+  | "STICKY_SECRET"
+  | "STICKY_SECRET_PREVIOUS"
+  | "ADMIN_TOKEN"
+  | "SWITCHYARD_LOCAL"
+  | "DEBUG_HEADERS";
 
 /**
  * The worker's bindings and settings (README, "Worker settings"), as `wrangler types` generates
@@ -7,7 +12,8 @@ type Unset = "STICKY_SECRET" | "STICKY_SECRET_PREVIOUS" | "ADMIN_TOKEN" | "SWITC
  * `npm test` fails when it is stale): the KV namespace SWITCHYARD, the vars ADMIN_PATH and
  * CONFIG_REFRESH_SECONDS, and the secrets STICKY_SECRET (HMAC key of sticky cookies),
  * STICKY_SECRET_PREVIOUS (honoured during a rotation), ADMIN_TOKEN (the admin API is off
- * without it) and SWITCHYARD_LOCAL ("true" under `npm start` and the tests).
+ * without it), SWITCHYARD_LOCAL ("true" under `npm start` and the tests) and DEBUG_HEADERS
+ * ("true" sends X-Switchyard-Retry-Skipped to clients; for development only).
  */
 export type Env = Omit<Cloudflare.Env, Unset> & Partial<Pick<Cloudflare.Env, Unset>>;
 

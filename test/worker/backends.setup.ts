@@ -5,7 +5,7 @@ import { type Backend, closedPortUrl, startBackend } from "../../local/backends.
 export default async function setup(project: TestProject) {
   const backends: Backend[] = await Promise.all([
     ...["a", "b", "c", "d"].map((name) => startBackend(name)),
-    ...(["reset", "midbody", "hang", "unavailable", "slow"] as const).map((behavior) =>
+    ...(["reset", "midbody", "hang", "unavailable", "slow", "redirect"] as const).map((behavior) =>
       startBackend(behavior, { behavior }),
     ),
   ]);

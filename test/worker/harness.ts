@@ -29,7 +29,8 @@ export type BackendName =
   | "midbody"
   | "hang"
   | "unavailable"
-  | "slow";
+  | "slow"
+  | "redirect";
 
 export function backends(): Record<BackendName, string> {
   return inject("backends") as Record<BackendName, string>;

@@ -55,6 +55,17 @@ describe("proxying", () => {
     expect(minted.headers.get("x-request-id")).toBe(id);
   });
 
+  it("rewrites a Location that names the endpoint to the client's scheme and host", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.redirect!) }));
+    const response = await harness().fetch("https://shop.example.com/account", {
+      redirect: "manual",
+    });
+    expect(response.status).toBe(302);
+    expect(response.headers.get("location")).toBe("https://shop.example.com/login?next=%2F");
+    expect(response.headers.get("content-location")).toBe("https://shop.example.com/here");
+    expect(JSON.stringify([...response.headers])).not.toContain("127.0.0.1");
+  });
+
   it("streams a large request body through", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
     const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
@@ -125,7 +136,8 @@ describe("proxying", () => {
     expect(await unbound.json()).toEqual({
       error: "bad_gateway",
       route: "all",
-      message: "pool vpc: transport binding VPC_TEST is not bound to this worker",
+      message: "the backend could not be reached",
+      requestId: unbound.headers.get("x-request-id"),
     });
   });
 });

@@ -14,6 +14,24 @@ function ruleDoc(rule: Record<string, unknown>, pools: Record<string, unknown>) 
 }
 
 describe("retries against backends that fail in real ways", () => {
+  it("tells the client why a retry was skipped only with DEBUG_HEADERS; the log always says", async () => {
+    await putRoutes(ruleDoc({ retry: { attempts: 2 } }, { p: pool(b.reset, b.a) }));
+    const h = harness({ env: { DEBUG_HEADERS: undefined } });
+    const response = await h.fetch("http://x.test/orders", { method: "POST", body: "order" });
+    expect(response.status).toBe(502);
+    expect(response.headers.has("x-switchyard-retry-skipped")).toBe(false);
+    expect(h.logs).toContainEqual({
+      level: "warn",
+      message: "the backend could not be reached",
+      fields: {
+        error: "bad-gateway",
+        route: "r",
+        requestId: response.headers.get("x-request-id"),
+        retrySkipped: "not-idempotent",
+      },
+    });
+  });
+
   it("retries an idempotent request once after a refused connection, by default", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.closed, b.a) }));
     const h = harness();
@@ -32,6 +50,7 @@ describe("retries against backends that fail in real ways", () => {
       error: "bad_gateway",
       route: "r",
       message: "the backend could not be reached",
+      requestId: response.headers.get("x-request-id"),
     });
   });
 
@@ -122,7 +141,8 @@ describe("timeouts", () => {
     expect(await response.json()).toEqual({
       error: "timeout",
       route: "r",
-      message: "the backend did not answer within 200ms",
+      message: "the backend did not answer in time",
+      requestId: response.headers.get("x-request-id"),
     });
   });
 
@@ -138,7 +158,8 @@ describe("timeouts", () => {
     expect(await response.json()).toEqual({
       error: "timeout",
       route: "r",
-      message: "the request did not complete within timeouts.request (400ms)",
+      message: "the backend did not answer in time",
+      requestId: response.headers.get("x-request-id"),
     });
   });
 

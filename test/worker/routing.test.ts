@@ -74,7 +74,8 @@ describe("routing table (HTTPRoute semantics) through the worker to real backend
     expect(response.headers.get("content-type")).toContain("application/json");
     expect(await response.json()).toEqual({
       error: "no_route",
-      message: "no route matches host nothing.test and path /x",
+      message: "no route matches this request",
+      requestId: response.headers.get("x-request-id"),
     });
   });
 });
@@ -121,10 +122,21 @@ describe("balancing over real requests", () => {
     for (let i = 0; i < 3; i++) seen.push(await h.backendOf("http://any.test/"));
     expect(seen).toEqual(["a", "500", "a"]);
     const failed = await h.fetch("http://any.test/"); // the next turn is the missing pool's
+    // The client learns the reason and the route; the pool (a namespace and Service) goes to the log.
     expect(await failed.json()).toEqual({
       error: "missing_pool",
       route: "all",
+      message: "a backend of this route is not configured",
+      requestId: failed.headers.get("x-request-id"),
+    });
+    expect(h.logs).toContainEqual({
+      level: "warn",
       message: 'backendRef names pool "shop/missing:http", which does not exist or is invalid',
+      fields: {
+        error: "missing-pool",
+        route: "all",
+        requestId: failed.headers.get("x-request-id"),
+      },
     });
   });
 
@@ -143,7 +155,8 @@ describe("balancing over real requests", () => {
     expect(await empty.json()).toEqual({
       error: "no_backend",
       route: "empty",
-      message: "pool none has no endpoints",
+      message: "no backend can take this request now",
+      requestId: empty.headers.get("x-request-id"),
     });
     const dead = await h.fetch("http://dead.test/");
     expect(dead.status).toBe(502);

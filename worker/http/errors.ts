@@ -1,6 +1,8 @@
 /**
  * Every answer the worker makes itself, as a tagged union, and the one place that turns them
- * into responses: short JSON naming the route and a reason, never a backend address.
+ * into responses: JSON with a reason code, the route name and the request id, nothing more. A
+ * client learns no pool (a Kubernetes namespace and Service), binding, address or load error;
+ * the details go to the log, under the same request id.
  */
 export type Failure =
   | { kind: "settings"; message: string }
@@ -21,29 +23,31 @@ const STATUS: Record<Failure["kind"], number> = {
   timeout: 504,
 };
 
-function body(failure: Failure): Record<string, string> {
+/** What a client is told: a reason code, the route, a fixed sentence. Never a pool, binding,
+ * address or load error: those are in `detail` for the log and the admin API. */
+const SAY: Record<Failure["kind"], { error: string; message: string }> = {
+  settings: { error: "bad_settings", message: "the load balancer is misconfigured" },
+  "no-config": { error: "no_config", message: "no routing configuration is loaded yet" },
+  "no-route": { error: "no_route", message: "no route matches this request" },
+  "missing-pool": { error: "missing_pool", message: "a backend of this route is not configured" },
+  unavailable: { error: "no_backend", message: "no backend can take this request now" },
+  "bad-gateway": { error: "bad_gateway", message: "the backend could not be reached" },
+  timeout: { error: "timeout", message: "the backend did not answer in time" },
+};
+
+/** The operator's account of a failure: what the log and the admin API say. */
+export function detail(failure: Failure): string {
   switch (failure.kind) {
     case "settings":
-      return { error: "bad_settings", message: failure.message };
     case "no-config":
-      return { error: "no_config", message: failure.message };
-    case "no-route":
-      return {
-        error: "no_route",
-        message: `no route matches host ${failure.host} and path ${failure.path}`,
-      };
-    case "missing-pool":
-      return {
-        error: "missing_pool",
-        route: failure.route,
-        message: `backendRef names pool "${failure.pool}", which does not exist or is invalid`,
-      };
     case "unavailable":
-      return { error: "no_backend", route: failure.route, message: failure.message };
     case "bad-gateway":
-      return { error: "bad_gateway", route: failure.route, message: failure.message };
     case "timeout":
-      return { error: "timeout", route: failure.route, message: failure.message };
+      return failure.message;
+    case "no-route":
+      return `no route matches host ${failure.host} and path ${failure.path}`;
+    case "missing-pool":
+      return `backendRef names pool "${failure.pool}", which does not exist or is invalid`;
   }
 }
 
@@ -53,8 +57,10 @@ export function failureResponse(failure: Failure, requestId?: string): Response 
     "cache-control": "no-store",
   };
   if (requestId) headers["x-request-id"] = requestId;
-  return new Response(`${JSON.stringify(body(failure))}\n`, {
-    status: STATUS[failure.kind],
-    headers,
-  });
+  const body = {
+    ...SAY[failure.kind],
+    ...("route" in failure ? { route: failure.route } : {}),
+    ...(requestId ? { requestId } : {}),
+  };
+  return new Response(`${JSON.stringify(body)}\n`, { status: STATUS[failure.kind], headers });
 }

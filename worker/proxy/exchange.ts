@@ -31,7 +31,13 @@ export interface ExchangeDeps {
 }
 
 export type ExchangeResult =
-  | { kind: "response"; response: Response; servedBy: Candidate; tries: number }
+  | {
+      kind: "response";
+      response: Response;
+      servedBy: Candidate;
+      tries: number;
+      skipped: SkipReason | undefined;
+    }
   | { kind: "failure"; failure: Failure; tries: number; skipped: SkipReason | undefined };
 
 export const RETRY_SKIPPED_HEADER = "x-switchyard-retry-skipped";
@@ -162,9 +168,9 @@ export async function exchange(
   const tries = retries + 1;
   const route = rule.routeName;
   if (last.response) {
-    const response = clientResponse(last.response, requestId);
-    if (skipped && !response.webSocket) response.headers.set(RETRY_SKIPPED_HEADER, skipped);
-    return { kind: "response", response, servedBy: candidate as Candidate, tries };
+    const servedBy = candidate as Candidate;
+    const response = clientResponse(last.response, requestId, servedBy.endpoint.origin, url.origin);
+    return { kind: "response", response, servedBy, tries, skipped };
   }
   if (last.transportMissing)
     return {

@@ -56,12 +56,44 @@ export function upstreamRequest(
   });
 }
 
-/** The backend's response for the client: hop-by-hop headers dropped, the request id added. */
-export function clientResponse(response: Response, requestId: string): Response {
+/**
+ * A Location or Content-Location that points at the endpoint itself, said in the client's
+ * scheme and host (nginx's `proxy_redirect default`): a backend's own address never reaches the
+ * client. Relative and other absolute URLs stay as they are.
+ */
+export function clientLocation(
+  value: string,
+  endpointOrigin: string,
+  clientOrigin: string,
+): string {
+  const lower = value.toLowerCase();
+  const origin = endpointOrigin.toLowerCase();
+  if (!lower.startsWith(origin)) return value;
+  const rest = value.slice(endpointOrigin.length);
+  if (rest !== "" && !"/?#".includes(rest[0] as string)) return value; // :80801 is another port
+  return `${clientOrigin}${rest === "" ? "/" : rest}`;
+}
+
+const LOCATION_HEADERS = ["location", "content-location"] as const;
+
+/**
+ * The backend's response for the client: hop-by-hop headers dropped, the request id added,
+ * Location headers that name the endpoint rewritten to the client's origin.
+ */
+export function clientResponse(
+  response: Response,
+  requestId: string,
+  endpointOrigin: string,
+  clientOrigin: string,
+): Response {
   // A 101 carries the WebSocket itself; it must be returned untouched.
   if (response.status === 101 || response.webSocket) return response;
   const out = new Response(response.body, response);
   dropHopByHop(out.headers);
   if (!out.headers.has("x-request-id")) out.headers.set("x-request-id", requestId);
+  for (const name of LOCATION_HEADERS) {
+    const value = out.headers.get(name);
+    if (value !== null) out.headers.set(name, clientLocation(value, endpointOrigin, clientOrigin));
+  }
   return out;
 }
