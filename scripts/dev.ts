@@ -19,7 +19,7 @@ const PORT = Number(process.env.PORT ?? 8787);
 const KUBE_PORT = Number(process.env.KUBE_PORT ?? 18443);
 const KV_PORT = Number(process.env.KV_PORT ?? 18788);
 const PERSIST = process.env.SWITCHYARD_STATE_DIR ?? join(ROOT, ".wrangler/state");
-const ADMIN_TOKEN = "local-admin-token";
+const ADMIN_TOKEN = "local-admin-token-for-npm-start-only";
 
 function say(line = ""): void {
   process.stdout.write(`${line}\n`);

@@ -3,7 +3,7 @@ import { ConfigStore } from "./config/store.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
 import { HealthRegistry } from "./core/health.ts";
 import { pick } from "./core/pick.ts";
-import { viewOfRequest } from "./core/request.ts";
+import { normalizeHost, viewOfRequest } from "./core/request.ts";
 import { RetryBudget } from "./core/retry-policy.ts";
 import { type Env, SettingsError, settingsOf } from "./env.ts";
 import { adminApp } from "./http/admin.ts";
@@ -57,9 +57,11 @@ export function createApp(options: AppOptions = {}) {
   app.all("*", async (c, next) => {
     const token = c.env.ADMIN_TOKEN;
     if (!token) return next();
-    const { adminPath } = settingsOf(c.env);
+    const { adminPath, adminHost } = settingsOf(c.env);
     const path = c.req.path;
     if (path !== adminPath && !path.startsWith(`${adminPath}/`)) return next();
+    if (adminHost !== undefined && normalizeHost(c.req.header("host") ?? "") !== adminHost)
+      return next(); // on every other host the admin path is routed like any other
     const store = storeFor(c.env);
     const key = `${adminPath}\n${token}`;
     let admin = admins.get(key);

@@ -4,7 +4,8 @@ type Unset =
   | "STICKY_SECRET_PREVIOUS"
   | "ADMIN_TOKEN"
   | "SWITCHYARD_LOCAL"
-  | "DEBUG_HEADERS";
+  | "DEBUG_HEADERS"
+  | "ADMIN_HOST";
 
 /**
  * The worker's bindings and settings (README, "Worker settings"), as `wrangler types` generates
@@ -13,12 +14,15 @@ type Unset =
  * CONFIG_REFRESH_SECONDS, and the secrets STICKY_SECRET (HMAC key of sticky cookies),
  * STICKY_SECRET_PREVIOUS (honoured during a rotation), ADMIN_TOKEN (the admin API is off
  * without it), SWITCHYARD_LOCAL ("true" under `npm start` and the tests) and DEBUG_HEADERS
- * ("true" sends X-Switchyard-Retry-Skipped to clients; for development only).
+ * ("true" sends X-Switchyard-Retry-Skipped to clients; for development only), ADMIN_HOST (the
+ * admin API answers only on this host).
  */
 export type Env = Omit<Cloudflare.Env, Unset> & Partial<Pick<Cloudflare.Env, Unset>>;
 
 export interface Settings {
   adminPath: string;
+  /** Set: the admin API answers only for requests to this host. */
+  adminHost: string | undefined;
   refreshMs: number;
   local: boolean;
 }
@@ -55,8 +59,18 @@ function parseSettings(env: Env): Settings {
       `ADMIN_PATH must be a path such as "/__switchyard"; got ${JSON.stringify(adminPath)}`,
     );
   }
+  const adminHost = env.ADMIN_HOST?.trim().toLowerCase() || undefined;
+  if (adminHost !== undefined && !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(adminHost))
+    problems.push(
+      `ADMIN_HOST must be a hostname such as "lb-admin.example.com"; got ${JSON.stringify(env.ADMIN_HOST)}`,
+    );
   if (env.SWITCHYARD === undefined)
     problems.push("the KV binding SWITCHYARD is missing (wrangler.toml kv_namespaces)");
   if (problems.length > 0) throw new SettingsError(problems.join("; "));
-  return { adminPath, refreshMs: refreshSeconds * 1000, local: env.SWITCHYARD_LOCAL === "true" };
+  return {
+    adminPath,
+    adminHost,
+    refreshMs: refreshSeconds * 1000,
+    local: env.SWITCHYARD_LOCAL === "true",
+  };
 }

@@ -17,7 +17,7 @@ import { miniflareKv } from "../../local/emulators/miniflare-kv.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const PORT = 18_900 + Math.floor(Math.random() * 90);
-const TOKEN = "dashboard-test-token";
+const TOKEN = "dashboard-test-token-of-32-characters";
 let dir: string;
 let dev: ChildProcess;
 let backend: Backend;

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { backends, catchAll, harness, pool, putRoutes } from "./harness.ts";
 
 const b = backends();
-const TOKEN = "admin-secret";
+const TOKEN = "admin-secret-of-at-least-32-characters";
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 describe("admin API", () => {
@@ -120,5 +120,59 @@ describe("admin API", () => {
     const html = await response.text();
     expect(html).toContain("<title>Switchyard</title>");
     expect(html).not.toContain(b.a);
+  });
+
+  it("stays off with a token shorter than 32 characters, and says so", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness({ env: { ADMIN_TOKEN: "short" } });
+    const response = await h.fetch("http://x.test/__switchyard/status", {
+      headers: { authorization: "Bearer short" },
+    });
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ error: "admin_disabled" });
+  });
+
+  it("refuses every attempt for a minute after 10 failed ones", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
+    const wrong = { authorization: "Bearer wrong-wrong-wrong-wrong-wrong-wrong" };
+    for (let i = 0; i < 10; i++)
+      expect((await h.fetch("http://x.test/__switchyard/status", { headers: wrong })).status).toBe(
+        401,
+      );
+    const locked = await h.fetch("http://x.test/__switchyard/status", { headers: auth });
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers.get("retry-after"))).toBeGreaterThan(0);
+    h.advance(60_000);
+    expect((await h.fetch("http://x.test/__switchyard/status", { headers: auth })).status).toBe(
+      200,
+    );
+  });
+
+  it("sends a strict CSP, no framing, no sniffing, no caching", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
+    for (const path of ["/__switchyard/", "/__switchyard/status"]) {
+      const response = await h.fetch(`http://x.test${path}`, { headers: auth });
+      const csp = response.headers.get("content-security-policy") ?? "";
+      expect(csp).toContain("default-src 'none'");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(csp).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+'/);
+      expect(csp).not.toContain("unsafe-inline");
+      expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(response.headers.get("x-frame-options")).toBe("DENY");
+      expect(response.headers.get("cache-control")).toBe("no-store");
+    }
+  });
+
+  it("answers only on ADMIN_HOST when it is set; elsewhere the path is routed", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness({ env: { ADMIN_TOKEN: TOKEN, ADMIN_HOST: "lb-admin.example.com" } });
+    const admin = await h.fetch("http://lb-admin.example.com/__switchyard/status", {
+      headers: auth,
+    });
+    expect(admin.status).toBe(200);
+    const routed = await h.fetch("http://shop.example.com/__switchyard/status", { headers: auth });
+    expect(await routed.json()).toMatchObject({ backend: "a", path: "/__switchyard/status" });
   });
 });

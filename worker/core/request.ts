@@ -13,7 +13,7 @@ export interface RequestView {
 }
 
 /** The host of a `Host` header or URL host, ready for matching: no port, lower case. */
-function normalizeHost(host: string): string {
+export function normalizeHost(host: string): string {
   let h = host;
   if (h.startsWith("[")) {
     const end = h.indexOf("]");

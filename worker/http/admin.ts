@@ -4,7 +4,7 @@ import { explain } from "../core/explain.ts";
 import type { HealthRegistry } from "../core/health.ts";
 import { parseHeaderArgument, type RequestView, requestView } from "../core/request.ts";
 import type { RetryBudget } from "../core/retry-policy.ts";
-import { dashboard } from "./dashboard.tsx";
+import { dashboard, dashboardParts } from "./dashboard.tsx";
 
 /**
  * The admin API under ADMIN_PATH (README, "Admin API and dashboard"), behind `Authorization: Bearer ADMIN_TOKEN`,
@@ -102,14 +102,80 @@ function explainedRequest(query: URLSearchParams): RequestView | string {
   return requestView({ host, path, method, headers, query: params });
 }
 
+/** A token shorter than this is refused: the admin API stays off. */
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
+/** Failed attempts an isolate takes in a window before it refuses every attempt until it ends. */
+export const FAILED_ATTEMPTS_MAX = 10;
+export const FAILED_ATTEMPTS_WINDOW_MS = 60_000;
+
+async function sha256Base64(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", encoder.encode(text));
+  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+}
+
+/**
+ * Headers of every admin answer: nothing framed, sniffed or cached; the dashboard's one inline
+ * script and style allowed by their hashes, and it may only talk to its own origin.
+ */
+async function securityHeaders(basePath: string): Promise<Record<string, string>> {
+  const { style, script } = dashboardParts(basePath);
+  const [styleHash, scriptHash] = await Promise.all([sha256Base64(style), sha256Base64(script)]);
+  return {
+    "content-security-policy": [
+      "default-src 'none'",
+      `script-src 'sha256-${scriptHash}'`,
+      `style-src 'sha256-${styleHash}'`,
+      "connect-src 'self'",
+      "frame-ancestors 'none'",
+      "base-uri 'none'",
+      "form-action 'none'",
+    ].join("; "),
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+  };
+}
+
 export function adminApp(basePath: string, token: string, deps: AdminDeps) {
   const app = new Hono({ strict: false }).basePath(basePath);
+  const headers = securityHeaders(basePath);
+  let failures: number[] = [];
+  app.use("*", async (c, next) => {
+    await next();
+    for (const [name, value] of Object.entries(await headers)) c.res.headers.set(name, value);
+  });
+  app.use("*", async (c, next) => {
+    if (token.length < ADMIN_TOKEN_MIN_LENGTH) {
+      return c.json(
+        {
+          error: "admin_disabled",
+          message: `ADMIN_TOKEN must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters; the admin API is off until it is`,
+        },
+        503,
+      );
+    }
+    await next();
+  });
   // The dashboard page carries no data: it asks for the token and reads the API with it.
   app.get("/", (c) => c.html(dashboard(basePath)));
   app.use("*", async (c, next) => {
+    const at = deps.now();
+    failures = failures.filter((t) => at - t < FAILED_ATTEMPTS_WINDOW_MS);
+    if (failures.length >= FAILED_ATTEMPTS_MAX) {
+      const retryAfter = Math.ceil(
+        ((failures[0] as number) + FAILED_ATTEMPTS_WINDOW_MS - at) / 1000,
+      );
+      return c.json(
+        { error: "too_many_attempts", message: "too many failed attempts; try again later" },
+        429,
+        { "retry-after": String(Math.max(1, retryAfter)) },
+      );
+    }
     const header = c.req.header("authorization") ?? "";
     const given = header.startsWith("Bearer ") ? header.slice(7) : "";
     if (!(await sameSecret(given, token))) {
+      failures.push(at);
       return c.json(
         {
           error: "unauthorized",
@@ -121,7 +187,6 @@ export function adminApp(basePath: string, token: string, deps: AdminDeps) {
         },
       );
     }
-    c.header("cache-control", "no-store");
     await next();
   });
   app.get("/status", (c) => c.json(status(deps)));

@@ -79,6 +79,11 @@ function TableSection(props: { title: string; body: string; columns: string[] })
   );
 }
 
+/** The page's inline style and script, whose hashes the admin API's CSP allows. */
+export function dashboardParts(base: string): { style: string; script: string } {
+  return { style: STYLE, script: SCRIPT(base) };
+}
+
 export function dashboard(base: string) {
   return (
     <html lang="en">
