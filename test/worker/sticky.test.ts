@@ -1,8 +1,16 @@
 import { describe, expect, it } from "vitest";
 import type { Echo } from "../../local/backends.ts";
+import {
+  defaultCookieName,
+  endpointRef,
+  importStickyKey,
+  signSticky,
+} from "../../worker/sticky/cookie.ts";
 import { backends, CookieJar, harness, pool, putRoutes } from "./harness.ts";
 
 const b = backends();
+/** The default cookie of route "shop", rule "web". */
+const COOKIE = defaultCookieName("shop", "web");
 
 function stickyDoc(endpoints: unknown[], sessionPersistence: Record<string, unknown> = {}) {
   return {
@@ -37,7 +45,9 @@ describe("session persistence", () => {
     expect(new Set(seen.map((s) => [...s][0]))).toEqual(new Set(["a", "b"])); // WRR still spreads new clients
     const first = jars[0]!.received[0]!;
     expect(first).toMatch(
-      /^sy-shop-web=[0-9a-f]{14}\.[0-9a-z]+\.[0-9a-z]+\.[A-Za-z0-9_-]{22}; Path=\/; HttpOnly; SameSite=Lax; Max-Age=1800$/,
+      new RegExp(
+        `^${COOKIE}=[A-Za-z0-9_-]{16}\\.[0-9a-z]+\\.[0-9a-z]+\\.[A-Za-z0-9_-]{22}; Path=/; HttpOnly; SameSite=Lax; Max-Age=1800$`,
+      ),
     );
     expect(first).not.toContain("127.0.0.1");
     expect(jars[0]!.received.length).toBeLessThan(100); // re-sent only to move last-seen on
@@ -47,7 +57,8 @@ describe("session persistence", () => {
     await putRoutes(stickyDoc([{ url: b.a }], { cookieName: "shop-session" }));
     const response = await harness().fetch("https://shop.test/");
     expect(response.headers.get("set-cookie")).toMatch(
-      /^shop-session=.*; Path=\/; HttpOnly; SameSite=Lax; Secure$/,
+      // No timeouts configured: the cookie still ends, after the default day.
+      /^shop-session=.*; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=86400$/,
     );
   });
 
@@ -56,16 +67,17 @@ describe("session persistence", () => {
     const h = harness();
     const jar = new CookieJar();
     const backend = await visit(h, jar);
-    const value = jar.cookies.get("sy-shop-web")!;
+    const value = jar.cookies.get(COOKIE)!;
     const other = backend === "a" ? "b" : "a";
-    // Claim the other backend's id with the old signature.
+    // Claim the other backend's reference with the old signature.
     const otherId = h.store.snapshot!.pool("p")!.endpoints.find((e) => e.origin === b[other])!.id;
-    jar.cookies.set("sy-shop-web", `${otherId}${value.slice(14)}`);
+    const otherRef = await endpointRef(await importStickyKey("test secret"), otherId);
+    jar.cookies.set(COOKIE, `${otherRef}${value.slice(16)}`);
     const response = await h.fetch("http://shop.test/", { headers: jar.header() });
     expect(response.status).toBe(200);
     const replaced = response.headers.get("set-cookie");
-    expect(replaced).toMatch(/^sy-shop-web=/);
-    expect(replaced).not.toContain(otherId + value.slice(14));
+    expect(replaced).toMatch(new RegExp(`^${COOKIE}=`));
+    expect(replaced).not.toContain(otherRef + value.slice(16));
   });
 
   it("replaces an expired or idle cookie", async () => {
@@ -75,17 +87,17 @@ describe("session persistence", () => {
     const h = harness();
     const jar = new CookieJar();
     await visit(h, jar);
-    const issued = jar.cookies.get("sy-shop-web");
+    const issued = jar.cookies.get(COOKIE);
     h.advance(11 * 60_000); // idle for longer than idleTimeout
     await visit(h, jar);
-    const afterIdle = jar.cookies.get("sy-shop-web")!;
+    const afterIdle = jar.cookies.get(COOKIE)!;
     expect(afterIdle).not.toBe(issued);
     expect(afterIdle.split(".")[1]).not.toBe(issued!.split(".")[1]); // a new session: new issue time
     for (let i = 0; i < 7; i++) {
       h.advance(9 * 60_000); // active, but past absoluteTimeout in the end
       await visit(h, jar);
     }
-    expect(jar.cookies.get("sy-shop-web")!.split(".")[1]).not.toBe(afterIdle.split(".")[1]);
+    expect(jar.cookies.get(COOKIE)!.split(".")[1]).not.toBe(afterIdle.split(".")[1]);
   });
 
   it("moves a session whose endpoint left the pool", async () => {
@@ -124,12 +136,12 @@ describe("session persistence", () => {
     await putRoutes(stickyDoc([{ url: b.a }, { url: b.b }, { url: b.c }]));
     const jar = new CookieJar();
     const before = await visit(harness({ env: { STICKY_SECRET: "old secret" } }), jar);
-    const oldValue = jar.cookies.get("sy-shop-web");
+    const oldValue = jar.cookies.get(COOKIE);
     const rotated = harness({
       env: { STICKY_SECRET: "new secret", STICKY_SECRET_PREVIOUS: "old secret" },
     });
     expect(await visit(rotated, jar)).toBe(before);
-    const resigned = jar.cookies.get("sy-shop-web");
+    const resigned = jar.cookies.get(COOKIE);
     expect(resigned).not.toBe(oldValue);
     const onlyNew = harness({ env: { STICKY_SECRET: "new secret" } });
     for (let i = 0; i < 3; i++) expect(await visit(onlyNew, jar)).toBe(before);
@@ -155,28 +167,28 @@ describe("session persistence", () => {
     });
     const h = harness();
     const big = await h.fetch("http://shop.test/", {
-      headers: { cookie: `sy-shop-web=${"x".repeat(4000)}` },
+      headers: { cookie: `${COOKIE}=${"x".repeat(4000)}` },
     });
     expect(big.status).toBe(200);
-    expect(big.headers.get("set-cookie")).toMatch(/^sy-shop-web=[0-9a-f]{14}\./);
+    expect(big.headers.get("set-cookie")).toMatch(new RegExp(`^${COOKIE}=[A-Za-z0-9_-]{16}\\.`));
     for (let i = 0; i < 15; i++) await h.fetch("http://shop.test/"); // the 503 endpoint gets ejected
     const ejected = h.store.snapshot!.pool("p")!.endpoints[0]!;
     expect(h.state.health.view(ejected.id, 1_000_000).ejectedUntil).toBeDefined();
     const jar = new CookieJar();
-    jar.cookies.set("sy-shop-web", "placeholder");
+    jar.cookies.set(COOKIE, "placeholder");
     // A valid cookie naming the ejected endpoint, as its last visit would have set it.
-    const { importStickyKey, signSticky } = await import("../../worker/sticky/cookie.ts");
     const key = await importStickyKey("test secret");
+    const ejectedRef = await endpointRef(key, ejected.id);
     jar.cookies.set(
-      "sy-shop-web",
+      COOKIE,
       await signSticky(
-        { endpointId: ejected.id, issuedAt: 1000, lastSeen: 1000 },
-        "sy-shop-web",
+        { endpointRef: ejectedRef, issuedAt: 1000, lastSeen: 1000 },
+        { name: COOKIE, routeName: "shop", ruleName: "web" },
         key,
       ),
     );
     const backend = await visit(h, jar);
     expect(["c", "d"]).toContain(backend);
-    expect(jar.cookies.get("sy-shop-web")!.startsWith(ejected.id)).toBe(false);
+    expect(jar.cookies.get(COOKIE)!.startsWith(ejectedRef)).toBe(false);
   });
 });

@@ -2,32 +2,47 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   cookieValue,
+  DEFAULT_MAX_LIFETIME_S,
+  defaultCookieName,
+  endpointRef,
   importStickyKey,
   MAX_COOKIE_LENGTH,
   readSticky,
+  sessionSettings,
   setCookieHeader,
   signSticky,
 } from "./cookie.ts";
+
+const scope = { name: "c", routeName: "shop", ruleName: "api" };
 
 const limits = { absoluteTimeoutS: 3600, idleTimeoutS: 600 };
 
 describe("sticky cookie codec", async () => {
   const key = await importStickyKey("current secret");
   const previous = await importStickyKey("previous secret");
-  const value = { endpointId: "0123456789abcd", issuedAt: 1_800_000_000, lastSeen: 1_800_000_100 };
+  const value = {
+    endpointRef: await endpointRef(key, "0123456789abcd"),
+    issuedAt: 1_800_000_000,
+    lastSeen: 1_800_000_100,
+  };
 
-  it("reads back what it signed, and never contains more than the id and times", async () => {
+  it("reads back what it signed, and never contains more than a keyed reference and times", async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.stringMatching(/^[0-9a-f]{14}$/),
         fc.integer({ min: 0, max: 2 ** 40 }),
         fc.nat(1000),
         async (endpointId, issuedAt, idle) => {
-          const v = { endpointId, issuedAt, lastSeen: issuedAt + idle };
-          const text = await signSticky(v, "c", key);
+          const v = {
+            endpointRef: await endpointRef(key, endpointId),
+            issuedAt,
+            lastSeen: issuedAt + idle,
+          };
+          const text = await signSticky(v, scope, key);
+          expect(text).not.toContain(endpointId);
           expect(text.length).toBeLessThanOrEqual(MAX_COOKIE_LENGTH);
           expect(
-            await readSticky(text, "c", [key], v.lastSeen, {
+            await readSticky(text, scope, [key], v.lastSeen, {
               absoluteTimeoutS: undefined,
               idleTimeoutS: undefined,
             }),
@@ -39,7 +54,7 @@ describe("sticky cookie codec", async () => {
   });
 
   it("refuses any change to a signed cookie", async () => {
-    const text = await signSticky(value, "c", key);
+    const text = await signSticky(value, scope, key);
     await fc.assert(
       fc.asyncProperty(
         fc.nat(text.length - 1),
@@ -47,7 +62,7 @@ describe("sticky cookie codec", async () => {
         async (at, ch) => {
           fc.pre(text[at] !== ch);
           const changed = text.slice(0, at) + ch + text.slice(at + 1);
-          const read = await readSticky(changed, "c", [key], value.lastSeen, limits);
+          const read = await readSticky(changed, scope, [key], value.lastSeen, limits);
           expect(read.ok).toBe(false);
         },
       ),
@@ -56,43 +71,69 @@ describe("sticky cookie codec", async () => {
   });
 
   it("refuses a cookie of another rule, an expired, an idle and an oversized one", async () => {
-    const text = await signSticky(value, "c", key);
-    expect(await readSticky(text, "other", [key], value.lastSeen, limits)).toEqual({
-      ok: false,
-      reason: "tampered",
-    });
-    expect(await readSticky(text, "c", [key], value.issuedAt + 3600, limits)).toEqual({
+    const text = await signSticky(value, scope, key);
+    for (const other of [
+      { ...scope, name: "other" },
+      { ...scope, ruleName: "web" },
+      { ...scope, routeName: "shop-api", ruleName: "" },
+    ]) {
+      expect(await readSticky(text, other, [key], value.lastSeen, limits)).toEqual({
+        ok: false,
+        reason: "tampered",
+      });
+    }
+    expect(await readSticky(text, scope, [key], value.issuedAt + 3600, limits)).toEqual({
       ok: false,
       reason: "expired",
     });
-    expect(await readSticky(text, "c", [key], value.lastSeen + 600, limits)).toEqual({
+    expect(await readSticky(text, scope, [key], value.lastSeen + 600, limits)).toEqual({
       ok: false,
       reason: "expired",
     });
     expect(
       await readSticky(
         `${text}${"x".repeat(MAX_COOKIE_LENGTH)}`,
-        "c",
+        scope,
         [key],
         value.lastSeen,
         limits,
       ),
     ).toEqual({ ok: false, reason: "oversized" });
-    expect(await readSticky("garbage", "c", [key], value.lastSeen, limits)).toEqual({
+    expect(await readSticky("garbage", scope, [key], value.lastSeen, limits)).toEqual({
       ok: false,
       reason: "malformed",
     });
   });
 
   it("honours a cookie signed with the previous secret and says so", async () => {
-    const text = await signSticky(value, "c", previous);
-    expect(await readSticky(text, "c", [key, previous], value.lastSeen, limits)).toMatchObject({
+    const text = await signSticky(value, scope, previous);
+    expect(await readSticky(text, scope, [key, previous], value.lastSeen, limits)).toMatchObject({
       ok: true,
       keyIndex: 1,
     });
-    expect(await readSticky(text, "c", [key], value.lastSeen, limits)).toEqual({
+    expect(await readSticky(text, scope, [key], value.lastSeen, limits)).toEqual({
       ok: false,
       reason: "tampered",
+    });
+  });
+
+  it("names endpoints by a keyed reference: without the key, the id cannot be recognised", async () => {
+    const ref = await endpointRef(key, "0123456789abcd");
+    expect(ref).toMatch(/^[A-Za-z0-9_-]{16}$/);
+    expect(await endpointRef(previous, "0123456789abcd")).not.toBe(ref);
+    expect(await endpointRef(key, "0123456789abce")).not.toBe(ref);
+  });
+
+  it("gives each rule its own default cookie name, and every cookie a lifetime", () => {
+    expect(defaultCookieName("x", "y-z")).not.toBe(defaultCookieName("x-y", "z"));
+    expect(defaultCookieName("shop", "api")).toMatch(/^sy-[0-9a-f]{12}$/);
+    expect(sessionSettings({}, "shop", "api").limits).toEqual({
+      absoluteTimeoutS: DEFAULT_MAX_LIFETIME_S,
+      idleTimeoutS: undefined,
+    });
+    expect(sessionSettings({ idleTimeout: "30m" }, "shop", "api").limits).toEqual({
+      absoluteTimeoutS: undefined,
+      idleTimeoutS: 1800,
     });
   });
 

@@ -1,24 +1,30 @@
 /**
- * The session-persistence cookie codec. A cookie names an endpoint by its id (a hash of its URL,
- * never the URL) with the times it was issued and last seen, signed with HMAC-SHA-256 over the
- * cookie's name and value, so a cookie of one rule is not accepted by another:
+ * The session-persistence cookie codec. A cookie names an endpoint by a keyed reference (an HMAC
+ * of its id under the sticky secret: without the secret, nothing about the endpoint's address
+ * can be learnt or guessed from it) with the times it was issued and last seen, signed with
+ * HMAC-SHA-256 over the rule it belongs to (route and rule names), the cookie's name and the
+ * value, so a cookie of one rule is never honoured by another:
  *
- *   <endpoint id>.<issued, base 36 seconds>.<last seen, base 36 seconds>.<MAC, base64url, 128 bits>
+ *   <endpoint ref, base64url, 96 bits>.<issued, base 36 s>.<last seen, base 36 s>.<MAC, 128 bits>
  *
  * Reading tries each key in order (the current secret, then the previous one during a rotation).
  * Pure: keys and `now` are passed in; HMAC is WebCrypto, deterministic for its inputs.
  */
 
 import { durationMs } from "../../contract/index.ts";
+import { stableHash } from "../core/hash.ts";
 
 export const MAX_COOKIE_LENGTH = 200;
 /** A WebCrypto HMAC key (named so for both the Node and the workerd type libraries). */
 export type HmacKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
 const MAC_BYTES = 16;
-const VALUE = /^([0-9a-f]{14})\.([0-9a-z]{1,10})\.([0-9a-z]{1,10})\.([A-Za-z0-9_-]{22})$/;
+const VALUE = /^([A-Za-z0-9_-]{16})\.([0-9a-z]{1,10})\.([0-9a-z]{1,10})\.([A-Za-z0-9_-]{22})$/;
+/** A session without configured timeouts ends after a day: no cookie lives forever. */
+export const DEFAULT_MAX_LIFETIME_S = 86_400;
 
 export interface StickyValue {
-  endpointId: string;
+  /** The endpoint's keyed reference (endpointRef), not its id. */
+  endpointRef: string;
   /** Seconds since the epoch. */
   issuedAt: number;
   lastSeen: number;
@@ -51,9 +57,34 @@ function base64url(bytes: Uint8Array): string {
   return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-async function mac(key: HmacKey, name: string, payload: string): Promise<string> {
-  const signature = await crypto.subtle.sign("HMAC", key, encoder.encode(`${name}=${payload}`));
+/** Which cookie of which rule: what a cookie's MAC is bound to. */
+export interface CookieScope {
+  name: string;
+  routeName: string;
+  ruleName: string | number;
+}
+
+async function mac(key: HmacKey, scope: CookieScope, payload: string): Promise<string> {
+  // JSON keeps the parts apart: route "a-b" rule "c" never signs like route "a" rule "b-c".
+  const input = JSON.stringify([
+    "cookie",
+    scope.routeName,
+    String(scope.ruleName),
+    scope.name,
+    payload,
+  ]);
+  const signature = await crypto.subtle.sign("HMAC", key, encoder.encode(input));
   return base64url(new Uint8Array(signature, 0, MAC_BYTES));
+}
+
+/** An endpoint's reference in cookies: 96 bits of HMAC of its id under the key. */
+export async function endpointRef(key: HmacKey, endpointId: string): Promise<string> {
+  const signature = await crypto.subtle.sign(
+    "HMAC",
+    key,
+    encoder.encode(`endpoint\n${endpointId}`),
+  );
+  return base64url(new Uint8Array(signature, 0, 12));
 }
 
 function equalInConstantTime(a: string, b: string): boolean {
@@ -63,14 +94,18 @@ function equalInConstantTime(a: string, b: string): boolean {
   return difference === 0;
 }
 
-export async function signSticky(value: StickyValue, name: string, key: HmacKey): Promise<string> {
-  const payload = `${value.endpointId}.${value.issuedAt.toString(36)}.${value.lastSeen.toString(36)}`;
-  return `${payload}.${await mac(key, name, payload)}`;
+export async function signSticky(
+  value: StickyValue,
+  scope: CookieScope,
+  key: HmacKey,
+): Promise<string> {
+  const payload = `${value.endpointRef}.${value.issuedAt.toString(36)}.${value.lastSeen.toString(36)}`;
+  return `${payload}.${await mac(key, scope, payload)}`;
 }
 
 export async function readSticky(
   text: string,
-  name: string,
+  scope: CookieScope,
   keys: readonly HmacKey[],
   nowS: number,
   limits: StickyLimits,
@@ -78,21 +113,21 @@ export async function readSticky(
   if (text.length > MAX_COOKIE_LENGTH) return { ok: false, reason: "oversized" };
   const parts = VALUE.exec(text);
   if (!parts) return { ok: false, reason: "malformed" };
-  const [, endpointId, issued, seen, signature] = parts as unknown as [
+  const [, endpointRef, issued, seen, signature] = parts as unknown as [
     string,
     string,
     string,
     string,
     string,
   ];
-  const payload = `${endpointId}.${issued}.${seen}`;
+  const payload = `${endpointRef}.${issued}.${seen}`;
   let keyIndex = -1;
   for (let i = 0; i < keys.length && keyIndex === -1; i++) {
-    if (equalInConstantTime(await mac(keys[i] as HmacKey, name, payload), signature)) keyIndex = i;
+    if (equalInConstantTime(await mac(keys[i] as HmacKey, scope, payload), signature)) keyIndex = i;
   }
   if (keyIndex === -1) return { ok: false, reason: "tampered" };
   const value = {
-    endpointId,
+    endpointRef,
     issuedAt: Number.parseInt(issued, 36),
     lastSeen: Number.parseInt(seen, 36),
   };
@@ -119,6 +154,7 @@ export function cookieValue(header: string | null, name: string): string | undef
 
 export interface SessionSettings {
   cookieName: string;
+  scope: CookieScope;
   limits: StickyLimits;
 }
 
@@ -130,18 +166,26 @@ export function sessionSettings(
 ): SessionSettings {
   const seconds = (text: string | undefined) =>
     text === undefined ? undefined : durationMs(text) / 1000;
+  const absoluteTimeoutS = seconds(persistence.absoluteTimeout);
+  const idleTimeoutS = seconds(persistence.idleTimeout);
+  const cookieName = persistence.cookieName ?? defaultCookieName(routeName, ruleName);
   return {
-    cookieName: persistence.cookieName ?? defaultCookieName(routeName, ruleName),
+    cookieName,
+    scope: { name: cookieName, routeName, ruleName },
     limits: {
-      absoluteTimeoutS: seconds(persistence.absoluteTimeout),
-      idleTimeoutS: seconds(persistence.idleTimeout),
+      absoluteTimeoutS:
+        absoluteTimeoutS ?? (idleTimeoutS === undefined ? DEFAULT_MAX_LIFETIME_S : undefined),
+      idleTimeoutS,
     },
   };
 }
 
-/** The default cookie name of a rule: derived from route and rule, so each rule has its own. */
-function defaultCookieName(routeName: string, ruleName: string | number): string {
-  return `sy-${routeName}-${ruleName}`;
+/**
+ * The default cookie name of a rule: `sy-` and a hash of route and rule names, one per rule and
+ * never the same for two (`sy-<route>-<rule>` was: route "x" rule "y-z" and route "x-y" rule "z").
+ */
+export function defaultCookieName(routeName: string, ruleName: string | number): string {
+  return `sy-${stableHash(JSON.stringify([routeName, String(ruleName)])).slice(0, 12)}`;
 }
 
 export function setCookieHeader(

@@ -4,6 +4,7 @@ import type { CompiledRule } from "../core/snapshot.ts";
 import type { Logger } from "../log.ts";
 import {
   cookieValue,
+  endpointRef,
   type HmacKey,
   importStickyKey,
   readSticky,
@@ -72,8 +73,14 @@ export function stickyCandidate(
   return found;
 }
 
+/** Endpoint ids by their keyed reference, per key: what a cookie's reference resolves to. */
+type RefIndex = Map<string, string>;
+
 export class Sessions {
   private readonly keys = new Map<string, Promise<HmacKey>>();
+  /** Each key's references of the endpoint ids seen so far. */
+  private readonly refs = new Map<HmacKey, Map<string, Promise<string>>>();
+  private readonly indexes = new WeakMap<CompiledRule, Map<HmacKey, Promise<RefIndex>>>();
   private warnedNoSecret = false;
   private readonly log: Logger;
 
@@ -88,6 +95,40 @@ export class Sessions {
       this.keys.set(secret, key);
     }
     return key;
+  }
+
+  private refOf(key: HmacKey, endpointId: string): Promise<string> {
+    let byId = this.refs.get(key);
+    if (!byId || byId.size > 100_000) {
+      byId = new Map();
+      this.refs.set(key, byId);
+    }
+    let ref = byId.get(endpointId);
+    if (ref === undefined) {
+      ref = endpointRef(key, endpointId);
+      byId.set(endpointId, ref);
+    }
+    return ref;
+  }
+
+  /** The rule's endpoints by their reference under `key`, computed once per rule and key. */
+  private refIndex(rule: CompiledRule, key: HmacKey): Promise<RefIndex> {
+    let byKey = this.indexes.get(rule);
+    if (!byKey) {
+      byKey = new Map();
+      this.indexes.set(rule, byKey);
+    }
+    let index = byKey.get(key);
+    if (index === undefined) {
+      const ids = new Set<string>();
+      for (const tier of rule.tiers)
+        for (const ref of tier.refs) for (const e of ref.pool?.endpoints ?? []) ids.add(e.id);
+      index = Promise.all(
+        [...ids].map(async (id) => [await this.refOf(key, id), id] as const),
+      ).then((pairs) => new Map(pairs));
+      byKey.set(key, index);
+    }
+    return index;
   }
 
   /** The current secret's key first, then the previous one's during a rotation. */
@@ -119,26 +160,33 @@ export class Sessions {
       }
       return undefined;
     }
-    const { cookieName, limits } = settings;
+    const { cookieName, scope, limits } = settings;
     const text = cookieValue(request.headers.get("cookie"), cookieName);
     const read: StickyRead | undefined =
       text === undefined
         ? undefined
-        : await readSticky(text, cookieName, keys, Math.floor(nowMs / 1000), limits);
-    const sticky = read?.ok ? stickyCandidate(rule, read.value.endpointId, health) : undefined;
+        : await readSticky(text, scope, keys, Math.floor(nowMs / 1000), limits);
+    let cookieEndpoint: string | undefined;
+    if (read?.ok) {
+      const index = await this.refIndex(rule, keys[read.keyIndex] as HmacKey);
+      cookieEndpoint = index.get(read.value.endpointRef);
+    }
+    const sticky =
+      cookieEndpoint === undefined ? undefined : stickyCandidate(rule, cookieEndpoint, health);
+    const refOf = (id: string) => this.refOf(signing, id);
     return {
       sticky,
       async stamp(response, endpointId, stampMs, secure) {
         // A WebSocket upgrade's headers are already sent.
         if ((response as { webSocket?: unknown }).webSocket) return;
         const nowS = Math.floor(stampMs / 1000);
-        const same = read?.ok === true && read.value.endpointId === endpointId;
+        const same = read?.ok === true && cookieEndpoint === endpointId;
         if (same && read.keyIndex === 0 && nowS - read.value.lastSeen < refreshAfterS(limits))
           return;
         const issuedAt = same ? read.value.issuedAt : nowS;
         const value = await signSticky(
-          { endpointId, issuedAt, lastSeen: nowS },
-          cookieName,
+          { endpointRef: await refOf(endpointId), issuedAt, lastSeen: nowS },
+          scope,
           signing,
         );
         const { absoluteTimeoutS, idleTimeoutS } = limits;
