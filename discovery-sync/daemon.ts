@@ -30,9 +30,10 @@ const ONCE_ATTEMPTS = 5;
 const ROLES: LeaderRole[] = ["starting", "leading", "standby", "lease-error", "stopped"];
 
 function selectionOf(settings: Settings): Selection {
+  const trust = { templates: settings.allowUrlTemplate, bindings: settings.allowTransportBinding };
   return settings.serviceSelector === undefined
-    ? {}
-    : { serviceSelector: settings.serviceSelector };
+    ? { trust }
+    : { serviceSelector: settings.serviceSelector, trust };
 }
 
 function writerOf(settings: Settings) {

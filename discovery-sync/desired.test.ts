@@ -129,4 +129,42 @@ describe("desired state from EndpointSlice fixtures", () => {
     );
     expect(empty.pools.get("pool:n/web:http")?.noSlices).toBeUndefined();
   });
+
+  it("honours url-template and transport-binding only where the settings trust the namespace", () => {
+    const annotated = (namespace: string, annotations: Record<string, string>): Service => ({
+      metadata: {
+        name: "api",
+        namespace,
+        annotations: { "switchyard.dev/publish": "true", ...annotations },
+      },
+      spec: { ports: [{ name: "http", port: 80 }] },
+    });
+    const services = [
+      annotated("team-a", { "switchyard.dev/url-template": "http://{ip}:6443" }),
+      annotated("team-b", { "switchyard.dev/transport-binding": "VPC_PROD" }),
+      annotated("edge", { "switchyard.dev/transport-binding": "VPC_EDGE" }),
+    ];
+    const trust = { templates: [], bindings: ["edge=VPC_EDGE"] };
+    const result = desiredState(desiredInput({ services, slices: [] }, undefined, { trust }));
+    expect([...result.pools.keys()]).toEqual(["pool:edge/api:http"]);
+    expect(result.problems).toEqual([
+      {
+        service: "team-a/api",
+        message:
+          "switchyard.dev/url-template is not allowed in namespace team-a (--allow-url-template); not published",
+      },
+      {
+        service: "team-b/api",
+        message:
+          "switchyard.dev/transport-binding VPC_PROD is not allowed in namespace team-b (--allow-transport-binding); not published",
+      },
+    ]);
+    const trusted = desiredState(
+      desiredInput({ services, slices: [] }, undefined, {
+        trust: { templates: ["*"], bindings: ["*=VPC_PROD", "edge=VPC_EDGE"] },
+      }),
+    );
+    expect(trusted.problems).toEqual([]);
+    expect(trusted.pools.size).toBe(3);
+  });
 });

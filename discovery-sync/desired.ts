@@ -172,6 +172,10 @@ export function desiredForService(
   const template = service.template ?? DEFAULT_URL_TEMPLATE;
   const problems: DesiredProblem[] = [];
   const { used, unknown } = placeholdersOf(template);
+  if (service.refused !== undefined) {
+    problems.push({ service: id, message: `${service.refused}; not published` });
+    return { pools: [], problems };
+  }
   if (unknown.length > 0) {
     problems.push({
       service: id,

@@ -75,6 +75,8 @@ export interface ServiceRecord {
   ports: ServicePort[];
   template?: string;
   binding?: string;
+  /** Why the Service's annotations may not be honoured: it is not published. */
+  refused?: string;
 }
 
 /** Every field is always present (undefined when not kept), so records share one shape. */

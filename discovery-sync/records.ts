@@ -26,6 +26,30 @@ import { placeholdersOf } from "./template.ts";
 export interface Selection {
   /** Label selector (equality terms); without it, the publish annotation selects. */
   serviceSelector?: string;
+  /**
+   * Which namespaces may steer where a pool points. Annotations are written by whoever may edit
+   * a Service; by default no namespace may set a URL template or a transport binding.
+   */
+  trust?: AnnotationTrust;
+}
+
+export interface AnnotationTrust {
+  /** Namespaces whose Services may set switchyard.dev/url-template; "*" for all. */
+  templates: readonly string[];
+  /** `namespace=BINDING` pairs a Service may name in switchyard.dev/transport-binding; "*" for any namespace. */
+  bindings: readonly string[];
+}
+
+const NO_TRUST: AnnotationTrust = { templates: [], bindings: [] };
+
+function mayUseTemplate(trust: AnnotationTrust, namespace: string): boolean {
+  return trust.templates.includes("*") || trust.templates.includes(namespace);
+}
+
+function mayUseBinding(trust: AnnotationTrust, namespace: string, binding: string): boolean {
+  return (
+    trust.bindings.includes(`*=${binding}`) || trust.bindings.includes(`${namespace}=${binding}`)
+  );
 }
 
 function selectorMatches(labels: Record<string, string> | undefined, selector: string): boolean {
@@ -92,10 +116,19 @@ export function serviceRecord(
   if (spec.type === "ExternalName" && spec.externalName) record.externalName = spec.externalName;
   const family = spec.ipFamilies?.[0];
   if (family) record.ipFamily = intern.of(family);
+  const trust = selection.trust ?? NO_TRUST;
   const template = annotations[URL_TEMPLATE_ANNOTATION];
-  if (template !== undefined) record.template = intern.of(template);
+  if (template !== undefined) {
+    if (mayUseTemplate(trust, record.namespace)) record.template = intern.of(template);
+    else
+      record.refused = `${URL_TEMPLATE_ANNOTATION} is not allowed in namespace ${record.namespace} (--allow-url-template)`;
+  }
   const binding = annotations[TRANSPORT_BINDING_ANNOTATION];
-  if (binding !== undefined) record.binding = intern.of(binding);
+  if (binding !== undefined) {
+    if (mayUseBinding(trust, record.namespace, binding)) record.binding = intern.of(binding);
+    else
+      record.refused ??= `${TRANSPORT_BINDING_ANNOTATION} ${binding} is not allowed in namespace ${record.namespace} (--allow-transport-binding)`;
+  }
   return record;
 }
 

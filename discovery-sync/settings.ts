@@ -21,6 +21,10 @@ export interface Settings {
   json: boolean;
   allowMassDelete: boolean;
   serviceSelector: string | undefined;
+  /** Namespaces that may set url-template ("*": all). */
+  allowUrlTemplate: string[];
+  /** `namespace=BINDING` pairs that may set transport-binding. */
+  allowTransportBinding: string[];
   resyncMs: number;
   httpPort: number;
   leaseNamespace: string;
@@ -65,6 +69,11 @@ Flags:
   --allow-mass-delete          apply deletes even of more than half of the owned pools
   --service-selector SELECTOR  select Services by label selector instead of the annotation
                                switchyard.dev/publish: "true"
+  --allow-url-template NS      Services in namespace NS may set switchyard.dev/url-template
+                               (repeatable; "*" for every namespace; default: none may)
+  --allow-transport-binding NS=BINDING
+                               Services in NS may set switchyard.dev/transport-binding: BINDING
+                               (repeatable; NS "*" for any namespace; default: none may)
   --resync DURATION            full resync period (default 5m)
   --http-port PORT             /healthz, /readyz, /metrics (default 8080; 0 = any free port)
   --lease-namespace NS         namespace of the Lease (default POD_NAMESPACE, else default)
@@ -95,6 +104,8 @@ export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings 
     json: { type: "boolean" },
     "allow-mass-delete": { type: "boolean" },
     "service-selector": { type: "string" },
+    "allow-url-template": { type: "string", multiple: true },
+    "allow-transport-binding": { type: "string", multiple: true },
     resync: { type: "string" },
     "http-port": { type: "string" },
     "lease-namespace": { type: "string" },
@@ -108,7 +119,7 @@ export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings 
     "empty-grace": { type: "string" },
     help: { type: "boolean" },
   } as const;
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options }));
   } catch (error) {
@@ -201,8 +212,24 @@ export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings 
     (env.SWITCHYARD_LEASE_NAME?.trim() || `switchyard-sync-${clusterFlag ?? "default"}`);
   if (!NAME.test(leaseName) && !problems.some((p) => p.startsWith("--cluster")))
     problems.push(`--lease-name must be a lower-case DNS name, got ${JSON.stringify(leaseName)}`);
+  const allowUrlTemplate = (
+    (values["allow-url-template"] as unknown as string[] | undefined) ?? []
+  ).map((t) => t.trim());
+  for (const ns of allowUrlTemplate)
+    if (ns !== "*" && !NAME.test(ns))
+      problems.push(`--allow-url-template must be a namespace or "*", got ${JSON.stringify(ns)}`);
+  const allowTransportBinding = (
+    (values["allow-transport-binding"] as unknown as string[] | undefined) ?? []
+  ).map((t) => t.trim());
+  for (const pair of allowTransportBinding)
+    if (!/^(\*|[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?)=[A-Za-z_$][A-Za-z0-9_$]*$/.test(pair))
+      problems.push(
+        `--allow-transport-binding must be NAMESPACE=BINDING such as "shop=VPC_SHOP", got ${JSON.stringify(pair)}`,
+      );
   if (problems.length > 0) throw new SettingsError(problems);
   return {
+    allowUrlTemplate,
+    allowTransportBinding,
     apiToken,
     accountId,
     namespaceId,

@@ -45,6 +45,7 @@ export function createApp(options: AppOptions = {}) {
         kv: env.SWITCHYARD,
         refreshMs: settings.refreshMs,
         local: settings.local,
+        allowedBindings: settings.allowedBindings,
         now,
         log,
       });

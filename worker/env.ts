@@ -5,7 +5,8 @@ type Unset =
   | "ADMIN_TOKEN"
   | "SWITCHYARD_LOCAL"
   | "DEBUG_HEADERS"
-  | "ADMIN_HOST";
+  | "ADMIN_HOST"
+  | "ALLOWED_BINDINGS";
 
 /**
  * The worker's bindings and settings (README, "Worker settings"), as `wrangler types` generates
@@ -15,7 +16,7 @@ type Unset =
  * STICKY_SECRET_PREVIOUS (honoured during a rotation), ADMIN_TOKEN (the admin API is off
  * without it), SWITCHYARD_LOCAL ("true" under `npm start` and the tests) and DEBUG_HEADERS
  * ("true" sends X-Switchyard-Retry-Skipped to clients; for development only), ADMIN_HOST (the
- * admin API answers only on this host).
+ * admin API answers only on this host) and ALLOWED_BINDINGS (the bindings pools may use).
  */
 export type Env = Omit<Cloudflare.Env, Unset> & Partial<Pick<Cloudflare.Env, Unset>>;
 
@@ -23,6 +24,8 @@ export interface Settings {
   adminPath: string;
   /** Set: the admin API answers only for requests to this host. */
   adminHost: string | undefined;
+  /** The Workers bindings a pool's transport.binding may name (ALLOWED_BINDINGS). */
+  allowedBindings: ReadonlySet<string>;
   refreshMs: number;
   local: boolean;
 }
@@ -66,10 +69,22 @@ function parseSettings(env: Env): Settings {
     );
   if (env.SWITCHYARD === undefined)
     problems.push("the KV binding SWITCHYARD is missing (wrangler.toml kv_namespaces)");
+  const allowedBindings = new Set(
+    (env.ALLOWED_BINDINGS ?? "")
+      .split(",")
+      .map((b) => b.trim())
+      .filter(Boolean),
+  );
+  for (const binding of allowedBindings)
+    if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(binding) || binding === "SWITCHYARD")
+      problems.push(
+        `ALLOWED_BINDINGS must list binding names such as "VPC_SHOP"; got ${JSON.stringify(binding)}`,
+      );
   if (problems.length > 0) throw new SettingsError(problems.join("; "));
   return {
     adminPath,
     adminHost,
+    allowedBindings,
     refreshMs: refreshSeconds * 1000,
     local: env.SWITCHYARD_LOCAL === "true",
   };

@@ -205,7 +205,7 @@ describe("discovery-sync, running", () => {
   it("watches Nodes only once a selected Service's template needs them", async () => {
     const { service: svc, slice: s } = service("shop", "api", 1);
     seed(world.kube, { services: [svc], slices: [s] });
-    const a = await replica("a");
+    const a = await replica("a", { allowUrlTemplate: ["shop"] });
     await world.kv.nextWrite(isPut(KEY));
     expect(world.kube.requests.some((r) => r.includes("/nodes"))).toBe(false);
     const port: ServicePort = { name: "http", port: 80, nodePort: 30080 };

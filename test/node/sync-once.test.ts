@@ -187,11 +187,23 @@ describe("npm run sync -- --once", () => {
   }, 60_000);
 
   it("lists every missing or malformed setting at once and exits 2 without a request", async () => {
-    const result = await sync(["--once", "--cluster", "EU 1", "--resync", "soon", "--bogus"], {
-      PATH: process.env.PATH,
-      KUBECONFIG: world.kubeconfigPath,
-      CLOUDFLARE_API_BASE_URL: "ftp://x",
-    });
+    const result = await sync(
+      [
+        "--once",
+        "--cluster",
+        "EU 1",
+        "--resync",
+        "soon",
+        "--allow-transport-binding",
+        "shop",
+        "--bogus",
+      ],
+      {
+        PATH: process.env.PATH,
+        KUBECONFIG: world.kubeconfigPath,
+        CLOUDFLARE_API_BASE_URL: "ftp://x",
+      },
+    );
     expect(result.code).toBe(2);
     for (const expected of [
       "Unknown option '--bogus'",
@@ -201,6 +213,7 @@ describe("npm run sync -- --once", () => {
       "CLOUDFLARE_API_BASE_URL must be an http(s) URL",
       '--cluster must be a lower-case DNS label such as "eu1", got "EU 1"',
       '--resync must be a duration of at least 1s such as "5m", got "soon"',
+      '--allow-transport-binding must be NAMESPACE=BINDING such as "shop=VPC_SHOP", got "shop"',
     ]) {
       expect(result.stderr).toContain(expected);
     }

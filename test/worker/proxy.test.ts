@@ -128,10 +128,21 @@ describe("proxying", () => {
         return new Response("through the tunnel", { headers: { "x-via": "vpc" } });
       },
     };
-    const response = await harness({ env: { VPC_TEST } }).fetch("http://x.test/orders?id=1");
+    const allowed = { VPC_TEST, ALLOWED_BINDINGS: "VPC_TEST" };
+    const response = await harness({ env: allowed }).fetch("http://x.test/orders?id=1");
     expect(await response.text()).toBe("through the tunnel");
     expect(seen).toEqual(["GET http://10.20.30.40:8080/orders?id=1"]);
-    const unbound = await harness().fetch("http://x.test/orders");
+    // A bound binding the operator did not list is never used: a pool cannot pick its way in.
+    const unlisted = harness({ env: { VPC_TEST } });
+    const refused = await unlisted.fetch("http://x.test/orders");
+    expect(refused.status).toBe(502);
+    expect(seen).toHaveLength(1);
+    expect(unlisted.logs.map((l) => l.message)).toContain(
+      "pool vpc: transport binding VPC_TEST is not in ALLOWED_BINDINGS",
+    );
+    const unbound = await harness({ env: { ALLOWED_BINDINGS: "VPC_TEST" } }).fetch(
+      "http://x.test/orders",
+    );
     expect(unbound.status).toBe(502);
     expect(await unbound.json()).toEqual({
       error: "bad_gateway",

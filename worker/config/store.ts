@@ -30,6 +30,8 @@ export interface StoreOptions {
   log: Logger;
   /** Local development: IP-literal endpoint URLs are expected and not flagged. */
   local: boolean;
+  /** ALLOWED_BINDINGS, for the snapshot's warnings. */
+  allowedBindings?: ReadonlySet<string>;
 }
 
 export interface LoadError {
@@ -126,6 +128,7 @@ export class ConfigStore {
           routes: routes.value,
           kvPools,
           local: this.options.local,
+          allowedBindings: this.options.allowedBindings,
         });
         for (const warning of snapshot.warnings) log.warn(warning, { generation });
         this.snapshot = snapshot;

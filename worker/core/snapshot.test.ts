@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { poolOf, routesDoc, snapshotOf } from "../../test/fixtures/worker-rules.ts";
 import { endpointId } from "./hash.ts";
-import { kvPoolNames, ruleLabel } from "./snapshot.ts";
+import { compileSnapshot, kvPoolNames, ruleLabel } from "./snapshot.ts";
 
 const routes = (refs: unknown[], pools: Record<string, unknown> = {}) => ({
   version: 1,
@@ -39,6 +39,22 @@ describe("compileSnapshot", () => {
       undefined,
       undefined,
       "p",
+    ]);
+  });
+
+  it("warns about a pool whose transport binding ALLOWED_BINDINGS does not list", () => {
+    const doc = routes([{ pool: "vpc" }], {
+      vpc: { endpoints: [{ url: "http://10.0.0.2:8080" }], transport: { binding: "VPC" } },
+    });
+    const snapshot = compileSnapshot({
+      generation: "g",
+      routes: routesDoc(doc),
+      kvPools: new Map(),
+      local: true,
+      allowedBindings: new Set(["OTHER"]),
+    });
+    expect(snapshot.warnings).toEqual([
+      "pool vpc: transport binding VPC is not in ALLOWED_BINDINGS; its requests answer 502",
     ]);
   });
 

@@ -62,6 +62,8 @@ export interface SnapshotInput {
   kvPools: ReadonlyMap<string, CompiledPoolDocument | null>;
   /** Local mode: loopback and private IP URLs are expected, not flagged. */
   local?: boolean;
+  /** Bindings pools may use (ALLOWED_BINDINGS); others are warned about. */
+  allowedBindings?: ReadonlySet<string>;
 }
 
 const NO_TIMEOUTS: Timeouts = Object.freeze({ requestMs: undefined, backendRequestMs: undefined });
@@ -126,6 +128,15 @@ export class Snapshot {
     for (const spec of specs.values()) {
       if (spec.endpoints.length === 0)
         this.warnings.push(`pool ${spec.name}: no endpoints; it answers 503`);
+      if (
+        spec.transportBinding !== undefined &&
+        input.allowedBindings !== undefined &&
+        !input.allowedBindings.has(spec.transportBinding)
+      ) {
+        this.warnings.push(
+          `pool ${spec.name}: transport binding ${spec.transportBinding} is not in ALLOWED_BINDINGS; its requests answer 502`,
+        );
+      }
       if (!input.local && spec.transportBinding === undefined) {
         const ip = spec.endpoints.find((e) => IP_ORIGIN.test(e.origin));
         if (ip) {

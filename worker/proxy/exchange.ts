@@ -10,6 +10,7 @@ import {
   type TryOutcome,
 } from "../core/retry-policy.ts";
 import type { CompiledRule } from "../core/snapshot.ts";
+import type { Env } from "../env.ts";
 import type { Failure } from "../http/errors.ts";
 import { bodyForTry, planBody, replayable } from "./body.ts";
 import { clientResponse, TransportMissing, upstreamFor, upstreamRequest } from "./forward.ts";
@@ -22,7 +23,7 @@ import { clientResponse, TransportMissing, upstreamFor, upstreamRequest } from "
  */
 
 export interface ExchangeDeps {
-  env: object;
+  env: Env;
   health: HealthRegistry;
   budget: RetryBudget;
   now: () => number;
@@ -56,7 +57,7 @@ async function tryOnce(
   candidate: Candidate,
   build: (signal: AbortSignal) => Request,
   timeoutMs: number | undefined,
-  env: object,
+  env: Env,
 ): Promise<TryResult> {
   const controller = new AbortController();
   const timer =

@@ -1,5 +1,6 @@
 import { dropHopByHop, forwardHeaders } from "../core/forward-headers.ts";
 import type { Candidate } from "../core/pick.ts";
+import { type Env, settingsOf } from "../env.ts";
 
 /**
  * The one place the worker talks to backends. The target URL is the endpoint's origin plus the
@@ -13,9 +14,16 @@ export interface Upstream {
 
 export class TransportMissing extends Error {}
 
-export function upstreamFor(candidate: Candidate, env: object): Upstream {
+export function upstreamFor(candidate: Candidate, env: Env): Upstream {
   const binding = candidate.pool.transportBinding;
   if (binding === undefined) return { fetch: (request) => fetch(request) };
+  // A pool document names the binding; only an operator's setting lets it be used, so that a
+  // pool in KV cannot send traffic through any binding the worker happens to have.
+  if (!settingsOf(env).allowedBindings.has(binding)) {
+    throw new TransportMissing(
+      `pool ${candidate.pool.name}: transport binding ${binding} is not in ALLOWED_BINDINGS`,
+    );
+  }
   const target = (env as Record<string, unknown>)[binding] as Partial<Fetcher> | undefined;
   if (typeof target?.fetch !== "function") {
     throw new TransportMissing(
