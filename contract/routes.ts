@@ -140,6 +140,12 @@ const retrySchema = z.strictObject({
     .describe(
       "Largest request body buffered for retries (default 1 MiB); larger bodies stream once",
     ),
+  idempotencyKey: z
+    .enum(["Ignore", "Honor"], { error: 'must be "Ignore" or "Honor"' })
+    .default("Ignore")
+    .describe(
+      "Honor: a POST or PATCH carrying an Idempotency-Key header may be retried (the backend must deduplicate)",
+    ),
 });
 
 const timeoutsSchema = z

@@ -89,6 +89,8 @@ export function harness(options: { refreshSeconds?: number; env?: Record<string,
     advance(ms: number) {
       now += ms;
     },
+    /** The harness's clock, in ms. */
+    now: () => now,
     async fetch(input: string, init?: RequestInit): Promise<Response> {
       const ctx = createExecutionContext();
       const response = await app.fetch(

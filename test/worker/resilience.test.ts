@@ -54,8 +54,10 @@ describe("retries against backends that fail in real ways", () => {
     });
   });
 
-  it("retries a POST with Idempotency-Key elsewhere and replays its body", async () => {
-    await putRoutes(ruleDoc({ retry: { attempts: 2 } }, { p: pool(b.reset, b.a) }));
+  it("retries a POST with Idempotency-Key elsewhere, on a rule that honours it, and replays its body", async () => {
+    await putRoutes(
+      ruleDoc({ retry: { attempts: 2, idempotencyKey: "Honor" } }, { p: pool(b.reset, b.a) }),
+    );
     const response = await harness().fetch("http://x.test/orders", {
       method: "POST",
       headers: { "idempotency-key": "k-1", "content-type": "text/plain" },
@@ -245,18 +247,23 @@ describe("passive health", () => {
 });
 
 describe("retry budget", () => {
-  it("stops retrying when retries pass 20 % of recent requests, and says why", async () => {
+  it("bounds retries of requests sent one at a time: 20 % of recent requests plus 1 a second", async () => {
+    // A broken pool: every try fails (both endpoints soon down, so the pool is in panic and both
+    // keep taking traffic), and every request asks for a retry.
     await putRoutes(
-      ruleDoc({ retry: { attempts: 1, codes: [503] } }, { p: pool(b.unavailable, b.a) }),
+      ruleDoc({ retry: { attempts: 1, codes: [503] } }, { p: pool(b.unavailable, b.closed) }),
     );
     const h = harness();
-    // Hold 3 retries in flight so that only the ratio decides.
-    for (let i = 0; i < 3; i++) h.state.budget.tryAcquire(1_000_000);
-    const skipped = [];
-    for (let i = 0; i < 10; i++) {
+    const skipped: (string | null)[] = [];
+    // Sequential requests: never more than one retry in flight.
+    for (let i = 0; i < 60; i++) {
       const response = await h.fetch("http://x.test/");
       skipped.push(response.headers.get("x-switchyard-retry-skipped"));
     }
+    const retried = h.state.budget.status(h.now()).retries;
+    // Each request to the 503 endpoint asks for a retry; the budget allows at most
+    // 0.2 × 60 + 10 of them within the 10 s window, whatever the concurrency.
+    expect(retried).toBeLessThanOrEqual(Math.floor(0.2 * 60) + 10);
     expect(skipped.filter((s) => s === "budget-exhausted").length).toBeGreaterThan(0);
   });
 });

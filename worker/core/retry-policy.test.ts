@@ -56,14 +56,20 @@ describe("retryDecision", () => {
     });
   });
 
-  it("retries a non-idempotent request only with an Idempotency-Key, and a body only when buffered", () => {
+  it("retries a POST only with an Idempotency-Key on a rule that honours it, and a body only when buffered", () => {
     expect(retryDecision(base({ method: "POST" }))).toEqual({
       retry: false,
       reason: "not-idempotent",
     });
+    // A client's key alone is not enough: the rule must say its backend deduplicates.
     expect(retryDecision(base({ method: "POST", hasIdempotencyKey: true }))).toEqual({
-      retry: true,
+      retry: false,
+      reason: "not-idempotent",
     });
+    const honoring = { ...base({}).settings, honorIdempotencyKey: true };
+    expect(
+      retryDecision(base({ method: "POST", hasIdempotencyKey: true, settings: honoring })),
+    ).toEqual({ retry: true });
     expect(retryDecision(base({ method: "PUT", bodyReplayable: false }))).toEqual({
       retry: false,
       reason: "body-not-replayable",
@@ -91,22 +97,33 @@ describe("backoffDelay", () => {
 });
 
 describe("RetryBudget", () => {
-  it("always allows 3 retries in flight", () => {
-    const budget = new RetryBudget();
-    expect([1, 2, 3].map(() => budget.tryAcquire(0))).toEqual([true, true, true]);
-    expect(budget.tryAcquire(0)).toBe(false);
-    budget.release();
-    expect(budget.tryAcquire(0)).toBe(true);
+  it("bounds sequential retries too: one request at a time gets no more than the ratio and the floor", () => {
+    const budget = new RetryBudget({ ratio: 0.2, minPerSecond: 1, windowMs: 10_000 });
+    let granted = 0;
+    for (let i = 0; i < 100; i++) {
+      budget.recordRequest(i);
+      if (budget.tryAcquire(i)) granted++;
+      budget.release(); // each retry ends before the next request: never more than one in flight
+    }
+    expect(granted).toBe(30); // 20 % of 100, plus 1 a second over the 10 s window
   });
 
-  it("allows retries up to 20 % of the requests of the last 10 s beyond that", () => {
-    const budget = new RetryBudget();
+  it("allows retries up to 20 % of the last 10 s's requests plus the floor, whatever the concurrency", () => {
+    const budget = new RetryBudget({ minPerSecond: 0 });
     for (let i = 0; i < 100; i++) budget.recordRequest(0);
     let granted = 0;
     while (budget.tryAcquire(500)) granted++;
     expect(granted).toBe(20);
     expect(budget.tryAcquire(10_999)).toBe(false); // the requests of second 0 still count
     for (let i = 0; i < granted; i++) budget.release();
-    expect(budget.tryAcquire(11_000)).toBe(true); // …until they leave the window
+    expect(budget.tryAcquire(11_000)).toBe(false); // second 0 left the window: nothing to spend
+    expect(new RetryBudget({ minPerSecond: 1 }).tryAcquire(0)).toBe(true); // the floor: 10 in 10 s
+  });
+
+  it("never has more than maxInFlight retries at once", () => {
+    const budget = new RetryBudget({ maxInFlight: 2, minPerSecond: 100 });
+    expect([1, 2, 3].map(() => budget.tryAcquire(0))).toEqual([true, true, false]);
+    budget.release();
+    expect(budget.tryAcquire(0)).toBe(true);
   });
 });

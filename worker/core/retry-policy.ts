@@ -29,6 +29,8 @@ export interface RetrySettings {
   backoffMs: number | undefined;
   /** Largest request body buffered so it can be sent again. */
   bodyBufferBytes: number;
+  /** A POST or PATCH with an Idempotency-Key header may be retried (the rule opted in). */
+  honorIdempotencyKey: boolean;
 }
 
 const DEFAULT_BODY_BUFFER_BYTES = 1024 * 1024;
@@ -38,6 +40,7 @@ const DEFAULT_SETTINGS: RetrySettings = Object.freeze({
   codes: NO_CODES,
   backoffMs: undefined,
   bodyBufferBytes: DEFAULT_BODY_BUFFER_BYTES,
+  honorIdempotencyKey: false,
 });
 /** RFC 9110 §9.2.2. */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
@@ -50,6 +53,7 @@ export function retrySettings(rule: HttpRouteRule): RetrySettings {
     codes: retry.codes.length ? new Set(retry.codes) : NO_CODES,
     backoffMs: retry.backoff === undefined ? undefined : durationMs(retry.backoff),
     bodyBufferBytes: retry.bodyBufferBytes ?? DEFAULT_BODY_BUFFER_BYTES,
+    honorIdempotencyKey: retry.idempotencyKey === "Honor",
   };
 }
 
@@ -81,7 +85,9 @@ export function retryDecision(
 ): { retry: true } | { retry: false; reason?: SkipReason } {
   if (!isFailure(q.outcome, q.settings)) return { retry: false };
   if (q.retriesDone >= q.settings.attempts) return { retry: false, reason: "attempts-exhausted" };
-  if (!isIdempotent(q.method) && !q.hasIdempotencyKey)
+  // A client's Idempotency-Key makes a POST retryable only where the rule says the backend
+  // honours it: otherwise any client could have its order placed twice.
+  if (!isIdempotent(q.method) && !(q.hasIdempotencyKey && q.settings.honorIdempotencyKey))
     return { retry: false, reason: "not-idempotent" };
   if (!q.bodyReplayable) return { retry: false, reason: "body-not-replayable" };
   return { retry: true };
@@ -97,9 +103,10 @@ export function backoffDelay(baseMs: number | undefined, retry: number, random: 
 }
 
 /**
- * Per-isolate retry budget (Envoy's retry budget, Finagle's RetryBudget): retries may be at most
- * `ratio` of the requests seen over the last `windowMs`, but `minInFlight` retries in flight are
- * always allowed. Counts are kept in one-second buckets.
+ * Per-isolate retry budget (Linkerd's): over the last `windowMs`, retries may be at most `ratio`
+ * of the requests plus `minPerSecond` a second, whatever the concurrency, so a client sending one
+ * request at a time to a broken pool is bounded like many at once; and never more than
+ * `maxInFlight` retries at the same time. Counts are kept in one-second buckets.
  */
 export class RetryBudget {
   private readonly requests: number[];
@@ -108,12 +115,21 @@ export class RetryBudget {
   private current = 0;
   private inFlight = 0;
   private readonly ratio: number;
-  private readonly minInFlight: number;
+  private readonly minPerSecond: number;
+  private readonly maxInFlight: number;
   private readonly buckets: number;
 
-  constructor(options: { ratio?: number; minInFlight?: number; windowMs?: number } = {}) {
+  constructor(
+    options: {
+      ratio?: number;
+      minPerSecond?: number;
+      maxInFlight?: number;
+      windowMs?: number;
+    } = {},
+  ) {
     this.ratio = options.ratio ?? 0.2;
-    this.minInFlight = options.minInFlight ?? 3;
+    this.minPerSecond = options.minPerSecond ?? 1;
+    this.maxInFlight = options.maxInFlight ?? 50;
     this.buckets = Math.max(1, Math.round((options.windowMs ?? 10_000) / 1000));
     this.requests = new Array(this.buckets).fill(0);
     this.retries = new Array(this.buckets).fill(0);
@@ -141,7 +157,8 @@ export class RetryBudget {
     this.advance(now);
     const requests = this.requests.reduce((a, b) => a + b, 0);
     const retries = this.retries.reduce((a, b) => a + b, 0);
-    if (this.inFlight >= this.minInFlight && retries + 1 > requests * this.ratio) return false;
+    if (this.inFlight >= this.maxInFlight) return false;
+    if (retries + 1 > requests * this.ratio + this.minPerSecond * this.buckets) return false;
     this.retries[this.current] = (this.retries[this.current] as number) + 1;
     this.inFlight++;
     return true;
@@ -151,13 +168,15 @@ export class RetryBudget {
     if (this.inFlight > 0) this.inFlight--;
   }
 
-  status(now: number): { requests: number; retries: number; inFlight: number; ratio: number } {
+  status(now: number) {
     this.advance(now);
     return {
       requests: this.requests.reduce((a, b) => a + b, 0),
       retries: this.retries.reduce((a, b) => a + b, 0),
       inFlight: this.inFlight,
       ratio: this.ratio,
+      minPerSecond: this.minPerSecond,
+      maxInFlight: this.maxInFlight,
     };
   }
 }

@@ -93,7 +93,9 @@ export async function exchange(
   const hasIdempotencyKey = request.headers.has("idempotency-key");
   const websocket = request.headers.get("upgrade")?.toLowerCase() === "websocket";
   const mayRetry =
-    !websocket && settings.attempts > 0 && (isIdempotent(method) || hasIdempotencyKey);
+    !websocket &&
+    settings.attempts > 0 &&
+    (isIdempotent(method) || (hasIdempotencyKey && settings.honorIdempotencyKey));
   const body = await planBody(request, settings.bodyBufferBytes, mayRetry);
   const { requestMs, backendRequestMs } = rule.timeouts;
   // Timeouts run on the runtime's own clock; `now` is the clock of health and budget.
