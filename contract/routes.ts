@@ -148,6 +148,20 @@ const retrySchema = z.strictObject({
     ),
 });
 
+const passiveHealthSchema = z.strictObject({
+  failureCodes: z
+    .array(
+      z
+        .int({ error: "must be a whole number" })
+        .min(500, { error: "must be an HTTP status from 500 to 599" })
+        .max(599, { error: "must be an HTTP status from 500 to 599" }),
+    )
+    .default([])
+    .describe(
+      "Statuses that count as an endpoint's failure for passive health (no answer and timeouts always do)",
+    ),
+});
+
 const timeoutsSchema = z
   .strictObject({
     request: duration.optional().describe("Bounds the whole exchange, retries included"),
@@ -181,6 +195,7 @@ const httpRouteRuleSchema = z.strictObject({
     .max(16, { error: "must have at most 16 entries" }),
   sessionPersistence: sessionPersistenceSchema.optional(),
   retry: retrySchema.optional(),
+  passiveHealth: passiveHealthSchema.optional(),
   timeouts: timeoutsSchema.optional(),
 });
 

@@ -56,7 +56,7 @@ describe("admin API", () => {
   it("shows each pool's endpoints with their health as this isolate sees it", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a, b.reset, b.b) }));
     const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
-    for (let i = 0; i < 15; i++) await h.fetch("http://x.test/");
+    for (let i = 0; i < 30; i++) await h.fetch("http://x.test/");
     const pools = (await (
       await h.fetch("http://x.test/__switchyard/pools", { headers: auth })
     ).json()) as {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Echo } from "../../local/backends.ts";
+import { healthKey } from "../../worker/core/health.ts";
 import { backends, catchAll, harness, hits, pool, putRoutes } from "./harness.ts";
 
 const b = backends();
@@ -183,7 +184,7 @@ describe("a socket reset in the middle of a response", () => {
 });
 
 describe("passive health", () => {
-  it("ejects a dead endpoint: of 1,000 GETs none fails, and the dead one sees only its 5 failures", async () => {
+  it("ejects a dead endpoint: of 1,000 GETs none fails, and the dead one sees only its 10 failures", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a, b.reset, b.b) }));
     const h = harness();
     const before = await hits(b.reset);
@@ -196,21 +197,40 @@ describe("passive health", () => {
     expect(Object.keys(answers).sort()).toEqual(["a", "b"]);
     expect(answers.a! + answers.b!).toBe(1000);
     expect(Math.abs(answers.a! - answers.b!)).toBeLessThanOrEqual(10);
-    expect((await hits(b.reset)) - before).toBe(5);
+    expect((await hits(b.reset)) - before).toBe(10);
     const dead = h.store.snapshot!.pool("p")!.endpoints[1]!;
-    // Its fifth failure came with the fourteenth request (every third went to it): out for 30 s.
-    expect(h.state.health.view(dead.id, 1_010_000)).toMatchObject({
+    // Its tenth failure (the minimum volume, all failed) came with the 29th request (every third
+    // went to it): out for 30 s.
+    expect(h.state.health.view(healthKey("p", dead.id), 1_010_000)).toMatchObject({
       timesEjected: 1,
-      ejectedUntil: 1_000_130 + 30_000,
+      ejectedUntil: 1_000_280 + 30_000,
+    });
+  });
+
+  it("never ejects for a status the rule lists for retries only: a client cannot empty a shared pool", async () => {
+    // Route "r" retries 503s; the same pool serves another route. Requests for a path that
+    // answers 503 (this backend answers 503 to everything) must not take the pool down.
+    await putRoutes(
+      ruleDoc({ retry: { attempts: 1, codes: [503] } }, { p: pool(b.unavailable, b.c, b.d) }),
+    );
+    const h = harness();
+    for (let i = 0; i < 40; i++) await h.fetch("http://x.test/attack");
+    const unavailable = h.store.snapshot!.pool("p")!.endpoints[0]!;
+    expect(h.state.health.view(healthKey("p", unavailable.id), h.now())).toMatchObject({
+      timesEjected: 0,
+      ejectedUntil: undefined,
     });
   });
 
   it("lets an ejected endpoint back by itself after 30 s", async () => {
     await putRoutes(
-      ruleDoc({ retry: { attempts: 1, codes: [503] } }, { p: pool(b.unavailable, b.c, b.d) }),
+      ruleDoc(
+        { retry: { attempts: 1, codes: [503] }, passiveHealth: { failureCodes: [503] } },
+        { p: pool(b.unavailable, b.c, b.d) },
+      ),
     );
     const h = harness();
-    for (let i = 0; i < 15; i++) await h.backendOf("http://x.test/");
+    for (let i = 0; i < 30; i++) await h.backendOf("http://x.test/");
     const before = await hits(b.unavailable);
     for (let i = 0; i < 30; i++)
       expect(await h.backendOf("http://x.test/")).not.toBe("unavailable");
@@ -237,6 +257,9 @@ describe("passive health", () => {
       pools: { primary: pool(b.closed, b.reset), dr: pool(b.c) },
     });
     const h = harness();
+    // Each request tries the primary endpoints before dr; once each has failed 10 times both are down (the
+    // retry budget may turn some of those first requests into 502s: the pool is broken).
+    for (let i = 0; i < 30; i++) await h.fetch("http://x.test/");
     const seen = [];
     for (let i = 0; i < 20; i++) seen.push(await h.backendOf("http://x.test/"));
     expect(new Set(seen)).toEqual(new Set(["c"]));
@@ -251,7 +274,10 @@ describe("retry budget", () => {
     // A broken pool: every try fails (both endpoints soon down, so the pool is in panic and both
     // keep taking traffic), and every request asks for a retry.
     await putRoutes(
-      ruleDoc({ retry: { attempts: 1, codes: [503] } }, { p: pool(b.unavailable, b.closed) }),
+      ruleDoc(
+        { retry: { attempts: 1, codes: [503] }, passiveHealth: { failureCodes: [503] } },
+        { p: pool(b.unavailable, b.closed) },
+      ),
     );
     const h = harness();
     const skipped: (string | null)[] = [];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Echo } from "../../local/backends.ts";
+import { healthKey } from "../../worker/core/health.ts";
 import {
   defaultCookieName,
   endpointRef,
@@ -159,6 +160,7 @@ describe("session persistence", () => {
               backendRefs: [{ pool: "p" }],
               sessionPersistence: {},
               retry: { attempts: 1, codes: [503] },
+              passiveHealth: { failureCodes: [503] },
             },
           ],
         },
@@ -171,9 +173,9 @@ describe("session persistence", () => {
     });
     expect(big.status).toBe(200);
     expect(big.headers.get("set-cookie")).toMatch(new RegExp(`^${COOKIE}=[A-Za-z0-9_-]{16}\\.`));
-    for (let i = 0; i < 15; i++) await h.fetch("http://shop.test/"); // the 503 endpoint gets ejected
+    for (let i = 0; i < 30; i++) await h.fetch("http://shop.test/"); // the 503 endpoint gets ejected
     const ejected = h.store.snapshot!.pool("p")!.endpoints[0]!;
-    expect(h.state.health.view(ejected.id, 1_000_000).ejectedUntil).toBeDefined();
+    expect(h.state.health.view(healthKey("p", ejected.id), 1_000_000).ejectedUntil).toBeDefined();
     const jar = new CookieJar();
     jar.cookies.set(COOKIE, "placeholder");
     // A valid cookie naming the ejected endpoint, as its last visit would have set it.

@@ -1,27 +1,44 @@
 /**
- * Passive health (outlier detection, as Envoy's consecutive-5xx): an endpoint that fails
- * FAILURES_TO_EJECT times in a row is marked down for EJECT_BASE_MS × times down, at most
- * EJECT_MAX_MS, and comes back by itself when that time has passed. New traffic of a pool avoids
- * its down endpoints only while they are at most half of the pool, rounded down; past that the
- * pool uses all of them ("panic"), so a one-endpoint pool is never ejected. A priority tier whose
- * every endpoint is down hands new traffic to the next tier (pick.ts).
- * State is per isolate and keyed by endpoint id, so it outlives snapshots. Time is passed in.
+ * Passive health (outlier detection with a failure ratio over a minimum volume, Envoy's
+ * `failure_percentage` idea): within a window of WINDOW_MS, an endpoint that served at least
+ * MIN_REQUESTS requests of which at least FAILURE_RATIO failed is marked down for EJECT_BASE_MS ×
+ * times down, at most EJECT_MAX_MS, and comes back by itself when that time has passed. What
+ * counts as a failure is the caller's (exchange.ts): no answer or a timeout, or a status the
+ * rule lists in `passiveHealth.failureCodes` — never merely a status listed for retries, so a
+ * client requesting a path that answers 503 cannot eject a pool's endpoints. Health is kept per
+ * pool and endpoint (`healthKey`): an endpoint shared by two pools is judged in each.
+ *
+ * New traffic of a pool avoids its down endpoints only while they are at most half of the pool,
+ * rounded down; past that the pool uses all of them ("panic"), so a one-endpoint pool is never
+ * ejected. A priority tier whose every endpoint is down hands new traffic to the next tier
+ * (pick.ts). State is per isolate and keyed by endpoint id, so it outlives snapshots. Time is
+ * passed in.
  */
 
-export const FAILURES_TO_EJECT = 5;
+export const WINDOW_MS = 10_000;
+export const MIN_REQUESTS = 10;
+export const FAILURE_RATIO = 0.5;
 export const EJECT_BASE_MS = 30_000;
 export const EJECT_MAX_MS = 300_000;
 
 interface EndpointHealth {
-  consecutiveFailures: number;
+  windowStart: number;
+  requests: number;
+  failures: number;
   timesEjected: number;
   ejectedUntil: number;
   lastFailureAt: number;
 }
 
 export interface PoolMembers {
+  readonly name: string;
   /** Ids of every endpoint of the pool, whatever its state. */
   readonly endpoints: readonly { readonly id: string }[];
+}
+
+/** The key health is kept under: the pool and the endpoint. */
+export function healthKey(poolName: string, endpointId: string): string {
+  return `${poolName}\n${endpointId}`;
 }
 
 /** Passive health of a pool as one request sees it; undefined: every endpoint is healthy. */
@@ -38,7 +55,9 @@ export interface PoolHealth {
 export type HealthLens = (pool: PoolMembers) => PoolHealth | undefined;
 
 export interface HealthView {
-  consecutiveFailures: number;
+  /** Requests and failures in the current window. */
+  requests: number;
+  failures: number;
   timesEjected: number;
   ejectedUntil: number | undefined;
 }
@@ -56,39 +75,54 @@ export class HealthRegistry {
     return this.ejections === 0;
   }
 
-  recordSuccess(id: string): void {
-    const state = this.states.get(id);
-    if (state === undefined) return;
-    state.consecutiveFailures = 0;
-    if (state.ejectedUntil === 0 && state.timesEjected === 0) this.states.delete(id);
-  }
-
-  /** Counts a failure; returns true when it marked the endpoint down. */
-  recordFailure(id: string, now: number): boolean {
-    let state = this.states.get(id);
+  /** Counts one request's outcome; returns true when it marked the endpoint down. */
+  record(key: string, failed: boolean, now: number): boolean {
+    let state = this.states.get(key);
     if (state === undefined) {
-      state = { consecutiveFailures: 0, timesEjected: 0, ejectedUntil: 0, lastFailureAt: now };
-      this.states.set(id, state);
+      if (!failed) return false; // healthy and never failed: nothing to keep
+      state = {
+        windowStart: now,
+        requests: 0,
+        failures: 0,
+        timesEjected: 0,
+        ejectedUntil: 0,
+        lastFailureAt: now,
+      };
+      this.states.set(key, state);
+    }
+    if (now - state.windowStart >= WINDOW_MS) {
+      state.windowStart = now;
+      state.requests = 0;
+      state.failures = 0;
+    }
+    state.requests++;
+    if (!failed) {
+      if (state.failures === 0 && state.timesEjected === 0 && state.ejectedUntil === 0)
+        this.states.delete(key);
+      return false;
     }
     // A long quiet spell forgives earlier ejections, so the ejection time does not grow forever.
     if (
       state.timesEjected > 0 &&
       state.ejectedUntil === 0 &&
       now - state.lastFailureAt > EJECT_MAX_MS
-    ) {
+    )
       state.timesEjected = 0;
-    }
     state.lastFailureAt = now;
-    state.consecutiveFailures++;
-    if (state.consecutiveFailures < FAILURES_TO_EJECT || this.isEjected(id, now)) return false;
+    state.failures++;
+    if (state.requests < MIN_REQUESTS || state.failures < state.requests * FAILURE_RATIO)
+      return false;
+    if (this.isEjected(key, now)) return false;
     state.timesEjected++;
     state.ejectedUntil = now + Math.min(EJECT_BASE_MS * state.timesEjected, EJECT_MAX_MS);
-    state.consecutiveFailures = 0;
+    state.windowStart = now;
+    state.requests = 0;
+    state.failures = 0;
     this.ejections++;
     return true;
   }
 
-  /** Down: failed FAILURES_TO_EJECT times in a row, and its time out is not over. */
+  /** Down: it failed too often within a window, and its time out is not over. */
   isEjected(id: string, now: number): boolean {
     if (this.ejections === 0) return false;
     const state = this.states.get(id);
@@ -105,7 +139,9 @@ export class HealthRegistry {
    * in poolHealth.
    */
   avoids(id: string, pool: PoolMembers, now: number): boolean {
-    return this.isEjected(id, now) && this.poolHealth(pool, now).avoided.has(id);
+    return (
+      this.isEjected(healthKey(pool.name, id), now) && this.poolHealth(pool, now).avoided.has(id)
+    );
   }
 
   /**
@@ -115,7 +151,7 @@ export class HealthRegistry {
   poolHealth(pool: PoolMembers, now: number): PoolHealth {
     const down = new Set<string>();
     for (const endpoint of pool.endpoints)
-      if (this.isEjected(endpoint.id, now)) down.add(endpoint.id);
+      if (this.isEjected(healthKey(pool.name, endpoint.id), now)) down.add(endpoint.id);
     const panic = down.size > Math.floor(pool.endpoints.length / 2);
     return { avoided: panic ? new Set() : down, down, panic };
   }
@@ -136,11 +172,13 @@ export class HealthRegistry {
     };
   }
 
-  view(id: string, now: number): HealthView {
-    const state = this.states.get(id);
-    const ejected = this.isEjected(id, now);
+  view(key: string, now: number): HealthView {
+    const state = this.states.get(key);
+    const ejected = this.isEjected(key, now);
+    const current = state !== undefined && now - state.windowStart < WINDOW_MS;
     return {
-      consecutiveFailures: state?.consecutiveFailures ?? 0,
+      requests: current ? state.requests : 0,
+      failures: current ? state.failures : 0,
       timesEjected: state?.timesEjected ?? 0,
       ejectedUntil: ejected ? state?.ejectedUntil : undefined,
     };

@@ -51,6 +51,8 @@ export interface CompiledRule {
   timeouts: Timeouts;
   /** The rule's retry policy settings, with defaults filled in. */
   retry: RetrySettings;
+  /** Statuses that count as failures for passive health (passiveHealth.failureCodes). */
+  healthCodes: ReadonlySet<number>;
   /** Cookie name and limits when the rule has sessionPersistence. */
   session: SessionSettings | undefined;
 }
@@ -180,6 +182,7 @@ export class Snapshot {
         tiers: this.tiersOf(source),
         source,
         retry: retrySettings(source),
+        healthCodes: new Set(source.passiveHealth?.failureCodes ?? []),
         session: source.sessionPersistence
           ? sessionSettings(source.sessionPersistence, route.name, source.name ?? ruleIndex)
           : undefined,

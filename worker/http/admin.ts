@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import type { ConfigStore } from "../config/store.ts";
 import { explain } from "../core/explain.ts";
-import type { HealthRegistry } from "../core/health.ts";
+import { type HealthRegistry, healthKey } from "../core/health.ts";
 import { parseHeaderArgument, type RequestView, requestView } from "../core/request.ts";
 import type { RetryBudget } from "../core/retry-policy.ts";
 import { dashboard, dashboardParts } from "./dashboard.tsx";
@@ -67,7 +67,7 @@ export function pools(deps: AdminDeps) {
       transportBinding: spec.transportBinding ?? null,
       panic: members.panic,
       endpoints: spec.endpoints.map((e) => {
-        const health = deps.health.view(e.id, at);
+        const health = deps.health.view(healthKey(spec.name, e.id), at);
         return {
           id: e.id,
           url: e.origin,
@@ -75,7 +75,8 @@ export function pools(deps: AdminDeps) {
           state: e.state,
           zone: e.zone ?? null,
           health: members.down.has(e.id) ? "down" : "up",
-          consecutiveFailures: health.consecutiveFailures,
+          requestsInWindow: health.requests,
+          failuresInWindow: health.failures,
           timesEjected: health.timesEjected,
           ejectedUntil:
             health.ejectedUntil === undefined ? null : new Date(health.ejectedUntil).toISOString(),

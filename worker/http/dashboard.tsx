@@ -46,7 +46,7 @@ async function refresh() {
     $("pools").innerHTML = pools.map((p) => p.endpoints.map((e, i) =>
       "<tr>" + (i === 0 ? "<td rowspan=" + p.endpoints.length + ">" + esc(p.name) + "<div class=muted>" + esc(p.source) + (p.generation !== null ? " · gen " + p.generation : "") + (p.panic ? " · panic" : "") + "</div></td>" : "") +
       "<td>" + esc(e.url) + "</td><td>" + e.weight + "</td><td class=" + esc(e.state) + ">" + esc(e.state) + "</td><td class=" + esc(e.health) + ">" + esc(e.health) +
-      (e.ejectedUntil ? " until " + esc(e.ejectedUntil) : "") + "</td><td>" + e.consecutiveFailures + "</td></tr>").join("") ||
+      (e.ejectedUntil ? " until " + esc(e.ejectedUntil) : "") + "</td><td>" + e.failuresInWindow + "/" + e.requestsInWindow + "</td></tr>").join("") ||
       "<tr><td>" + esc(p.name) + "</td><td colspan=5 class=muted>no endpoints</td></tr>").join("");
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (error) { $("updated").textContent = String(error.message); }
@@ -111,7 +111,7 @@ export function dashboard(base: string) {
           <TableSection
             title="Pools, as this isolate sees them"
             body="pools"
-            columns={["pool", "endpoint", "weight", "state", "health", "failures in a row"]}
+            columns={["pool", "endpoint", "weight", "state", "health", "failed/served (10 s)"]}
           />
           <section>
             <h2>Warnings</h2>

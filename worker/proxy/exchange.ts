@@ -1,8 +1,7 @@
-import type { HealthRegistry } from "../core/health.ts";
+import { type HealthRegistry, healthKey } from "../core/health.ts";
 import type { Candidate, Choice } from "../core/pick.ts";
 import {
   backoffDelay,
-  isFailure,
   isIdempotent,
   type RetryBudget,
   retryDecision,
@@ -129,8 +128,11 @@ export async function exchange(
     if (retries > 0) budget.release();
     last = result;
     if (result.transportMissing) break;
-    if (isFailure(result.outcome, settings)) health.recordFailure(current.endpoint.id, now());
-    else health.recordSuccess(current.endpoint.id);
+    // For health, a status counts only where the rule lists it for health: a client picking a
+    // path that answers 503 must not eject a pool other routes share.
+    const failedForHealth =
+      result.outcome.kind !== "response" || rule.healthCodes.has(result.outcome.status);
+    health.record(healthKey(current.pool.name, current.endpoint.id), failedForHealth, now());
 
     if (deadline !== undefined && Date.now() >= deadline && result.outcome.kind === "timeout") {
       deadlineHit = true;
