@@ -6,7 +6,8 @@ type Unset =
   | "SWITCHYARD_LOCAL"
   | "DEBUG_HEADERS"
   | "ADMIN_HOST"
-  | "ALLOWED_BINDINGS";
+  | "ALLOWED_BINDINGS"
+  | "FORWARDED_FOR";
 
 /**
  * The worker's bindings and settings (README, "Worker settings"), as `wrangler types` generates
@@ -16,7 +17,8 @@ type Unset =
  * STICKY_SECRET_PREVIOUS (honoured during a rotation), ADMIN_TOKEN (the admin API is off
  * without it), SWITCHYARD_LOCAL ("true" under `npm start` and the tests) and DEBUG_HEADERS
  * ("true" sends X-Switchyard-Retry-Skipped to clients; for development only), ADMIN_HOST (the
- * admin API answers only on this host) and ALLOWED_BINDINGS (the bindings pools may use).
+ * admin API answers only on this host), ALLOWED_BINDINGS (the bindings pools may use) and
+ * FORWARDED_FOR (append to X-Forwarded-For, or replace it).
  */
 export type Env = Omit<Cloudflare.Env, Unset> & Partial<Pick<Cloudflare.Env, Unset>>;
 
@@ -24,6 +26,8 @@ export interface Settings {
   adminPath: string;
   /** Set: the admin API answers only for requests to this host. */
   adminHost: string | undefined;
+  /** FORWARDED_FOR: append the client's address to X-Forwarded-For, or replace it. */
+  forwardedFor: "append" | "replace";
   /** The Workers bindings a pool's transport.binding may name (ALLOWED_BINDINGS). */
   allowedBindings: ReadonlySet<string>;
   refreshMs: number;
@@ -80,8 +84,14 @@ function parseSettings(env: Env): Settings {
       problems.push(
         `ALLOWED_BINDINGS must list binding names such as "VPC_SHOP"; got ${JSON.stringify(binding)}`,
       );
+  const forwardedFor = env.FORWARDED_FOR ?? "append";
+  if (forwardedFor !== "append" && forwardedFor !== "replace")
+    problems.push(
+      `FORWARDED_FOR must be "append" or "replace"; got ${JSON.stringify(forwardedFor)}`,
+    );
   if (problems.length > 0) throw new SettingsError(problems.join("; "));
   return {
+    forwardedFor: forwardedFor as "append" | "replace",
     adminPath,
     adminHost,
     allowedBindings,

@@ -46,6 +46,18 @@ describe("forwardHeaders", () => {
     expect(already.get("x-forwarded-for")).toBe("198.51.100.1, 203.0.113.7");
   });
 
+  it("replaces a client's X-Forwarded-For with its address when told to", () => {
+    const forged = new Headers({ "x-forwarded-for": "10.0.0.1" }); // a client claiming to be inside
+    const replaced = forwardHeaders(forged, { ...facts, forwardedFor: "replace" });
+    expect(replaced.get("x-forwarded-for")).toBe("203.0.113.7");
+    const withoutAddress = forwardHeaders(forged, {
+      ...facts,
+      clientIp: null,
+      forwardedFor: "replace",
+    });
+    expect(withoutAddress.has("x-forwarded-for")).toBe(false);
+  });
+
   it("keeps a sane X-Request-Id and mints one otherwise", () => {
     expect(requestIdOf("abc-123", () => "minted")).toBe("abc-123");
     expect(requestIdOf("has space", () => "minted")).toBe("minted");

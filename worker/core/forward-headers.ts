@@ -39,6 +39,12 @@ export interface ForwardFacts {
   /** The request's id, decided once with requestIdOf: the client's, or a minted one. */
   requestId: string;
   websocket: boolean;
+  /**
+   * X-Forwarded-For: "append" the client's address to what the client sent (default; trust the
+   * list only as far as the proxies you run), or "replace" it with the address alone, so that a
+   * backend reading the first entry cannot be told a forged one.
+   */
+  forwardedFor?: "append" | "replace";
 }
 
 /** The client's X-Request-Id when it is a sane token, else a minted one. */
@@ -51,7 +57,8 @@ export function forwardHeaders(incoming: Headers, facts: ForwardFacts): Headers 
   const headers = new Headers(incoming);
   dropHopByHop(headers, facts.websocket);
   if (facts.websocket) headers.set("upgrade", "websocket");
-  const forwardedFor = headers.get("x-forwarded-for");
+  const forwardedFor = facts.forwardedFor === "replace" ? null : headers.get("x-forwarded-for");
+  if (facts.forwardedFor === "replace") headers.delete("x-forwarded-for");
   if (facts.clientIp) {
     const last = forwardedFor?.split(",").at(-1)?.trim();
     if (!forwardedFor) headers.set("x-forwarded-for", facts.clientIp);

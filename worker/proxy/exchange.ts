@@ -9,7 +9,7 @@ import {
   type TryOutcome,
 } from "../core/retry-policy.ts";
 import type { CompiledRule } from "../core/snapshot.ts";
-import type { Env } from "../env.ts";
+import { type Env, settingsOf } from "../env.ts";
 import type { Failure } from "../http/errors.ts";
 import { bodyForTry, planBody, replayable } from "./body.ts";
 import { clientResponse, TransportMissing, upstreamFor, upstreamRequest } from "./forward.ts";
@@ -121,7 +121,16 @@ export async function exchange(
       left === undefined ? backendRequestMs : Math.min(backendRequestMs ?? left, left);
     const result = await tryOnce(
       current,
-      (signal) => upstreamRequest(request, url, current, requestId, bodyForTry(body), signal),
+      (signal) =>
+        upstreamRequest(
+          request,
+          url,
+          current,
+          requestId,
+          bodyForTry(body),
+          signal,
+          settingsOf(deps.env).forwardedFor,
+        ),
       timeout,
       deps.env,
     );

@@ -45,6 +45,7 @@ export function upstreamRequest(
   requestId: string,
   body: BodyInit | null,
   signal?: AbortSignal,
+  forwardedFor: "append" | "replace" = "append",
 ): Request {
   const websocket = isWebSocketUpgrade(request);
   const headers = forwardHeaders(request.headers, {
@@ -53,6 +54,7 @@ export function upstreamRequest(
     host: request.headers.get("host") ?? url.host,
     requestId,
     websocket,
+    forwardedFor,
   });
   const target = `${candidate.endpoint.origin}${url.pathname}${url.search}`;
   return new Request(target, {
