@@ -9,6 +9,7 @@ import { type Env, SettingsError, settingsOf } from "./env.ts";
 import { adminApp } from "./http/admin.ts";
 import { detail, type Failure, failureResponse } from "./http/errors.ts";
 import { consoleLogger, type Logger } from "./log.ts";
+import { BufferBudget } from "./proxy/body.ts";
 import { exchange, RETRY_SKIPPED_HEADER } from "./proxy/exchange.ts";
 import { Sessions } from "./sticky/session.ts";
 
@@ -16,6 +17,7 @@ import { Sessions } from "./sticky/session.ts";
 export interface IsolateState {
   health: HealthRegistry;
   budget: RetryBudget;
+  buffers?: BufferBudget;
 }
 
 export interface AppOptions {
@@ -37,6 +39,7 @@ export function createApp(options: AppOptions = {}) {
     options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let isolateStore: ConfigStore | undefined;
   const sessions = new Sessions(log);
+  const buffers = state.buffers ?? new BufferBudget();
   const storeFor =
     options.store ??
     ((env: Env) => {
@@ -130,6 +133,7 @@ export function createApp(options: AppOptions = {}) {
       env: c.env,
       health: state.health,
       budget: state.budget,
+      buffers,
       now,
       random,
       sleep,

@@ -9,6 +9,30 @@ export type BodyPlan =
   | { kind: "buffered"; bytes: Uint8Array }
   | { kind: "stream"; stream: ReadableStream<Uint8Array> };
 
+/**
+ * How many bytes of request bodies an isolate holds for retries at once (32 MiB by default):
+ * each request's own limit is `retry.bodyBufferBytes`, but many large uploads at the same time
+ * must not exhaust the isolate's 128 MB. A body that does not fit streams once, unretried.
+ */
+export class BufferBudget {
+  private used = 0;
+  readonly capacity: number;
+  constructor(capacity = 32 * 1024 * 1024) {
+    this.capacity = capacity;
+  }
+  reserve(bytes: number): boolean {
+    if (this.used + bytes > this.capacity) return false;
+    this.used += bytes;
+    return true;
+  }
+  release(bytes: number): void {
+    this.used = Math.max(0, this.used - bytes);
+  }
+  get inUse(): number {
+    return this.used;
+  }
+}
+
 export function replayable(plan: BodyPlan): boolean {
   return plan.kind !== "stream";
 }
@@ -57,11 +81,16 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
   return bytes;
 }
 
-/** Buffers the body when it may be retried and fits in `limit` bytes; streams it otherwise. */
+/**
+ * Buffers the body when it may be retried and fits in `limit` bytes and in the isolate's
+ * `budget`; streams it otherwise. A buffered body holds its bytes of the budget until the caller
+ * releases them (`budget.release(plan.bytes.byteLength)`).
+ */
 export async function planBody(
   request: Request,
   limit: number,
   mayRetry: boolean,
+  budget: BufferBudget,
 ): Promise<BodyPlan> {
   const body = request.body;
   if (body === null) return { kind: "none" };
@@ -75,7 +104,10 @@ export async function planBody(
     const { done, value } = await reader.read();
     if (done) return { kind: "buffered", bytes: concat(chunks, total) };
     chunks.push(value);
+    if (total + value.byteLength > limit || !budget.reserve(value.byteLength)) {
+      budget.release(total);
+      return { kind: "stream", stream: rejoin(chunks, reader) };
+    }
     total += value.byteLength;
-    if (total > limit) return { kind: "stream", stream: rejoin(chunks, reader) };
   }
 }

@@ -11,7 +11,7 @@ import {
 import type { CompiledRule } from "../core/snapshot.ts";
 import { type Env, settingsOf } from "../env.ts";
 import type { Failure } from "../http/errors.ts";
-import { bodyForTry, planBody, replayable } from "./body.ts";
+import { type BodyPlan, type BufferBudget, bodyForTry, planBody, replayable } from "./body.ts";
 import { clientResponse, TransportMissing, upstreamFor, upstreamRequest } from "./forward.ts";
 
 /**
@@ -25,6 +25,8 @@ export interface ExchangeDeps {
   env: Env;
   health: HealthRegistry;
   budget: RetryBudget;
+  /** The isolate's budget of bytes buffered for retries. */
+  buffers: BufferBudget;
   now: () => number;
   random: () => number;
   sleep: (ms: number) => Promise<void>;
@@ -84,9 +86,7 @@ export async function exchange(
   requestId: string,
   deps: ExchangeDeps,
 ): Promise<ExchangeResult> {
-  const { health, budget, now } = deps;
-  const started = now();
-  budget.recordRequest(started);
+  deps.budget.recordRequest(deps.now());
   const settings = rule.retry;
   const method = request.method;
   const hasIdempotencyKey = request.headers.has("idempotency-key");
@@ -95,7 +95,28 @@ export async function exchange(
     !websocket &&
     settings.attempts > 0 &&
     (isIdempotent(method) || (hasIdempotencyKey && settings.honorIdempotencyKey));
-  const body = await planBody(request, settings.bodyBufferBytes, mayRetry);
+  const body = await planBody(request, settings.bodyBufferBytes, mayRetry, deps.buffers);
+  try {
+    return await attempt(request, url, rule, choice, requestId, deps, body);
+  } finally {
+    if (body.kind === "buffered") deps.buffers.release(body.bytes.byteLength);
+  }
+}
+
+/** The tries of one exchange, with its body planned. */
+async function attempt(
+  request: Request,
+  url: URL,
+  rule: CompiledRule,
+  choice: Extract<Choice, { kind: "endpoints" }>,
+  requestId: string,
+  deps: ExchangeDeps,
+  body: BodyPlan,
+): Promise<ExchangeResult> {
+  const { health, budget, now } = deps;
+  const settings = rule.retry;
+  const method = request.method;
+  const hasIdempotencyKey = request.headers.has("idempotency-key");
   const { requestMs, backendRequestMs } = rule.timeouts;
   // Timeouts run on the runtime's own clock; `now` is the clock of health and budget.
   const deadline = requestMs === undefined ? undefined : Date.now() + requestMs;
