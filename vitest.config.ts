@@ -16,6 +16,7 @@ export default defineConfig({
             "discovery-sync/**/*.test.ts",
             "scripts/**/*.test.ts",
             "test/node/**/*.test.ts",
+            "test/fuzz/**/*.test.ts",
           ],
         },
       },

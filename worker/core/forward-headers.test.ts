@@ -46,6 +46,17 @@ describe("forwardHeaders", () => {
     expect(already.get("x-forwarded-for")).toBe("198.51.100.1, 203.0.113.7");
   });
 
+  it("ignores Connection tokens that are no header names instead of throwing (found by fuzzing)", () => {
+    const incoming = new Headers({
+      connection: "(, keep-alive, x-drop",
+      "x-drop": "1",
+      "x-keep": "2",
+    });
+    const out = forwardHeaders(incoming, facts);
+    expect(out.has("x-drop")).toBe(false);
+    expect(out.get("x-keep")).toBe("2");
+  });
+
   it("replaces a client's X-Forwarded-For with its address when told to", () => {
     const forged = new Headers({ "x-forwarded-for": "10.0.0.1" }); // a client claiming to be inside
     const replaced = forwardHeaders(forged, { ...facts, forwardedFor: "replace" });

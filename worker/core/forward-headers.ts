@@ -16,6 +16,8 @@ const HOP_BY_HOP = [
 ] as const;
 
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+/** RFC 9110 token: what a header name may be. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
 /** Deletes hop-by-hop headers in place; `keepUpgrade` keeps `Upgrade` for a WebSocket. */
 export function dropHopByHop(headers: Headers, keepUpgrade = false): void {
@@ -23,7 +25,9 @@ export function dropHopByHop(headers: Headers, keepUpgrade = false): void {
   if (named) {
     for (const token of named.split(",")) {
       const name = token.trim().toLowerCase();
-      if (name && !(keepUpgrade && name === "upgrade")) headers.delete(name);
+      // A token that is no header name (`Connection: (`) names nothing to drop; passing it to
+      // Headers#delete would throw and fail the request.
+      if (HEADER_NAME.test(name) && !(keepUpgrade && name === "upgrade")) headers.delete(name);
     }
   }
   for (const name of HOP_BY_HOP) if (!(keepUpgrade && name === "upgrade")) headers.delete(name);

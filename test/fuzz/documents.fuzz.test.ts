@@ -1,0 +1,214 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  parsePoolDocument,
+  parsePoolText,
+  parseRoutesDocument,
+  parseRoutesText,
+} from "../../contract/index.ts";
+import { compilePoolDocument } from "../../worker/core/compiled-pool.ts";
+import { requestView } from "../../worker/core/request.ts";
+import { compileSnapshot } from "../../worker/core/snapshot.ts";
+import { RUNS } from "./runs.ts";
+
+/**
+ * The documents in KV are the worker's input: whatever they hold, parsing answers a value or
+ * located problems and never throws, and a document that validates always compiles and matches.
+ */
+
+const NAMES = ["constructor", "toString", "__proto__", "hasOwnProperty", "p", "q", "shop/api:http"];
+
+/** Mostly `good`, sometimes `odd`: documents near the valid ones, with odd values mixed in. */
+const mostly = <T, U>(good: fc.Arbitrary<T>, odd: fc.Arbitrary<U>) =>
+  fc.oneof({ arbitrary: good, weight: 40 }, { arbitrary: odd, weight: 1 });
+
+const ORIGINS = [
+  "http://a.test",
+  "https://b.example:8443",
+  "http://[::1]:9000",
+  "http://10.0.0.1:80",
+];
+
+const routesLike = fc.record({
+  version: mostly(fc.constant(1), fc.jsonValue()),
+  routes: fc.array(
+    fc.record(
+      {
+        name: mostly(fc.constantFrom("r", "shop", "api-1", "x.y"), fc.string()),
+        hostnames: fc.array(
+          mostly(fc.constantFrom("a.example.com", "*.example.com", "b.test"), fc.string()),
+          { maxLength: 3 },
+        ),
+        rules: fc.array(
+          fc.record(
+            {
+              name: mostly(fc.constantFrom("web", "api", "0"), fc.string()),
+              matches: fc.array(
+                fc.record(
+                  {
+                    path: fc.record({
+                      type: mostly(
+                        fc.constantFrom("Exact", "PathPrefix", "RegularExpression"),
+                        fc.string(),
+                      ),
+                      value: mostly(
+                        fc.oneof(
+                          fc
+                            .webPath()
+                            .map((p) => `/${p.replace(/^\/+/, "").replace(/[?#\s]/g, "")}`),
+                          fc.constantFrom("/", "/a", "/a/b"),
+                        ),
+                        fc.constantFrom(
+                          "/(a+)+",
+                          "/(?=x)",
+                          "/[",
+                          "(a)\\1",
+                          "",
+                          "x",
+                          "/%2e%2e/",
+                          "/é",
+                        ),
+                      ),
+                    }),
+                    method: mostly(fc.constantFrom("GET", "POST", "PUT"), fc.string()),
+                  },
+                  { requiredKeys: [] },
+                ),
+                { maxLength: 3 },
+              ),
+              backendRefs: fc.array(
+                fc.record(
+                  {
+                    pool: fc.constantFrom(...NAMES),
+                    weight: mostly(fc.nat(1000), fc.oneof(fc.integer(), fc.double())),
+                    priority: mostly(fc.nat(16), fc.nat(40)),
+                  },
+                  { requiredKeys: ["pool"] },
+                ),
+                { minLength: 1, maxLength: 4 },
+              ),
+              sessionPersistence: fc.option(
+                fc.record(
+                  { idleTimeout: mostly(fc.constantFrom("30m", "1h"), fc.string()) },
+                  { requiredKeys: [] },
+                ),
+                { nil: undefined },
+              ),
+              retry: fc.option(
+                fc.record(
+                  {
+                    attempts: mostly(fc.nat(10), fc.integer()),
+                    codes: fc.array(mostly(fc.constantFrom(502, 503), fc.integer())),
+                  },
+                  { requiredKeys: [] },
+                ),
+                { nil: undefined },
+              ),
+            },
+            { requiredKeys: ["backendRefs"] },
+          ),
+          { minLength: 1, maxLength: 3 },
+        ),
+      },
+      { requiredKeys: ["name", "rules"] },
+    ),
+    { maxLength: 4 },
+  ),
+  pools: fc.dictionary(
+    fc.constantFrom(...NAMES.filter((n) => n !== "__proto__")),
+    fc.record({
+      endpoints: fc.array(
+        fc.record(
+          {
+            url: mostly(
+              fc.constantFrom(...ORIGINS),
+              fc.constantFrom(
+                "http://a.test/?",
+                "http://a.test#",
+                "ftp://x",
+                "http://u:p@a.test",
+                "http://a.test/path",
+              ),
+            ),
+            weight: mostly(fc.nat(1000), fc.integer()),
+          },
+          { requiredKeys: ["url"] },
+        ),
+        { maxLength: 4 },
+      ),
+    }),
+  ),
+});
+
+describe("documents from KV, fuzzed", () => {
+  it("draws documents that validate, not only ones that do not", () => {
+    const valid = fc.sample(routesLike, 300).filter((d) => parseRoutesDocument(d).ok).length;
+    expect(valid).toBeGreaterThan(10);
+  });
+
+  it("any JSON text: a value or located problems, never a throw", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.json(), fc.string()), (text) => {
+        for (const result of [parseRoutesText(text), parsePoolText(text)]) {
+          if (!result.ok) for (const p of result.problems) expect(typeof p.path).toBe("string");
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("a routes document that validates compiles, and matches any request without throwing", () => {
+    fc.assert(
+      fc.property(
+        routesLike,
+        fc.record({
+          host: fc.oneof(fc.domain(), fc.string()),
+          path: fc.oneof(
+            fc.webPath(),
+            fc.string().map((s) => `/${s}`),
+          ),
+        }),
+        (input, req) => {
+          const parsed = parseRoutesDocument(input);
+          if (!parsed.ok) return;
+          const snapshot = compileSnapshot({
+            generation: "f",
+            routes: parsed.value,
+            kvPools: new Map(),
+            local: true,
+          });
+          const found = snapshot.matcher.match(requestView(req));
+          if (found) {
+            const rule = snapshot.rule(found.routeIndex, found.ruleIndex);
+            expect(rule).toBeDefined();
+            for (const tier of rule?.tiers ?? [])
+              for (const ref of tier.refs) if (ref.pool) expect(ref.pool.endpoints).toBeDefined();
+          }
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("a pool document that validates compiles", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.jsonValue(),
+          routesLike.map((r) => ({
+            version: 1,
+            endpoints: Object.values(r.pools)[0]?.endpoints ?? [],
+          })),
+        ),
+        (input) => {
+          const parsed = parsePoolDocument(input);
+          if (parsed.ok)
+            expect(compilePoolDocument("p", parsed.value, "kv").endpoints.length).toBe(
+              parsed.value.endpoints.length,
+            );
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});
