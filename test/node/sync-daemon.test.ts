@@ -1,16 +1,16 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { SyncDaemon } from "../../discovery-sync/daemon.ts";
+import type { SyncDaemon } from "../../discovery-sync/daemon.ts";
 import type { ServicePort } from "../../discovery-sync/model.ts";
 import type { Settings } from "../../discovery-sync/settings.ts";
 import {
   poolOf,
-  quietLog,
   type SyncWorld,
   seed,
   service,
   slice,
+  startReplica,
   startWorld,
 } from "../fixtures/sync-harness.ts";
 
@@ -27,19 +27,8 @@ afterEach(async () => {
 
 /** A replica with short lease timings, so that a takeover fits in a test. */
 async function replica(identity: string, overrides: Partial<Settings> = {}): Promise<SyncDaemon> {
-  const sync = new SyncDaemon(
-    world.settings({
-      identity,
-      leaseDurationMs: 2_000,
-      renewDeadlineMs: 1_500,
-      retryPeriodMs: 250,
-      ...overrides,
-    }),
-    world.kubeConfig(),
-    quietLog,
-  );
+  const sync = await startReplica(world, { identity, ...overrides });
   running.push(sync);
-  await sync.start();
   return sync;
 }
 

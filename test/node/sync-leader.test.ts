@@ -2,18 +2,19 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { SyncDaemon } from "../../discovery-sync/daemon.ts";
+import type { SyncDaemon } from "../../discovery-sync/daemon.ts";
 import { parseMicroTime } from "../../discovery-sync/kube-time.ts";
 import type { Settings } from "../../discovery-sync/settings.ts";
-import { type KubeApi, startKubeApi, writeKubeconfig } from "../../local/emulators/kube-api.ts";
+import { type KubeApi, startKubeApi } from "../../local/emulators/kube-api.ts";
 import {
   poolOf,
-  quietLog,
   type SyncWorld,
   seed,
   service,
   slice,
+  startReplica,
   startWorld,
+  until,
 } from "../fixtures/sync-harness.ts";
 
 /**
@@ -23,7 +24,6 @@ import {
 
 const MAIN = fileURLToPath(new URL("../../discovery-sync/main.ts", import.meta.url));
 const KEY = "pool:shop/api:http";
-const FAST = { leaseDurationMs: 2_000, renewDeadlineMs: 1_500, retryPeriodMs: 250 };
 
 let world: SyncWorld;
 const running: SyncDaemon[] = [];
@@ -36,28 +36,10 @@ afterEach(async () => {
 });
 
 async function replica(identity: string, overrides: Partial<Settings> = {}, kubeUrl?: string) {
-  let kc = world.kubeConfig();
-  if (kubeUrl) {
-    const path = `${world.kubeconfigPath}-${identity}`;
-    await writeKubeconfig(path, kubeUrl);
-    const { KubeConfig } = await import("@kubernetes/client-node");
-    kc = new KubeConfig();
-    kc.loadFromFile(path);
-  }
-  const sync = new SyncDaemon(world.settings({ identity, ...FAST, ...overrides }), kc, quietLog);
+  const sync = await startReplica(world, { identity, ...overrides }, { kubeUrl });
   running.push(sync);
-  await sync.start();
   return sync;
 }
-
-const until = async (condition: () => boolean | Promise<boolean>, what: string, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now();
-};
 
 const leaseOf = () =>
   world.kube.store.get("leases", "default", "switchyard-sync-default") as unknown as {

@@ -1,14 +1,14 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { SyncDaemon } from "../../discovery-sync/daemon.ts";
+import type { SyncDaemon } from "../../discovery-sync/daemon.ts";
 import type { Settings } from "../../discovery-sync/settings.ts";
 import { type KvRestEmulator, startKvRest } from "../../local/emulators/kv-rest.ts";
 import {
   poolOf,
-  quietLog,
   type SyncWorld,
   seed,
   service,
   slice,
+  startReplica,
   startWorld,
 } from "../fixtures/sync-harness.ts";
 
@@ -30,19 +30,8 @@ afterEach(async () => {
 });
 
 async function replica(overrides: Partial<Settings> = {}, pageSize?: number) {
-  const sync = new SyncDaemon(
-    world.settings({
-      leaseDurationMs: 2_000,
-      renewDeadlineMs: 1_500,
-      retryPeriodMs: 250,
-      ...overrides,
-    }),
-    world.kubeConfig(),
-    quietLog,
-    { pageSize },
-  );
+  const sync = await startReplica(world, overrides, { pageSize });
   running.push(sync);
-  await sync.start();
   return sync;
 }
 

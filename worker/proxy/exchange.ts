@@ -97,26 +97,29 @@ export async function exchange(
     (isIdempotent(method) || (hasIdempotencyKey && settings.honorIdempotencyKey));
   const body = await planBody(request, settings.bodyBufferBytes, mayRetry, deps.buffers);
   try {
-    return await attempt(request, url, rule, choice, requestId, deps, body);
+    return await attempt({ request, url, rule, choice, requestId, deps, body, hasIdempotencyKey });
   } finally {
     if (body.kind === "buffered") deps.buffers.release(body.bytes.byteLength);
   }
 }
 
+interface Planned {
+  request: Request;
+  url: URL;
+  rule: CompiledRule;
+  choice: Extract<Choice, { kind: "endpoints" }>;
+  requestId: string;
+  deps: ExchangeDeps;
+  body: BodyPlan;
+  hasIdempotencyKey: boolean;
+}
+
 /** The tries of one exchange, with its body planned. */
-async function attempt(
-  request: Request,
-  url: URL,
-  rule: CompiledRule,
-  choice: Extract<Choice, { kind: "endpoints" }>,
-  requestId: string,
-  deps: ExchangeDeps,
-  body: BodyPlan,
-): Promise<ExchangeResult> {
+async function attempt(planned: Planned): Promise<ExchangeResult> {
+  const { request, url, rule, choice, requestId, deps, body, hasIdempotencyKey } = planned;
   const { health, budget, now } = deps;
   const settings = rule.retry;
   const method = request.method;
-  const hasIdempotencyKey = request.headers.has("idempotency-key");
   const { requestMs, backendRequestMs } = rule.timeouts;
   // Timeouts run on the runtime's own clock; `now` is the clock of health and budget.
   const deadline = requestMs === undefined ? undefined : Date.now() + requestMs;
