@@ -12,6 +12,8 @@ COPY discovery-sync ./discovery-sync
 # Numeric, so that the kubelet can check runAsNonRoot: "node" is uid/gid 1000 in this image.
 USER 1000:1000
 EXPOSE 8080
-# The same V8 memory flags as `npm run sync` (see docs/benchmarks.md): a small young generation
-# and a capped old space keep 10,000 Services within 300 MiB. Raise --max-old-space-size for more.
+# The same memory settings as `npm run sync` (see docs/benchmarks.md): glibc arenas capped, a
+# small young generation and a capped old space keep 10,000 Services within 300 MiB. Raise
+# --max-old-space-size for more (docs/deploy.md, "Sizing").
+ENV MALLOC_ARENA_MAX=2
 ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=128", "discovery-sync/main.ts"]

@@ -124,6 +124,10 @@ describe("deploy/kubernetes, rendered with kubectl kustomize", () => {
     );
     expect(imageFlags).toEqual(npmFlags);
     expect(imageFlags.length).toBeGreaterThan(0);
+    // And the same allocator setting.
+    const arenas = /MALLOC_ARENA_MAX=(\d+)/.exec(script)?.[1];
+    expect(arenas).toBeDefined();
+    expect(readFileSync(`${ROOT}Dockerfile`, "utf8")).toContain(`ENV MALLOC_ARENA_MAX=${arenas}`);
   });
 
   it("has probes, memory above the measured peak, a PodDisruptionBudget and spread replicas", async () => {
