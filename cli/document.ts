@@ -23,7 +23,48 @@ export interface ReadDocument {
   problems: Located[];
 }
 
-export function readRoutes(text: string): ReadDocument {
+/** Where JSON.parse stopped, as V8 says it: "(line L column C)" or "at position P". */
+function jsonErrorLine(
+  message: string,
+  text: string,
+): { line: number; column: number } | undefined {
+  const at = /line (\d+) column (\d+)/.exec(message);
+  if (at) return { line: Number(at[1]), column: Number(at[2]) };
+  const position = /position (\d+)/.exec(message);
+  if (!position) return undefined;
+  const before = text.slice(0, Number(position[1])).split("\n");
+  return { line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
+}
+
+/**
+ * Reads a routes document: a `.json` file as strict JSON, as the worker's JSON.parse will read
+ * it from KV (a trailing comma is an error, with its line and column), and anything else
+ * (`.yaml`, `.yml`) as YAML. Problems are placed on their lines either way.
+ */
+export function readRoutes(text: string, file = ""): ReadDocument {
+  if (file.toLowerCase().endsWith(".json")) {
+    try {
+      JSON.parse(text);
+    } catch (error) {
+      const message = (error as Error).message;
+      // Some of V8's messages carry no position; the YAML parser then says where it stopped.
+      const yamlError = parseDocument(text, { prettyErrors: true }).errors[0]?.linePos?.[0];
+      const where =
+        jsonErrorLine(message, text) ??
+        (yamlError ? { line: yamlError.line, column: yamlError.col } : undefined);
+      return {
+        json: undefined,
+        parsed: undefined,
+        problems: [
+          {
+            path: "(document)",
+            message: `is not valid JSON${where ? ` (line ${where.line}, column ${where.column})` : ""}: ${message.replace(/ in JSON at position \d+.*$/, "").split("\n")[0]}`,
+            line: where?.line,
+          },
+        ],
+      };
+    }
+  }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {

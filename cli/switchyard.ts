@@ -68,7 +68,7 @@ async function readFileOrFail(file: string | undefined): Promise<string> {
 }
 
 async function validated(file: string, json: boolean) {
-  const read = readRoutes(await readFileOrFail(file));
+  const read = readRoutes(await readFileOrFail(file), file);
   if (read.problems.length > 0 || !read.parsed?.ok) {
     if (json)
       out(
@@ -112,6 +112,15 @@ async function validate(file: string, json: boolean): Promise<void> {
   }
 }
 
+/** A document's content as JSON, whatever its spacing: what push compares and hashes. */
+function canonical(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text));
+  } catch {
+    return text.trim();
+  }
+}
+
 async function push(file: string, target: Target, force: boolean, json: boolean): Promise<void> {
   const { json: next } = await validated(file, json);
   progress("reading the routes document in KV");
@@ -122,13 +131,20 @@ async function push(file: string, target: Target, force: boolean, json: boolean)
     (t) => t.trim(),
     () => undefined,
   );
+  if (current !== undefined && canonical(current) === canonical(next)) {
+    // Pushing what KV holds (for instance the same file twice) is nothing to push, not a conflict.
+    await writeFile(basePath, `${stableHash(canonical(next))}\n`);
+    if (json) out(JSON.stringify({ changed: false }));
+    else out("nothing to push: KV already holds this document");
+    return;
+  }
   if (current !== undefined && !force) {
     if (base === undefined) {
       throw new CliError(
         `KV already holds a routes document, and ${file} was not pulled from it (no ${basePath}): run \`switchyard pull\` first, or --force to overwrite`,
       );
     }
-    if (base !== stableHash(current)) {
+    if (base !== stableHash(canonical(current)) && base !== stableHash(current)) {
       throw new CliError(
         `the routes document in KV changed since ${file} was pulled: pull again and redo the edit, or --force to overwrite`,
       );
@@ -136,17 +152,12 @@ async function push(file: string, target: Target, force: boolean, json: boolean)
   }
   const before =
     current === undefined ? "" : JSON.stringify(JSON.parse(current), null, 2).concat("\n");
-  if (before === next) {
-    if (json) out(JSON.stringify({ changed: false }));
-    else out("no change: KV already holds this document");
-    return;
-  }
   const patch = createTwoFilesPatch("routes (in KV)", file, before, next, "", "", { context: 3 });
   if (!json) out(patch.split("\n").slice(2).join("\n").trimEnd());
   progress("writing the routes document");
   await kvPut(target, ROUTES_KEY, next);
   progressDone();
-  await writeFile(basePath, `${stableHash(next)}\n`);
+  await writeFile(basePath, `${stableHash(canonical(next))}\n`);
   if (json) out(JSON.stringify({ changed: true, diff: patch }));
   else out(`pushed ${file} to ${target.local ? "local KV" : `KV of env ${target.env}`}`);
 }
@@ -157,8 +168,8 @@ async function pull(target: Target, file: string, json: boolean): Promise<void> 
   progressDone();
   if (current === undefined) throw new CliError("KV holds no routes document yet");
   await writeFile(file, current.endsWith("\n") ? current : `${current}\n`);
-  await writeFile(`${file}.base`, `${stableHash(current)}\n`);
-  if (json) out(JSON.stringify({ file, base: stableHash(current) }));
+  await writeFile(`${file}.base`, `${stableHash(canonical(current))}\n`);
+  if (json) out(JSON.stringify({ file, base: stableHash(canonical(current)) }));
   else out(`wrote ${file} (edit it, then \`switchyard push ${file}\`)`);
 }
 

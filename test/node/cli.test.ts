@@ -115,8 +115,22 @@ describe("switchyard validate", () => {
     const result = await cli(["validate", file]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(
-      new RegExp(`^${file.replace(/[.]/g, "\\.")}:4: \\(document\\): is not valid JSON or YAML`),
+      new RegExp(
+        `^${file.replace(/[.]/g, "\\.")}:4: \\(document\\): is not valid JSON \\(line 4, column 1\\)`,
+      ),
     );
+  });
+
+  it("reads a .json file as strict JSON, as the worker will: a trailing comma is an error where it stands", async () => {
+    const file = join(dir, "trailing.json");
+    await writeFile(file, '{\n  "version": 1,\n  "routes": [],\n}\n');
+    const result = await cli(["validate", file]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`${file}:4: (document): is not valid JSON (line 4, column 1)`);
+    // The same text as YAML (a superset of JSON) is read as YAML.
+    const yamlFile = join(dir, "trailing.yaml");
+    await writeFile(yamlFile, '{\n  "version": 1,\n  "routes": [],\n}\n');
+    expect((await cli(["validate", yamlFile])).code).toBe(0);
   });
 });
 
@@ -149,6 +163,9 @@ describe("switchyard push and pull against local KV", () => {
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toContain("+++ ");
     expect(first.stdout).toContain("pushed");
+    const again = await cli(["push", file, "--local"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain("nothing to push");
 
     const pulled = join(dir, "pulled.json");
     expect((await cli(["pull", "--local", "--out", pulled])).code).toBe(0);
