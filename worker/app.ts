@@ -39,6 +39,17 @@ export function createApp(options: AppOptions = {}) {
     options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let isolateStore: ConfigStore | undefined;
   const sessions = new Sessions(log);
+  /**
+   * The access log: one JSON line per request, sampled by ACCESS_LOG_SAMPLE (every request by
+   * default under SWITCHYARD_LOCAL, one in ten otherwise). Never a header or cookie value: no
+   * client secret can reach it.
+   */
+  let accessLogEnv: Env | undefined;
+  let accessSample = 1;
+  const accessLog = (fields: Record<string, unknown>) => {
+    if (accessSample < 1 && random() >= accessSample) return;
+    log.info("access", { at: new Date(now()).toISOString(), ...fields });
+  };
   const buffers = state.buffers ?? new BufferBudget();
   const storeFor =
     options.store ??
@@ -83,6 +94,10 @@ export function createApp(options: AppOptions = {}) {
   });
 
   app.all("*", async (c) => {
+    if (accessLogEnv !== c.env) {
+      accessLogEnv = c.env;
+      accessSample = settingsOf(c.env).accessLogSample;
+    }
     const request = c.req.raw;
     const requestId = requestIdOf(request.headers.get("x-request-id"), () => crypto.randomUUID());
     const debugHeaders = c.env.DEBUG_HEADERS === "true";
@@ -138,17 +153,49 @@ export function createApp(options: AppOptions = {}) {
       random,
       sleep,
     });
-    if (result.kind === "failure") return fail(result.failure, result.skipped);
+    const accessed = (status: number, endpoint?: { pool: string; id: string }, cookie?: string) =>
+      accessLog({
+        requestId,
+        route: rule.routeName,
+        rule: String(rule.source.name ?? rule.ruleIndex),
+        ...(endpoint ? { pool: endpoint.pool, endpoint: endpoint.id } : {}),
+        status,
+        durationMs: now() - started,
+        tries: result.tries,
+        retried: result.retried,
+        ...(result.skipped ? { retrySkipped: result.skipped } : {}),
+        ...(cookie ? { sticky: cookie } : {}),
+        generation: snapshot.generation,
+      });
+    if (result.kind === "failure") {
+      const response = fail(result.failure, result.skipped);
+      accessed(response.status);
+      return response;
+    }
     if (result.skipped) {
       log.info("retry skipped", { route: rule.routeName, requestId, reason: result.skipped });
       if (debugHeaders && !result.response.webSocket)
         result.response.headers.set(RETRY_SKIPPED_HEADER, result.skipped);
     }
-    await session?.stamp(
+    const servedBy = result.servedBy;
+    const reissued = await session?.stamp(
       result.response,
-      result.servedBy.endpoint.id,
+      servedBy.endpoint.id,
       now(),
       url.protocol === "https:",
+    );
+    const sticky =
+      session === undefined
+        ? undefined
+        : session.sticky
+          ? reissued
+            ? "hit, reissued"
+            : "hit"
+          : "new";
+    accessed(
+      result.response.status,
+      { pool: servedBy.pool.name, id: servedBy.endpoint.id },
+      sticky,
     );
     return result.response;
   });

@@ -7,7 +7,8 @@ type Unset =
   | "DEBUG_HEADERS"
   | "ADMIN_HOST"
   | "ALLOWED_BINDINGS"
-  | "FORWARDED_FOR";
+  | "FORWARDED_FOR"
+  | "ACCESS_LOG_SAMPLE";
 
 /**
  * The worker's bindings and settings (README, "Worker settings"), as `wrangler types` generates
@@ -18,7 +19,7 @@ type Unset =
  * without it), SWITCHYARD_LOCAL ("true" under `npm start` and the tests) and DEBUG_HEADERS
  * ("true" sends X-Switchyard-Retry-Skipped to clients; for development only), ADMIN_HOST (the
  * admin API answers only on this host), ALLOWED_BINDINGS (the bindings pools may use) and
- * FORWARDED_FOR (append to X-Forwarded-For, or replace it).
+ * FORWARDED_FOR (append to X-Forwarded-For, or replace it) and ACCESS_LOG_SAMPLE.
  */
 export type Env = Omit<Cloudflare.Env, Unset> & Partial<Pick<Cloudflare.Env, Unset>>;
 
@@ -26,6 +27,8 @@ export interface Settings {
   adminPath: string;
   /** Set: the admin API answers only for requests to this host. */
   adminHost: string | undefined;
+  /** ACCESS_LOG_SAMPLE: the share of requests with an access log line (0 to 1). */
+  accessLogSample: number;
   /** FORWARDED_FOR: append the client's address to X-Forwarded-For, or replace it. */
   forwardedFor: "append" | "replace";
   /** The Workers bindings a pool's transport.binding may name (ALLOWED_BINDINGS). */
@@ -84,6 +87,13 @@ function parseSettings(env: Env): Settings {
       problems.push(
         `ALLOWED_BINDINGS must list binding names such as "VPC_SHOP"; got ${JSON.stringify(binding)}`,
       );
+  const local = env.SWITCHYARD_LOCAL === "true";
+  const sampleText = env.ACCESS_LOG_SAMPLE ?? (local ? "1" : "0.1");
+  const accessLogSample = Number(sampleText);
+  if (!(sampleText.trim() !== "" && accessLogSample >= 0 && accessLogSample <= 1))
+    problems.push(
+      `ACCESS_LOG_SAMPLE must be a number from 0 to 1; got ${JSON.stringify(sampleText)}`,
+    );
   const forwardedFor = env.FORWARDED_FOR ?? "append";
   if (forwardedFor !== "append" && forwardedFor !== "replace")
     problems.push(
@@ -92,6 +102,7 @@ function parseSettings(env: Env): Settings {
   if (problems.length > 0) throw new SettingsError(problems.join("; "));
   return {
     forwardedFor: forwardedFor as "append" | "replace",
+    accessLogSample,
     adminPath,
     adminHost,
     allowedBindings,

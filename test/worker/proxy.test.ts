@@ -66,6 +66,32 @@ describe("proxying", () => {
     expect(JSON.stringify([...response.headers])).not.toContain("127.0.0.1");
   });
 
+  it("writes one access log line a request, with no cookie or credential in it", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness();
+    const response = await h.fetch("http://x.test/account", {
+      headers: { cookie: "session=secret-cookie-value", authorization: "Bearer secret-token" },
+    });
+    expect(response.status).toBe(200);
+    const lines = h.logs.filter((l) => l.message === "access");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.fields).toMatchObject({
+      requestId: response.headers.get("x-request-id"),
+      route: "all",
+      rule: "0",
+      pool: "p",
+      status: 200,
+      tries: 1,
+      retried: [],
+      generation: h.store.snapshot?.generation,
+    });
+    expect(JSON.stringify(h.logs)).not.toContain("secret-cookie-value");
+    expect(JSON.stringify(h.logs)).not.toContain("secret-token");
+    const quiet = harness({ env: { ACCESS_LOG_SAMPLE: "0" } });
+    await quiet.fetch("http://x.test/");
+    expect(quiet.logs.filter((l) => l.message === "access")).toEqual([]);
+  });
+
   it("streams a large request body through", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
     const chunk = new TextEncoder().encode("x".repeat(64 * 1024));

@@ -38,9 +38,17 @@ export type ExchangeResult =
       response: Response;
       servedBy: Candidate;
       tries: number;
+      /** Why each retry was made: "connection-failure", "timeout" or "status 503". */
+      retried: string[];
       skipped: SkipReason | undefined;
     }
-  | { kind: "failure"; failure: Failure; tries: number; skipped: SkipReason | undefined };
+  | {
+      kind: "failure";
+      failure: Failure;
+      tries: number;
+      retried: string[];
+      skipped: SkipReason | undefined;
+    };
 
 export const RETRY_SKIPPED_HEADER = "x-switchyard-retry-skipped";
 
@@ -134,6 +142,7 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
 
   let candidate: Candidate | undefined = choice.first;
   let retries = 0;
+  const retried: string[] = [];
   let last: TryResult | undefined;
   let skipped: SkipReason | undefined;
   let deadlineHit = false;
@@ -199,6 +208,9 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
     }
     await result.response?.body?.cancel();
     if (delay > 0) await deps.sleep(delay);
+    retried.push(
+      result.outcome.kind === "response" ? `status ${result.outcome.status}` : result.outcome.kind,
+    );
     retries++;
     candidate = next;
   }
@@ -208,24 +220,37 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
   if (last.response) {
     const servedBy = candidate as Candidate;
     const response = clientResponse(last.response, requestId, servedBy.endpoint.origin, url.origin);
-    return { kind: "response", response, servedBy, tries, skipped };
+    return { kind: "response", response, servedBy, tries, retried, skipped };
   }
   if (last.transportMissing)
     return {
       kind: "failure",
       failure: { kind: "bad-gateway", route, message: last.transportMissing },
       tries,
+      retried,
       skipped,
     };
   if (deadlineHit || last.outcome.kind === "timeout") {
     const message = deadlineHit
       ? `the request did not complete within timeouts.request (${formatMs(requestMs as number)})`
       : `the backend did not answer within ${formatMs(timeout(backendRequestMs, requestMs))}`;
-    return { kind: "failure", failure: { kind: "timeout", route, message }, tries, skipped };
+    return {
+      kind: "failure",
+      failure: { kind: "timeout", route, message },
+      tries,
+      retried,
+      skipped,
+    };
   }
   const message =
     tries > 1 ? `no backend could be reached (${tries} tries)` : "the backend could not be reached";
-  return { kind: "failure", failure: { kind: "bad-gateway", route, message }, tries, skipped };
+  return {
+    kind: "failure",
+    failure: { kind: "bad-gateway", route, message },
+    tries,
+    retried,
+    skipped,
+  };
 }
 
 function timeout(backendRequestMs: number | undefined, requestMs: number | undefined): number {

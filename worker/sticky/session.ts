@@ -31,8 +31,11 @@ export interface SessionSecrets {
 export interface Session {
   /** The endpoint the request's cookie names, when it can still take the request. */
   readonly sticky: Candidate | undefined;
-  /** Adds the Set-Cookie for a response served by `endpointId`, when the cookie must change. */
-  stamp(response: Response, endpointId: string, nowMs: number, secure: boolean): Promise<void>;
+  /**
+   * Adds the Set-Cookie for a response served by `endpointId` when the cookie must change;
+   * says whether it did.
+   */
+  stamp(response: Response, endpointId: string, nowMs: number, secure: boolean): Promise<boolean>;
 }
 
 /** How stale last-seen may get before the cookie is re-sent to move it forward. */
@@ -178,11 +181,11 @@ export class Sessions {
       sticky,
       async stamp(response, endpointId, stampMs, secure) {
         // A WebSocket upgrade's headers are already sent.
-        if ((response as { webSocket?: unknown }).webSocket) return;
+        if ((response as { webSocket?: unknown }).webSocket) return false;
         const nowS = Math.floor(stampMs / 1000);
         const same = read?.ok === true && cookieEndpoint === endpointId;
         if (same && read.keyIndex === 0 && nowS - read.value.lastSeen < refreshAfterS(limits))
-          return;
+          return false;
         const issuedAt = same ? read.value.issuedAt : nowS;
         const value = await signSticky(
           { endpointRef: await refOf(endpointId), issuedAt, lastSeen: nowS },
@@ -196,6 +199,7 @@ export class Sessions {
           "set-cookie",
           setCookieHeader(cookieName, value, { secure, maxAgeS }),
         );
+        return true;
       },
     };
   }
