@@ -222,35 +222,24 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
     const response = clientResponse(last.response, requestId, servedBy.endpoint.origin, url.origin);
     return { kind: "response", response, servedBy, tries, retried, skipped };
   }
+  const failed = (failure: Failure): ExchangeResult => ({
+    kind: "failure",
+    failure,
+    tries,
+    retried,
+    skipped,
+  });
   if (last.transportMissing)
-    return {
-      kind: "failure",
-      failure: { kind: "bad-gateway", route, message: last.transportMissing },
-      tries,
-      retried,
-      skipped,
-    };
+    return failed({ kind: "bad-gateway", route, message: last.transportMissing });
   if (deadlineHit || last.outcome.kind === "timeout") {
     const message = deadlineHit
       ? `the request did not complete within timeouts.request (${formatMs(requestMs as number)})`
       : `the backend did not answer within ${formatMs(timeout(backendRequestMs, requestMs))}`;
-    return {
-      kind: "failure",
-      failure: { kind: "timeout", route, message },
-      tries,
-      retried,
-      skipped,
-    };
+    return failed({ kind: "timeout", route, message });
   }
   const message =
     tries > 1 ? `no backend could be reached (${tries} tries)` : "the backend could not be reached";
-  return {
-    kind: "failure",
-    failure: { kind: "bad-gateway", route, message },
-    tries,
-    retried,
-    skipped,
-  };
+  return failed({ kind: "bad-gateway", route, message });
 }
 
 function timeout(backendRequestMs: number | undefined, requestMs: number | undefined): number {
