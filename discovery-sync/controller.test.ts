@@ -44,7 +44,7 @@ function world() {
   const applies: { at: number; keys: string[] }[] = [];
   let answer: (puts: readonly Put[]) => Partial<ApplyResult> = () => ({});
   const writer: KvWriter = {
-    listOwnedCandidates: async () => [],
+    listOwnedCandidates: async () => ({ keys: [], requests: 1 }),
     apply: async (puts) => {
       applies.push({ at: Date.now(), keys: puts.map((p) => p.key) });
       return {

@@ -260,8 +260,8 @@ export class Controller {
     const signal = options.signal();
     if (!this.stored || now - this.lastResync >= options.resyncMs) {
       try {
-        const keys = await options.writer.listOwnedCandidates(signal);
-        options.metrics.requests.inc((keys as { requests?: number }).requests ?? 1);
+        const { keys, requests } = await options.writer.listOwnedCandidates(signal);
+        options.metrics.requests.inc(requests);
         this.stored = new Map(keys.map((k) => [k.key, k]));
         this.lastResync = now;
         this.dirtyAll = true;

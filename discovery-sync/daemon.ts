@@ -127,9 +127,9 @@ export async function runOnce(
   };
   for (;;) {
     try {
-      const keys = await writer.listOwnedCandidates();
-      requests += (keys as { requests?: number }).requests ?? 1;
-      controller.useStored(keys);
+      const listed = await writer.listOwnedCandidates();
+      requests += listed.requests;
+      controller.useStored(listed.keys);
       break;
     } catch (error) {
       if (error instanceof KvApiError) requests += error.requests;

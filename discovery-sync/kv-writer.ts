@@ -39,7 +39,8 @@ export interface ApplyResult {
 }
 
 export interface KvWriter {
-  listOwnedCandidates(signal?: AbortSignal): Promise<StoredKey[]>;
+  /** Every pool key with its metadata, and how many requests listing them took. */
+  listOwnedCandidates(signal?: AbortSignal): Promise<{ keys: StoredKey[]; requests: number }>;
   apply(
     puts: readonly Put[],
     deletes: readonly string[],
@@ -155,7 +156,7 @@ export function kvWriter(options: KvWriterOptions): KvWriter {
       } catch (error) {
         throw new KvApiError(describe(error, signal), retryAfterOf(error), requests);
       }
-      return Object.assign(keys, { requests });
+      return { keys, requests };
     },
 
     async apply(puts, deletes, signal) {

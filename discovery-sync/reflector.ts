@@ -82,7 +82,6 @@ export class Reflector<R> {
   /** A LIST has completed since the last error. */
   synced = false;
   failing = false;
-  lists = 0;
   private resourceVersion: string | undefined;
   private abort = new AbortController();
   private running: Promise<void> | undefined;
@@ -150,7 +149,6 @@ export class Reflector<R> {
     if (this.stopped) return;
     for (const key of [...this.items.keys()]) if (!seen.has(key)) this.set(key, undefined);
     this.resourceVersion = resourceVersion;
-    this.lists++;
     this.synced = true;
     this.failing = false;
     this.options.onListed?.();

@@ -238,11 +238,6 @@ export class ClusterSource {
     };
   }
 
-  /** LISTs completed so far, by resource (a relist after 410 adds one). */
-  get lists(): Record<string, number> {
-    return { services: this.services.lists, endpointslices: this.slices.lists };
-  }
-
   /** Services list first: slices are reduced by what their Service needs. */
   async start(): Promise<void> {
     this.started = true;
@@ -320,5 +315,3 @@ export async function listOnce(
     nodes: nodes ? new Map(nodes.map((n) => [n.name, n])) : undefined,
   };
 }
-
-export { serviceKey };

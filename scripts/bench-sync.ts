@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { realisticService, realisticSlice } from "../bench/realistic-objects.ts";
-import { startWorld } from "../test/fixtures/sync-harness.ts";
+import { startWorld, until } from "../test/fixtures/sync-harness.ts";
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const UNPUBLISHED = Number(process.env.BENCH_UNPUBLISHED ?? SERVICES * 2);
@@ -42,15 +42,6 @@ async function freePort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
-  const end = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return Date.now();
 }
 
 const published = (i: number) => ({ namespace: `ns-${i % 50}`, name: `svc-${i}` });
@@ -121,7 +112,7 @@ try {
     pid ??= syncPid(child.pid as number);
     if (pid !== undefined) peak = Math.max(peak, rssMiB(pid).rss);
   }, 100);
-  const doneAt = await until(() => world.entries.size >= SERVICES, 120_000, "the initial publish");
+  const doneAt = await until(() => world.entries.size >= SERVICES, "the initial publish", 120_000);
   const publishPeak = peak;
 
   const bulkPuts = world.kv.requests.filter(
@@ -143,17 +134,17 @@ try {
   // restarts; resuming gets 410 Gone and every cache lists again.
   const readyz = async () =>
     (await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined))?.status;
-  await until(async () => (await readyz()) === 200, 30_000, "readiness");
+  await until(async () => (await readyz()) === 200, "readiness", 30_000);
   const listsBefore = world.kube.requests.filter((r) => r.includes("limit=")).length;
   const relistStart = Date.now();
   world.kube.store.compact();
   world.kube.dropWatches();
   await until(
     () => world.kube.requests.filter((r) => r.includes("limit=")).length > listsBefore,
-    30_000,
     "the relist to start",
+    30_000,
   );
-  const relistDone = await until(async () => (await readyz()) === 200, 60_000, "the relist");
+  const relistDone = await until(async () => (await readyz()) === 200, "the relist", 60_000);
   rows.push([
     "relist after 410 Gone, until ready again",
     `${((relistDone - relistStart) / 1000).toFixed(2)} s`,

@@ -44,10 +44,9 @@ export function createApp(options: AppOptions = {}) {
    * default under SWITCHYARD_LOCAL, one in ten otherwise). Never a header or cookie value: no
    * client secret can reach it.
    */
-  let accessLogEnv: Env | undefined;
-  let accessSample = 1;
-  const accessLog = (fields: Record<string, unknown>) => {
-    if (accessSample < 1 && random() >= accessSample) return;
+  const accessLog = (env: Env, fields: Record<string, unknown>) => {
+    const sample = settingsOf(env).accessLogSample; // parsed once per env
+    if (sample < 1 && random() >= sample) return;
     log.info("access", { at: new Date(now()).toISOString(), ...fields });
   };
   const buffers = state.buffers ?? new BufferBudget();
@@ -94,10 +93,6 @@ export function createApp(options: AppOptions = {}) {
   });
 
   app.all("*", async (c) => {
-    if (accessLogEnv !== c.env) {
-      accessLogEnv = c.env;
-      accessSample = settingsOf(c.env).accessLogSample;
-    }
     const request = c.req.raw;
     const requestId = requestIdOf(request.headers.get("x-request-id"), () => crypto.randomUUID());
     const debugHeaders = c.env.DEBUG_HEADERS === "true";
@@ -154,7 +149,7 @@ export function createApp(options: AppOptions = {}) {
       sleep,
     });
     const accessed = (status: number, endpoint?: { pool: string; id: string }, cookie?: string) =>
-      accessLog({
+      accessLog(c.env, {
         requestId,
         route: rule.routeName,
         rule: String(rule.source.name ?? rule.ruleIndex),
