@@ -1,5 +1,7 @@
 // Runs wrangler offline and quiet, as its own node process so that stopping it stops workerd.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -63,4 +65,13 @@ export function spawnWranglerDev(options: {
     String(options.port),
     ...vars,
   ]);
+}
+
+/** The id of the SWITCHYARD KV namespace in wrangler.toml: the one local KV state is kept under. */
+export async function kvNamespaceId(): Promise<string> {
+  const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
+  const id = /binding\s*=\s*"SWITCHYARD"\s*\n\s*(?:#.*\n\s*)*id\s*=\s*"([^"]+)"/.exec(toml)?.[1];
+  if (!id)
+    throw new Error("wrangler.toml has no kv_namespaces entry with binding SWITCHYARD and an id");
+  return id;
 }

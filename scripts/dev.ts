@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { OFFLINE_ENV, ROOT, spawnWranglerDev } from "../cli/wrangler.ts";
+import { kvNamespaceId, OFFLINE_ENV, ROOT, spawnWranglerDev } from "../cli/wrangler.ts";
 import { BACKENDS, DEMO_PORT, service, slice } from "../demo/cluster.ts";
 import { type Backend, startBackend } from "../local/backends.ts";
 import { startKubeApi, writeKubeconfig } from "../local/emulators/kube-api.ts";
@@ -23,14 +23,6 @@ const ADMIN_TOKEN = "local-admin-token-for-npm-start-only";
 
 function say(line = ""): void {
   process.stdout.write(`${line}\n`);
-}
-
-async function namespaceId(): Promise<string> {
-  const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
-  const id = /binding\s*=\s*"SWITCHYARD"\s*\n\s*(?:#.*\n\s*)*id\s*=\s*"([^"]+)"/.exec(toml)?.[1];
-  if (!id)
-    throw new Error("wrangler.toml has no kv_namespaces entry with binding SWITCHYARD and an id");
-  return id;
 }
 
 async function main(): Promise<void> {
@@ -74,7 +66,7 @@ async function main(): Promise<void> {
   kube.store.create("endpointslices", slice("web-canary", ["127.0.0.5"]) as never);
   say(`  Kubernetes API emulator: ${kube.url} (Services demo/web, demo/web-canary)`);
 
-  const backend = await miniflareKv(PERSIST, await namespaceId());
+  const backend = await miniflareKv(PERSIST, await kvNamespaceId());
   stops.push(() => backend.dispose());
   const kv = await startKvRest({ port: KV_PORT, backend });
   stops.push(() => kv.close());

@@ -74,6 +74,8 @@ export interface KvRestEmulator {
   failKeys(keys: string[], times?: number): void;
   /** While on, bulk writes and deletes are held unanswered; off commits the held ones. */
   stallWrites(on: boolean): void;
+  /** Resolves when a write is held by `stallWrites` (one already held counts); rejects after `timeoutMs`. */
+  writeHeld(timeoutMs?: number): Promise<void>;
   /** Held writes whose client went away: never committed. */
   abandonedWrites(): number;
   /** 429s answered so far (injected or for the account limit). */
@@ -150,6 +152,7 @@ export async function startKvRest(
   let tooMany = 0;
   let stalled = false;
   const held = new Set<() => void>();
+  const holdWaiters = new Set<() => void>();
   let abandoned = 0;
   /** Resolves when writes may go on; false when the client went away meanwhile. */
   const writeGate = (request: IncomingMessage): Promise<boolean> => {
@@ -160,6 +163,7 @@ export async function startKvRest(
         resolve(!request.socket.destroyed);
       };
       held.add(release);
+      for (const waiter of [...holdWaiters]) waiter();
       request.socket.once("close", () => {
         if (!held.has(release)) return;
         held.delete(release);
@@ -423,6 +427,21 @@ export async function startKvRest(
     stallWrites(on) {
       stalled = on;
       if (!on) for (const release of [...held]) release();
+    },
+    writeHeld(timeoutMs = 10_000) {
+      if (held.size > 0) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          holdWaiters.delete(waiter);
+          reject(new Error(`no write was held within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const waiter = () => {
+          clearTimeout(timer);
+          holdWaiters.delete(waiter);
+          resolve();
+        };
+        holdWaiters.add(waiter);
+      });
     },
     abandonedWrites: () => abandoned,
     rateLimited: () => tooMany,
