@@ -1,15 +1,22 @@
 #!/usr/bin/env node
-// The `switchyard` CLI: validate, push, pull, pools, explain, status. `npx switchyard --help`.
+// The `switchyard` CLI: validate, push, pull, pools, explain, status, stats. `npx switchyard --help`.
 import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { createTwoFilesPatch } from "diff";
-import { POOL_KEY_PREFIX, parsePoolText, poolNameOfKey, ROUTES_KEY } from "../contract/index.ts";
+import {
+  POOL_KEY_PREFIX,
+  parseDuration,
+  parsePoolText,
+  poolNameOfKey,
+  ROUTES_KEY,
+} from "../contract/index.ts";
 import { explain } from "../worker/core/explain.ts";
 import { stableHash } from "../worker/core/hash.ts";
 import { parseHeaderArgument, requestView } from "../worker/core/request.ts";
 import { compileSnapshot } from "../worker/core/snapshot.ts";
 import { formatLocated, readRoutes } from "./document.ts";
 import { kvGet, kvList, kvPut, type Target } from "./kv.ts";
+import { datasetOf, formatStats, STATS_MAX_SECONDS, statsRows, statsSql } from "./stats.ts";
 
 const USAGE = `Usage: switchyard <command> [options]
 
@@ -21,6 +28,9 @@ const USAGE = `Usage: switchyard <command> [options]
   explain --host H --path P         which route, rule and pools a request gets, and why
        [--method M] [--header k:v]  (repeatable) from --file FILE, --local or --env NAME
   status --url URL                  a running worker's admin API status (token: --token or ADMIN_TOKEN)
+  stats [--env NAME]                traffic of every isolate from Analytics Engine: per route and
+       [--since 15m] [--route R]    endpoint, req/s, 5xx share, p50/p99 and retries
+       [--dataset D]                (CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN)
 
   --json                            machine-readable output
   --local                           the Miniflare KV that \`npm start\` serves (.wrangler/state)
@@ -304,6 +314,52 @@ async function status(values: Record<string, unknown>, json: boolean): Promise<v
   for (const warning of body.warnings) out(`warning: ${warning}`);
 }
 
+async function stats(values: Record<string, unknown>, json: boolean): Promise<void> {
+  const since = (values.since as string | undefined) ?? "15m";
+  const sinceMs = parseDuration(since);
+  if (sinceMs === undefined || sinceMs < 1000 || sinceMs > STATS_MAX_SECONDS * 1000)
+    throw new CliError(
+      `--since must be a duration from 1s to 90 days (e.g. 15m, 6h), got ${since}`,
+      2,
+    );
+  const sinceSeconds = Math.floor(sinceMs / 1000);
+  const route = values.route as string | undefined;
+  const accountId = process.env.CLOUDFLARE_ACCOUNT_ID;
+  const token = process.env.CLOUDFLARE_API_TOKEN;
+  if (!accountId || !token)
+    throw new CliError(
+      "stats needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (a token with Account Analytics: Read)",
+      2,
+    );
+  let sql: string;
+  try {
+    const dataset =
+      (values.dataset as string | undefined) ?? (await datasetOf(values.env as string | undefined));
+    sql = statsSql({ dataset, sinceSeconds, ...(route === undefined ? {} : { route }) });
+  } catch (error) {
+    throw new CliError((error as Error).message, 2);
+  }
+  const base = (
+    process.env.CLOUDFLARE_API_BASE_URL ?? "https://api.cloudflare.com/client/v4"
+  ).replace(/\/$/, "");
+  const url = `${base}/accounts/${accountId}/analytics_engine/sql`;
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+    body: sql,
+  }).catch((error: Error) => {
+    throw new CliError(`cannot reach the Analytics Engine SQL API at ${url}: ${error.message}`);
+  });
+  const text = await response.text();
+  if (!response.ok)
+    throw new CliError(
+      `the Analytics Engine SQL API answered ${response.status}: ${text.trim().slice(0, 500)}`,
+    );
+  const rows = statsRows(JSON.parse(text), sinceSeconds);
+  if (json) return out(JSON.stringify({ sinceSeconds, rows }));
+  for (const line of formatStats(rows)) out(line);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === "--help" || command === "help") return out(USAGE);
@@ -323,6 +379,9 @@ async function main(argv: string[]): Promise<void> {
       header: { type: "string", multiple: true },
       url: { type: "string" },
       token: { type: "string" },
+      since: { type: "string" },
+      route: { type: "string" },
+      dataset: { type: "string" },
     },
   });
   const json = Boolean(values.json);
@@ -339,6 +398,8 @@ async function main(argv: string[]): Promise<void> {
       return explainCommand(values, json);
     case "status":
       return status(values, json);
+    case "stats":
+      return stats(values, json);
     default:
       throw new CliError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`, 2);
   }

@@ -1,3 +1,4 @@
+export * from "./analytics.ts";
 export * from "./duration.ts";
 export * from "./keys.ts";
 export * from "./parse.ts";

@@ -8,7 +8,9 @@ import { regexProblem } from "./regex.ts";
  * are Gateway API HTTPRoute v1. Objects are strict: a misspelt field is an error, not ignored.
  */
 
-const NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
+/** A route or rule name: letters, digits, '.', '_', '-'. */
+export const NAME_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
+const NAME = NAME_PATTERN;
 /** RFC 1123 hostname, optionally with a leading `*.` (Gateway API `Hostname`). */
 const HOSTNAME =
   /^(\*\.)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*$/;

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { dataPoint } from "../contract/analytics.ts";
 import { ConfigStore } from "./config/store.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
 import { HealthRegistry } from "./core/health.ts";
@@ -134,10 +135,52 @@ export function createApp(options: AppOptions = {}) {
     // Most rules have no sessionPersistence: no promise for them on the hot path.
     const session = rule.session && (await sessions.open(rule, request, c.env, started, lens));
     const choice = pick(rule, lens, session?.sticky);
-    if (choice.kind === "missing-pool")
-      return fail({ kind: "missing-pool", route: rule.routeName, pool: choice.ref.poolName });
-    if (choice.kind === "unavailable")
-      return fail({ kind: "unavailable", route: rule.routeName, message: choice.reason });
+    const ruleName = String(rule.source.name ?? rule.ruleIndex);
+    /** The request's trace: an access log line and, with ANALYTICS bound, a data point. */
+    const accessed = (
+      status: number,
+      exchanged?: { tries: number; retried: string[]; skipped: string | undefined },
+      endpoint?: { pool: string; id: string },
+      cookie?: string,
+    ) => {
+      const durationMs = now() - started;
+      const tries = exchanged?.tries ?? 0;
+      // Not awaited: Analytics Engine takes the point without making the response wait.
+      c.env.ANALYTICS?.writeDataPoint(
+        dataPoint({
+          route: rule.routeName,
+          rule: ruleName,
+          pool: endpoint?.pool ?? "",
+          endpoint: endpoint?.id ?? "",
+          status,
+          durationMs,
+          tries,
+          colo: typeof request.cf?.colo === "string" ? request.cf.colo : "",
+        }),
+      );
+      accessLog(c.env, {
+        requestId,
+        route: rule.routeName,
+        rule: ruleName,
+        ...(endpoint ? { pool: endpoint.pool, endpoint: endpoint.id } : {}),
+        status,
+        durationMs,
+        tries,
+        retried: exchanged?.retried ?? [],
+        ...(exchanged?.skipped ? { retrySkipped: exchanged.skipped } : {}),
+        ...(cookie ? { sticky: cookie } : {}),
+        generation: snapshot.generation,
+      });
+    };
+    if (choice.kind !== "endpoints") {
+      const response = fail(
+        choice.kind === "missing-pool"
+          ? { kind: "missing-pool", route: rule.routeName, pool: choice.ref.poolName }
+          : { kind: "unavailable", route: rule.routeName, message: choice.reason },
+      );
+      accessed(response.status);
+      return response;
+    }
 
     const result = await exchange(request, url, rule, choice, requestId, {
       env: c.env,
@@ -148,23 +191,9 @@ export function createApp(options: AppOptions = {}) {
       random,
       sleep,
     });
-    const accessed = (status: number, endpoint?: { pool: string; id: string }, cookie?: string) =>
-      accessLog(c.env, {
-        requestId,
-        route: rule.routeName,
-        rule: String(rule.source.name ?? rule.ruleIndex),
-        ...(endpoint ? { pool: endpoint.pool, endpoint: endpoint.id } : {}),
-        status,
-        durationMs: now() - started,
-        tries: result.tries,
-        retried: result.retried,
-        ...(result.skipped ? { retrySkipped: result.skipped } : {}),
-        ...(cookie ? { sticky: cookie } : {}),
-        generation: snapshot.generation,
-      });
     if (result.kind === "failure") {
       const response = fail(result.failure, result.skipped);
-      accessed(response.status);
+      accessed(response.status, result);
       return response;
     }
     if (result.skipped) {
@@ -189,6 +218,7 @@ export function createApp(options: AppOptions = {}) {
           : "new";
     accessed(
       result.response.status,
+      result,
       { pool: servedBy.pool.name, id: servedBy.endpoint.id },
       sticky,
     );

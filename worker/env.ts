@@ -19,9 +19,14 @@ type Unset =
  * without it), SWITCHYARD_LOCAL ("true" under `npm start` and the tests) and DEBUG_HEADERS
  * ("true" sends X-Switchyard-Retry-Skipped to clients; for development only), ADMIN_HOST (the
  * admin API answers only on this host), ALLOWED_BINDINGS (the bindings pools may use) and
- * FORWARDED_FOR (append to X-Forwarded-For, or replace it) and ACCESS_LOG_SAMPLE.
+ * FORWARDED_FOR (append to X-Forwarded-For, or replace it) and ACCESS_LOG_SAMPLE; and the
+ * optional Analytics Engine dataset ANALYTICS, which wrangler.toml binds only when enabled.
  */
-export type Env = Omit<Cloudflare.Env, Unset> & Partial<Pick<Cloudflare.Env, Unset>>;
+export type Env = Omit<Cloudflare.Env, Unset> &
+  Partial<Pick<Cloudflare.Env, Unset>> & {
+    /** Optional: one data point per proxied request (contract/analytics.ts). */
+    ANALYTICS?: AnalyticsEngineDataset;
+  };
 
 export interface Settings {
   adminPath: string;

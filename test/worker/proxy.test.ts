@@ -92,6 +92,36 @@ describe("proxying", () => {
     expect(quiet.logs.filter((l) => l.message === "access")).toEqual([]);
   });
 
+  it("writes one Analytics Engine data point a request when ANALYTICS is bound, failures too", async () => {
+    await putRoutes({
+      version: 1,
+      routes: [
+        {
+          name: "shop",
+          rules: [
+            { name: "web", matches: [{ path: { value: "/web" } }], backendRefs: [{ pool: "p" }] },
+            { name: "gone", backendRefs: [{ pool: "empty" }] },
+          ],
+        },
+      ],
+      pools: { p: pool(b.a), empty: { endpoints: [] } },
+    });
+    const points: AnalyticsEngineDataPoint[] = [];
+    const h = harness({ env: { ANALYTICS: { writeDataPoint: (p: never) => points.push(p) } } });
+    expect((await h.fetch("http://x.test/web")).status).toBe(200);
+    expect((await h.fetch("http://x.test/other")).status).toBe(503);
+    const endpointId = h.store.snapshot?.specs.get("p")?.endpoints[0]?.id;
+    expect(points).toEqual([
+      {
+        indexes: ["shop"],
+        blobs: ["shop", "web", "p", endpointId, "200", ""],
+        doubles: [0, 1, 200],
+      },
+      { indexes: ["shop"], blobs: ["shop", "gone", "", "", "503", ""], doubles: [0, 0, 503] },
+    ]);
+    expect(endpointId).toMatch(/.+/);
+  });
+
   it("streams a large request body through", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
     const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
