@@ -6,6 +6,7 @@ import { HealthRegistry } from "./core/health.ts";
 import { pick } from "./core/pick.ts";
 import { normalizeHost, viewOfRequest } from "./core/request.ts";
 import { RetryBudget } from "./core/retry-policy.ts";
+import { TrafficCounters } from "./core/traffic.ts";
 import { type Env, SettingsError, settingsOf } from "./env.ts";
 import { adminApp } from "./http/admin.ts";
 import { detail, type Failure, failureResponse } from "./http/errors.ts";
@@ -19,6 +20,8 @@ export interface IsolateState {
   health: HealthRegistry;
   budget: RetryBudget;
   buffers?: BufferBudget;
+  /** This isolate's traffic of the last minutes, for the dashboard. */
+  traffic?: TrafficCounters;
 }
 
 export interface AppOptions {
@@ -51,6 +54,7 @@ export function createApp(options: AppOptions = {}) {
     log.info("access", { at: new Date(now()).toISOString(), ...fields });
   };
   const buffers = state.buffers ?? new BufferBudget();
+  const traffic = state.traffic ?? new TrafficCounters();
   const storeFor =
     options.store ??
     ((env: Env) => {
@@ -85,6 +89,7 @@ export function createApp(options: AppOptions = {}) {
         store,
         health: state.health,
         budget: state.budget,
+        traffic,
         now,
       });
       admins.set(key, admin);
@@ -143,8 +148,15 @@ export function createApp(options: AppOptions = {}) {
       endpoint?: { pool: string; id: string },
       cookie?: string,
     ) => {
-      const durationMs = now() - started;
+      const at = now();
+      const durationMs = at - started;
       const tries = exchanged?.tries ?? 0;
+      traffic.record(
+        rule.routeName,
+        ruleName,
+        endpoint && { pool: endpoint.pool, endpoint: endpoint.id, status, durationMs, tries },
+        at,
+      );
       // Not awaited: Analytics Engine takes the point without making the response wait.
       c.env.ANALYTICS?.writeDataPoint(
         dataPoint({
@@ -187,6 +199,7 @@ export function createApp(options: AppOptions = {}) {
       health: state.health,
       budget: state.budget,
       buffers,
+      traffic,
       now,
       random,
       sleep,

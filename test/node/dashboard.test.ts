@@ -1,13 +1,14 @@
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnWranglerDev } from "../../cli/wrangler.ts";
-import { type Backend, startBackend } from "../../local/backends.ts";
+import { type Backend, closedPortUrl, startBackend } from "../../local/backends.ts";
 import { miniflareKv } from "../../local/emulators/miniflare-kv.ts";
 
 /**
@@ -21,10 +22,14 @@ const TOKEN = "dashboard-test-token-of-32-characters";
 let dir: string;
 let dev: ChildProcess;
 let backend: Backend;
+let canary: Backend;
+let closed: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "switchyard-dashboard-"));
   backend = await startBackend("web-1");
+  canary = await startBackend("web-canary");
+  closed = await closedPortUrl();
   const kv = await miniflareKv(dir, "00000000000000000000000000000000");
   await kv.put("routes", {
     value: JSON.stringify({
@@ -33,7 +38,15 @@ beforeAll(async () => {
         {
           name: "shop",
           hostnames: ["shop.localhost"],
-          rules: [{ backendRefs: [{ pool: "demo/web:http" }] }],
+          rules: [
+            {
+              name: "web",
+              backendRefs: [
+                { pool: "demo/web:http", weight: 80 },
+                { pool: "demo/web-canary:http", weight: 20 },
+              ],
+            },
+          ],
         },
       ],
     }),
@@ -43,8 +56,16 @@ beforeAll(async () => {
     value: JSON.stringify({
       version: 1,
       generation: 7,
-      endpoints: [{ url: backend.url }, { url: "http://127.0.0.9:1", state: "draining" }],
+      endpoints: [
+        { url: backend.url },
+        { url: closed },
+        { url: "http://127.0.0.9:1", state: "draining" },
+      ],
     }),
+    metadata: null,
+  });
+  await kv.put("pool:demo/web-canary:http", {
+    value: JSON.stringify({ version: 1, generation: 3, endpoints: [{ url: canary.url }] }),
     metadata: null,
   });
   await kv.dispose();
@@ -60,8 +81,21 @@ afterAll(async () => {
   dev?.kill("SIGTERM");
   if (dev && dev.exitCode === null) await once(dev, "exit");
   await backend?.close();
+  await canary?.close();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** A GET with a Host header (fetch cannot set one), answered with its status. */
+function get(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 describe("the dashboard", () => {
   it("asks for the token, then shows routes, pools, endpoint states and health", async () => {
@@ -79,7 +113,7 @@ describe("the dashboard", () => {
       ],
     });
     try {
-      const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
+      const page = await browser.newPage({ viewport: { width: 1200, height: 640 } });
       await page.goto(`http://127.0.0.1:${PORT}/__switchyard/`);
       await page.locator("#login").waitFor({ state: "visible" });
       await page.fill("#token", TOKEN);
@@ -94,6 +128,32 @@ describe("the dashboard", () => {
       expect(await page.locator("#generation").textContent()).toMatch(
         /^generation [0-9a-f]{14} · loaded \d+ s ago$/,
       );
+      // Traffic: 80 requests, of which the closed endpoint fails its share until it is ejected.
+      // For the screenshot in the docs, spread over a minute so that the charts have a history.
+      const rounds = process.env.SWITCHYARD_SCREENSHOT ? 7 : 1;
+      for (let round = 0; round < rounds; round++) {
+        if (round > 0) await new Promise((resolve) => setTimeout(resolve, 10_000));
+        for (let i = 0; i < 80 - round * 9; i++) {
+          const status = await get(`http://127.0.0.1:${PORT}/`, { host: "shop.localhost" });
+          expect(status).toBe(200);
+        }
+      }
+      await page.locator("#traffic svg").first().waitFor();
+      const traffic = (await page.locator("#traffic").textContent()) ?? "";
+      expect(traffic).toContain(backend.url);
+      expect(traffic).toContain(canary.url);
+      expect(traffic).toContain(closed); // its failed tries
+      expect(await page.locator("#traffic-note").textContent()).toContain("isolate");
+      const split = (await page.locator("#split").textContent()) ?? "";
+      expect(split).toContain("shop / web");
+      expect(split).toContain("80%");
+      expect(split).toContain("20%");
+      await page
+        .locator("#ejections tr td", { hasText: "requests failed within 10 s" })
+        .first()
+        .waitFor();
+      expect(await page.locator("#generations tr").count()).toBe(1);
+      expect(await page.locator("#traffic rect[fill='#00a32a']").count()).toBeGreaterThan(0);
       const shot = join(dir, "dashboard.png");
       await page.screenshot({ path: shot, fullPage: true });
       expect((await stat(shot)).size).toBeGreaterThan(10_000);
@@ -103,7 +163,7 @@ describe("the dashboard", () => {
     } finally {
       await browser.close();
     }
-  }, 60_000);
+  }, 150_000);
 
   it("is what `switchyard status` reads", async () => {
     const { execFile } = await import("node:child_process");

@@ -53,6 +53,80 @@ describe("admin API", () => {
     expect(await h.backendOf("http://x.test/")).toBe("b");
   });
 
+  it("shows this isolate's traffic: per endpoint series, configured and observed split, ejections, generations", async () => {
+    await putRoutes({
+      version: 1,
+      routes: [
+        {
+          name: "shop",
+          rules: [
+            {
+              name: "web",
+              backendRefs: [
+                { pool: "main", weight: 3 },
+                { pool: "canary", weight: 1 },
+              ],
+            },
+          ],
+        },
+      ],
+      pools: { main: pool(b.a, b.reset, b.b), canary: pool(b.c) },
+    });
+    const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
+    for (let i = 0; i < 40; i++) await h.fetch("http://x.test/");
+    const body = (await (
+      await h.fetch("http://x.test/__switchyard/traffic", { headers: auth })
+    ).json()) as {
+      scope: string;
+      bucketSeconds: number;
+      endpoints: {
+        pool: string;
+        url: string;
+        requests: number[];
+        totals: { requests: number; failedTries: number };
+      }[];
+      rules: {
+        route: string;
+        rule: string;
+        configured: { pool: string; weight: number }[];
+        observed: Record<string, number>;
+      }[];
+      ejections: { pool: string; endpoint: string; reason: string; until: string }[];
+      generations: { generation: string }[];
+    };
+    expect(body.scope).toBe("this isolate");
+    expect(body.bucketSeconds).toBe(10);
+    expect(body.endpoints.reduce((n, e) => n + e.totals.requests, 0)).toBe(40);
+    expect(body.endpoints.map((e) => e.url).sort()).toEqual([b.a, b.b, b.c, b.reset].sort());
+    const reset = body.endpoints.find((e) => e.url === b.reset);
+    expect(reset?.totals).toMatchObject({ requests: 0, failedTries: 10 });
+    expect(body.endpoints.every((e) => e.requests.length === 30)).toBe(true);
+    const [rule] = body.rules;
+    expect(rule).toMatchObject({
+      route: "shop",
+      rule: "web",
+      configured: [
+        { pool: "main", weight: 3 },
+        { pool: "canary", weight: 1 },
+      ],
+    });
+    expect((rule?.observed.main ?? 0) + (rule?.observed.canary ?? 0)).toBe(40);
+    // 3:1 by weight; a retry after the reset endpoint may land in either pool.
+    expect(rule?.observed.main).toBeGreaterThanOrEqual(28);
+    expect(rule?.observed.main).toBeLessThanOrEqual(32);
+    expect(body.ejections).toEqual([
+      expect.objectContaining({
+        pool: "main",
+        reason: expect.stringMatching(
+          /^\d+ of \d+ requests failed within 10 s; last: connection-failure$/,
+        ),
+      }),
+    ]);
+    expect(body.generations).toEqual([
+      expect.objectContaining({ generation: h.store.snapshot?.generation, routes: 1, pools: 2 }),
+    ]);
+  });
+
   it("shows each pool's endpoints with their health as this isolate sees it", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a, b.reset, b.b) }));
     const h = harness({ env: { ADMIN_TOKEN: TOKEN } });

@@ -53,12 +53,17 @@ function chunks<T>(items: T[], size: number): T[][] {
 
 class LoadFailure extends Error {}
 
+/** Generations kept in the history the dashboard shows. */
+export const GENERATIONS_KEPT = 20;
+
 export class ConfigStore {
   snapshot: Snapshot | undefined;
   /** When the snapshot in use was built or last confirmed unchanged. */
   checkedAt = 0;
   /** When the snapshot in use was built. */
   loadedAt = 0;
+  /** The snapshots this isolate has loaded, oldest first (at most GENERATIONS_KEPT). */
+  readonly history: { generation: string; loadedAt: number; routes: number; pools: number }[] = [];
   lastError: LoadError | undefined;
   private attemptedAt = Number.NEGATIVE_INFINITY;
   private inFlight: Promise<void> | undefined;
@@ -133,6 +138,13 @@ export class ConfigStore {
         for (const warning of snapshot.warnings) log.warn(warning, { generation });
         this.snapshot = snapshot;
         this.loadedAt = now();
+        this.history.push({
+          generation,
+          loadedAt: this.loadedAt,
+          routes: routes.value.routes.length,
+          pools: snapshot.specs.size,
+        });
+        if (this.history.length > GENERATIONS_KEPT) this.history.shift();
         log.info("snapshot loaded", {
           generation,
           routes: routes.value.routes.length,

@@ -65,8 +65,22 @@ export interface HealthView {
 /** The lens while every endpoint is up: pick.ts skips health lookups when it gets this one. */
 export const ALL_HEALTHY: HealthLens = () => undefined;
 
+/** An ejection as the dashboard lists it. */
+export interface Ejection {
+  at: number;
+  pool: string;
+  endpoint: string;
+  until: number;
+  /** e.g. "6 of 10 requests failed within 10 s; last: timeout" */
+  reason: string;
+}
+
+/** Ejections kept for the admin API, newest last. */
+export const EJECTIONS_KEPT = 50;
+
 export class HealthRegistry {
   private readonly states = new Map<string, EndpointHealth>();
+  private readonly ejectionLog: Ejection[] = [];
   /** Endpoints ejected at some time; 0 lets the hot path skip every health lookup. */
   private ejections = 0;
 
@@ -75,8 +89,11 @@ export class HealthRegistry {
     return this.ejections === 0;
   }
 
-  /** Counts one request's outcome; returns true when it marked the endpoint down. */
-  record(key: string, failed: boolean, now: number): boolean {
+  /**
+   * Counts one request's outcome; returns true when it marked the endpoint down. `why` names a
+   * failure ("timeout", "status 503") for the ejection's reason.
+   */
+  record(key: string, failed: boolean, now: number, why = "failure"): boolean {
     let state = this.states.get(key);
     if (state === undefined) {
       if (!failed) return false; // healthy and never failed: nothing to keep
@@ -115,11 +132,25 @@ export class HealthRegistry {
     if (this.isEjected(key, now)) return false;
     state.timesEjected++;
     state.ejectedUntil = now + Math.min(EJECT_BASE_MS * state.timesEjected, EJECT_MAX_MS);
+    const [pool = "", endpoint = ""] = key.split("\n");
+    this.ejectionLog.push({
+      at: now,
+      pool,
+      endpoint,
+      until: state.ejectedUntil,
+      reason: `${state.failures} of ${state.requests} requests failed within ${WINDOW_MS / 1000} s; last: ${why}`,
+    });
+    if (this.ejectionLog.length > EJECTIONS_KEPT) this.ejectionLog.shift();
     state.windowStart = now;
     state.requests = 0;
     state.failures = 0;
     this.ejections++;
     return true;
+  }
+
+  /** The latest ejections, oldest first. */
+  recentEjections(): readonly Ejection[] {
+    return this.ejectionLog;
   }
 
   /** Down: it failed too often within a window, and its time out is not over. */

@@ -4,6 +4,7 @@ import { explain } from "../core/explain.ts";
 import { type HealthRegistry, healthKey } from "../core/health.ts";
 import { parseHeaderArgument, type RequestView, requestView } from "../core/request.ts";
 import type { RetryBudget } from "../core/retry-policy.ts";
+import type { TrafficCounters } from "../core/traffic.ts";
 import { dashboard, dashboardParts } from "./dashboard.tsx";
 
 /**
@@ -17,6 +18,7 @@ export interface AdminDeps {
   store: ConfigStore;
   health: HealthRegistry;
   budget: RetryBudget;
+  traffic: TrafficCounters;
   now: () => number;
 }
 
@@ -84,6 +86,47 @@ export function pools(deps: AdminDeps) {
       }),
     };
   });
+}
+
+/**
+ * This isolate's traffic of the last five minutes: per endpoint the series the dashboard charts,
+ * per rule the configured split next to the observed one, the latest ejections with their
+ * reasons, and the snapshots this isolate loaded.
+ */
+export function traffic(deps: AdminDeps) {
+  const at = deps.now();
+  const summary = deps.traffic.summary(at);
+  const snapshot = deps.store.snapshot;
+  const routes = new Map(snapshot?.document.routes.map((r) => [r.name, r]));
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    scope: "this isolate",
+    bucketSeconds: summary.bucketSeconds,
+    newestBucketAt: iso(summary.newestBucketAt),
+    truncated: summary.truncated,
+    endpoints: summary.endpoints.map((e) => ({
+      ...e,
+      url: snapshot?.specs.get(e.pool)?.endpoints.find((x) => x.id === e.endpoint)?.origin ?? null,
+    })),
+    rules: summary.rules.map((r) => {
+      const route = routes.get(r.route);
+      const rule = route?.rules.find((x, i) => String(x.name ?? i) === r.rule);
+      return {
+        route: r.route,
+        rule: r.rule,
+        configured: (rule?.backendRefs ?? []).map((ref) => ({
+          pool: ref.pool,
+          weight: ref.weight,
+          priority: ref.priority ?? 0,
+        })),
+        observed: r.observed,
+      };
+    }),
+    ejections: deps.health
+      .recentEjections()
+      .map((e) => ({ ...e, at: iso(e.at), until: iso(e.until) })),
+    generations: deps.store.history.map((g) => ({ ...g, loadedAt: iso(g.loadedAt) })),
+  };
 }
 
 /** The request an `explain` query describes: host, path, method, header=k:v, query=k=v. */
@@ -192,6 +235,7 @@ export function adminApp(basePath: string, token: string, deps: AdminDeps) {
   });
   app.get("/status", (c) => c.json(status(deps)));
   app.get("/pools", (c) => c.json(pools(deps)));
+  app.get("/traffic", (c) => c.json(traffic(deps)));
   app.get("/explain", (c) => {
     const request = explainedRequest(new URL(c.req.url).searchParams);
     if (typeof request === "string") return c.json({ error: "bad_request", message: request }, 400);

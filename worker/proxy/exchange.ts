@@ -9,6 +9,7 @@ import {
   type TryOutcome,
 } from "../core/retry-policy.ts";
 import type { CompiledRule } from "../core/snapshot.ts";
+import type { TrafficCounters } from "../core/traffic.ts";
 import { type Env, settingsOf } from "../env.ts";
 import type { Failure } from "../http/errors.ts";
 import { type BodyPlan, type BufferBudget, bodyForTry, planBody, replayable } from "./body.ts";
@@ -27,6 +28,8 @@ export interface ExchangeDeps {
   budget: RetryBudget;
   /** The isolate's budget of bytes buffered for retries. */
   buffers: BufferBudget;
+  /** This isolate's traffic counters: a try without an answer is counted for its endpoint. */
+  traffic?: TrafficCounters;
   now: () => number;
   random: () => number;
   sleep: (ms: number) => Promise<void>;
@@ -174,7 +177,14 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
     // path that answers 503 must not eject a pool other routes share.
     const failedForHealth =
       result.outcome.kind !== "response" || rule.healthCodes.has(result.outcome.status);
-    health.record(healthKey(current.pool.name, current.endpoint.id), failedForHealth, now());
+    if (result.outcome.kind !== "response")
+      deps.traffic?.recordFailedTry(current.pool.name, current.endpoint.id, now());
+    health.record(
+      healthKey(current.pool.name, current.endpoint.id),
+      failedForHealth,
+      now(),
+      result.outcome.kind === "response" ? `status ${result.outcome.status}` : result.outcome.kind,
+    );
 
     if (deadline !== undefined && Date.now() >= deadline && result.outcome.kind === "timeout") {
       deadlineHit = true;
