@@ -7,81 +7,22 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import {
+  bundle,
+  WORKERD,
+  type WorkerService,
+  waitForPort,
+  workerdConfig,
+} from "../bench/bare-workerd.ts";
 import { syntheticRoutes } from "../bench/fixtures.ts";
 import { closedPortUrl, startBackend } from "../local/backends.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const WORKERD = join(ROOT, "node_modules/.bin/workerd");
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 const CONCURRENCY = 16;
 const ROUNDS = 2;
 
-interface Scenario {
-  name: string;
-  port: number;
-  entry: "switchyard" | "passthrough";
-  bindings: Record<string, string>;
-}
-
-async function bundle(entry: string, outfile: string): Promise<void> {
-  await build({
-    entryPoints: [join(ROOT, entry)],
-    outfile,
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2024",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["module", "main"],
-    logLevel: "error",
-  });
-}
-
-function capnpString(text: string): string {
-  return JSON.stringify(text);
-}
-
-function config(scenarios: Scenario[]): string {
-  const services = scenarios.map(
-    (s) => `(name = "${s.name}", worker = (
-      modules = [(name = "worker", esModule = embed "${s.entry}.js")],
-      compatibilityDate = "2026-11-01",
-      bindings = [${Object.entries(s.bindings)
-        .map(([name, value]) => `(name = "${name}", text = ${capnpString(value)})`)
-        .join(", ")}],
-      globalOutbound = "internet"))`,
-  );
-  const sockets = scenarios.map(
-    (s) =>
-      `(name = "${s.name}", address = "127.0.0.1:${s.port}", http = (), service = "${s.name}")`,
-  );
-  return `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    ${services.join(",\n    ")},
-    (name = "internet", network = (allow = ["public", "private", "local"]))
-  ],
-  sockets = [${sockets.join(", ")}]
-);
-`;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const req = request({ host: "127.0.0.1", port, path: "/", method: "GET" }, (res) => {
-        res.resume();
-        resolve(true);
-      });
-      req.on("error", () => resolve(false));
-      req.end();
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`workerd did not listen on ${port}`);
+interface Scenario extends WorkerService {
+  entry: "switchyard.js" | "passthrough.js";
 }
 
 interface Figures {
@@ -162,7 +103,7 @@ async function main(): Promise<void> {
         label: "passthrough worker",
         name: "passthrough",
         port: base,
-        entry: "passthrough",
+        entry: "passthrough.js",
         bindings: { BACKEND: backend.url },
         host: "x.test",
       },
@@ -170,7 +111,7 @@ async function main(): Promise<void> {
         label: "Switchyard, 1 route",
         name: "one",
         port: base + 1,
-        entry: "switchyard",
+        entry: "switchyard.js",
         bindings: { KV_JSON: JSON.stringify(oneRoute) },
         host: "x.test",
       },
@@ -178,7 +119,7 @@ async function main(): Promise<void> {
         label: "Switchyard, 10,000 routes",
         name: "big",
         port: base + 2,
-        entry: "switchyard",
+        entry: "switchyard.js",
         bindings: { KV_JSON: JSON.stringify(bigRoutes) },
         host: "svc-4242.example.com",
       },
@@ -186,12 +127,12 @@ async function main(): Promise<void> {
         label: "Switchyard, every request retried once (refused, then ok)",
         name: "retry",
         port: base + 3,
-        entry: "switchyard",
+        entry: "switchyard.js",
         bindings: { KV_JSON: JSON.stringify(retry), NO_EJECT: "true" },
         host: "x.test",
       },
     ];
-    await writeFile(join(dir, "config.capnp"), config(scenarios));
+    await writeFile(join(dir, "config.capnp"), workerdConfig(scenarios));
     workerd = spawn(WORKERD, ["serve", join(dir, "config.capnp"), "--experimental"], {
       stdio: ["ignore", "ignore", "inherit"],
     });

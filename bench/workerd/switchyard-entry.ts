@@ -13,8 +13,9 @@ interface BenchEnv {
   NO_EJECT?: string;
 }
 
+/** Keeps no health at all: a failing endpoint stays in rotation. */
 class NeverEject extends HealthRegistry {
-  override recordFailure(): boolean {
+  override record(): boolean {
     return false;
   }
 }
@@ -26,13 +27,17 @@ function memoryKv(entries: Record<string, string>): KVNamespace {
 }
 
 let app: ReturnType<typeof createApp> | undefined;
+/** The environment the app sees: the bindings with the in-memory KV as SWITCHYARD, built once. */
+let appEnv: (BenchEnv & { SWITCHYARD: KVNamespace }) | undefined;
 
 export default {
   fetch(request: Request, env: BenchEnv, ctx: ExecutionContext) {
     if (!app) {
       const log = { ...consoleLogger, info: () => {} };
+      const kv = memoryKv(JSON.parse(env.KV_JSON));
+      appEnv = { ...env, SWITCHYARD: kv };
       const store = new ConfigStore({
-        kv: memoryKv(JSON.parse(env.KV_JSON)),
+        kv,
         refreshMs: 10_000,
         now: Date.now,
         log,
@@ -47,6 +52,6 @@ export default {
           : { health: new HealthRegistry(), budget: new RetryBudget() },
       });
     }
-    return app.fetch(request, env, ctx);
+    return app.fetch(request, appEnv as never, ctx);
   },
 };

@@ -1,0 +1,506 @@
+// `npm run bench:proxy`: Switchyard in bare `workerd serve` next to a minimal passthrough worker,
+// nginx and HAProxy, on loopback. Each proxy runs in its own process pinned to core 0; wrk, the
+// Node backends and this script share core 1. CPU per request is read from each proxy process's
+// own accounting (/proc/PID/stat). Rounds alternate the targets; ratios to the passthrough are
+// taken round by round and the medians reported. Writes bench-results/proxy.json and
+// bench-results/proxy.svg. docs/benchmarks.md explains the method and records the figures.
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createServer, request } from "node:http";
+import { createRequire } from "node:module";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import {
+  bundle,
+  ROOT,
+  type WorkerService,
+  waitForPort,
+  workerdConfig,
+} from "../bench/bare-workerd.ts";
+import { syntheticRoutes } from "../bench/fixtures.ts";
+import { closedPortUrl } from "../local/backends.ts";
+import { listenOnLoopback } from "../local/listen.ts";
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONNECTIONS = 32;
+const PROXY_CORE = "0";
+const LOAD_CORE = "1";
+const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
+const WORKERD_BINARY = createRequire(import.meta.url).resolve(
+  "@cloudflare/workerd-linux-64/bin/workerd",
+);
+
+interface Target {
+  label: string;
+  /** Key in the JSON output. */
+  key: string;
+  port: number;
+  host: string;
+  headers?: Record<string, string>;
+  /** The process whose CPU is counted; none for the backend itself. */
+  pid?: number;
+}
+
+interface Round {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuUsPerRequest: number | null;
+  errors: number;
+}
+
+const execFileAsync = promisify(execFile);
+const say = (line = "") => process.stderr.write(`${line}\n`);
+
+/** The three backends: small JSON answers from one Node process. */
+async function startBackends() {
+  const body = JSON.stringify({ ok: true, backend: "bench" });
+  const servers = await Promise.all(
+    [0, 1, 2].map(async (i) => {
+      const server = createServer((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
+        res.end(body);
+      });
+      server.keepAliveTimeout = 60_000;
+      const { port, close } = await listenOnLoopback(server);
+      return { url: `http://127.0.0.1:${port}`, port, close, index: i };
+    }),
+  );
+  return servers;
+}
+
+function cpuTicks(pid: number): Promise<number> {
+  return readFile(`/proc/${pid}/stat`, "utf8").then((text) => {
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]); // utime, stime
+  });
+}
+
+function toMs(value: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
+  if (!m) return Number.NaN;
+  const n = Number(m[1]);
+  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
+}
+
+/** wrk on the load core; asynchronous, since the backends live in this process's event loop. */
+async function wrk(
+  target: Target,
+  seconds: number,
+): Promise<{ rps: number; p50Ms: number; p99Ms: number; requests: number; errors: number }> {
+  // wrk replaces its own Host header only when given one spelled "Host".
+  const headers = Object.entries({ Host: target.host, ...target.headers }).flatMap(([k, v]) => [
+    "-H",
+    `${k}: ${v}`,
+  ]);
+  const { stdout: out } = await execFileAsync(
+    "taskset",
+    [
+      "-c",
+      LOAD_CORE,
+      "wrk",
+      "-t1",
+      `-c${CONNECTIONS}`,
+      `-d${seconds}s`,
+      "--latency",
+      ...headers,
+      `http://127.0.0.1:${target.port}/bench`,
+    ],
+    { encoding: "utf8" },
+  );
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? "";
+  const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? "";
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (socket ? socket.slice(1).reduce((n, x) => n + Number(x), 0) : 0);
+  if (errors > 0 && process.env.BENCH_VERBOSE) say(out);
+  return { rps, p50Ms: toMs(p50), p99Ms: toMs(p99), requests, errors };
+}
+
+function pinned(command: string, args: string[]): ChildProcess {
+  return spawn("taskset", ["-c", PROXY_CORE, command, ...args], {
+    stdio: ["ignore", "ignore", process.env.BENCH_VERBOSE ? "inherit" : "ignore"],
+  });
+}
+
+/** The first answer's Set-Cookie of a sticky rule, as a Cookie header. */
+function stickyCookie(port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path: "/bench", headers: { host } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        body += chunk;
+      });
+      res.on("end", () => {
+        const line = res.headers["set-cookie"]?.[0];
+        if (line) resolve(line.split(";")[0] as string);
+        else reject(new Error(`the sticky rule set no cookie: ${res.statusCode} ${body}`));
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+
+function nginxConfig(dir: string, port: number, backends: { port: number }[]): string {
+  return `worker_processes 1;
+master_process off;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/nginx-body;
+  proxy_temp_path ${dir}/nginx-proxy;
+  fastcgi_temp_path ${dir}/nginx-fastcgi;
+  uwsgi_temp_path ${dir}/nginx-uwsgi;
+  scgi_temp_path ${dir}/nginx-scgi;
+  upstream pool {
+${backends.map((b, i) => `    server 127.0.0.1:${b.port} weight=${i === 0 ? 2 : 1} max_fails=1 fail_timeout=30s;`).join("\n")}
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    server_name x.test;
+    location / {
+      proxy_pass http://pool;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $proxy_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Request-Id $request_id;
+      proxy_next_upstream error timeout;
+    }
+  }
+}
+`;
+}
+
+function haproxyConfig(port: number, backends: { port: number }[]): string {
+  return `global
+  nbthread 1
+  maxconn 8192
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  retries 1
+  option redispatch
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend pool
+backend pool
+  balance roundrobin
+  option forwardfor
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header X-Request-Id %[uuid()]
+  cookie SRV insert indirect nocache
+${backends.map((b, i) => `  server s${i} 127.0.0.1:${b.port} weight ${i === 0 ? 2 : 1} cookie s${i} check inter 10s`).join("\n")}
+`;
+}
+
+function chart(rows: { label: string; throughput: number; cpu: number | null }[]): string {
+  const width = 760;
+  const barH = 16;
+  const rowH = 44;
+  const left = 330;
+  const scale = (x: number, max: number) => ((width - left - 60) * x) / max;
+  const maxT = Math.max(1, ...rows.map((r) => r.throughput));
+  const maxC = Math.max(1, ...rows.map((r) => r.cpu ?? 0));
+  const parts = rows.map((r, i) => {
+    const y = 40 + i * rowH;
+    return [
+      `<text x="${left - 8}" y="${y + 14}" text-anchor="end">${r.label.replace(/&/g, "&amp;")}</text>`,
+      `<rect x="${left}" y="${y}" width="${scale(r.throughput, maxT).toFixed(1)}" height="${barH}" fill="#2271b1"/>`,
+      `<text x="${left + scale(r.throughput, maxT) + 4}" y="${y + 13}">${r.throughput.toFixed(2)}×</text>`,
+      r.cpu === null
+        ? ""
+        : `<rect x="${left}" y="${y + barH + 2}" width="${scale(r.cpu, maxC).toFixed(1)}" height="${barH - 6}" fill="#d63638"/>` +
+          `<text x="${left + scale(r.cpu, maxC) + 4}" y="${y + barH + 11}" font-size="11">${r.cpu.toFixed(2)}× CPU/req</text>`,
+    ].join("");
+  });
+  const height = 50 + rows.length * rowH;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
+<rect width="${width}" height="${height}" fill="#fff"/>
+<text x="10" y="22" font-weight="bold">Throughput (blue) and CPU per request (red), each × the passthrough worker; medians of per-round ratios</text>
+${parts.join("\n")}
+</svg>
+`;
+}
+
+async function main(): Promise<void> {
+  execFileSync("sh", [join(ROOT, "scripts/system-deps.sh"), "bench"], { stdio: "inherit" });
+  const cores = cpus().length;
+  if (cores < 2) throw new Error("bench:proxy needs 2 cores: one for the proxies, one for wrk");
+  // This script and the backends live on the load core with wrk.
+  execFileSync("taskset", ["-pc", LOAD_CORE, String(process.pid)], { stdio: "ignore" });
+  const backends = await startBackends();
+  const closed = await closedPortUrl();
+  const dir = await mkdtemp(join(tmpdir(), "switchyard-bench-proxy-"));
+  const children: ChildProcess[] = [];
+  try {
+    await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
+    await bundle("bench/workerd/passthrough-entry.ts", join(dir, "passthrough.js"));
+    const urls = backends.map((b) => b.url);
+    const threeEndpoints = { endpoints: urls.map((url, i) => ({ url, weight: i === 0 ? 2 : 1 })) };
+    const kv = (doc: unknown) => JSON.stringify({ routes: JSON.stringify(doc) });
+    const big = syntheticRoutes(10_000, 1);
+    const base = 19_100 + Math.floor(Math.random() * 400);
+    const workers: (WorkerService & { label: string; key: string; host: string })[] = [
+      {
+        label: "passthrough worker",
+        key: "passthrough",
+        name: "passthrough",
+        port: base,
+        entry: "passthrough.js",
+        bindings: { BACKEND: urls[0] as string },
+        host: "x.test",
+      },
+      {
+        label: "Switchyard, 1 route, 3 endpoints",
+        key: "oneRoute",
+        name: "one",
+        port: base + 1,
+        entry: "switchyard.js",
+        bindings: {
+          KV_JSON: kv({
+            version: 1,
+            routes: [
+              { name: "bench", hostnames: ["x.test"], rules: [{ backendRefs: [{ pool: "p" }] }] },
+            ],
+            pools: { p: threeEndpoints },
+          }),
+        },
+        host: "x.test",
+      },
+      {
+        label: "Switchyard, 10,000 routes",
+        key: "tenThousandRoutes",
+        name: "big",
+        port: base + 2,
+        entry: "switchyard.js",
+        bindings: { KV_JSON: kv({ ...big, pools: { "pool-0": threeEndpoints } }) },
+        host: "svc-4242.example.com",
+      },
+      {
+        label: "Switchyard, sticky cookie sent",
+        key: "sticky",
+        name: "sticky",
+        port: base + 3,
+        entry: "switchyard.js",
+        bindings: {
+          STICKY_SECRET: "bench-sticky-secret-of-more-than-32-characters",
+          KV_JSON: kv({
+            version: 1,
+            routes: [
+              {
+                name: "bench",
+                hostnames: ["x.test"],
+                rules: [
+                  {
+                    name: "web",
+                    backendRefs: [{ pool: "p" }],
+                    sessionPersistence: { idleTimeout: "30m" },
+                  },
+                ],
+              },
+            ],
+            pools: { p: threeEndpoints },
+          }),
+        },
+        host: "x.test",
+      },
+      {
+        label: "Switchyard, a retry on every request",
+        key: "retry",
+        name: "retry",
+        port: base + 4,
+        entry: "switchyard.js",
+        bindings: {
+          NO_EJECT: "true",
+          KV_JSON: kv({
+            version: 1,
+            routes: [
+              { name: "bench", rules: [{ backendRefs: [{ pool: "p" }], retry: { attempts: 1 } }] },
+            ],
+            pools: { p: { endpoints: [{ url: closed }, { url: urls[0] }] } },
+          }),
+        },
+        host: "x.test",
+      },
+    ];
+    const targets: Target[] = [
+      {
+        label: "backend directly",
+        key: "backend",
+        port: backends[0]?.port as number,
+        host: "x.test",
+      },
+    ];
+    for (const w of workers) {
+      const config = join(dir, `${w.name}.capnp`);
+      await writeFile(config, workerdConfig([w]));
+      const child = pinned(WORKERD_BINARY, ["serve", config, "--experimental"]);
+      children.push(child);
+      await waitForPort(w.port);
+      targets.push({
+        label: w.label,
+        key: w.key,
+        port: w.port,
+        host: w.host,
+        pid: child.pid as number,
+      });
+    }
+    const sticky = targets.find((t) => t.key === "sticky") as Target;
+    sticky.headers = { Cookie: await stickyCookie(sticky.port, sticky.host) };
+
+    const nginxPort = base + 10;
+    await writeFile(join(dir, "nginx.conf"), nginxConfig(dir, nginxPort, backends));
+    const nginx = pinned("/usr/sbin/nginx", [
+      "-c",
+      join(dir, "nginx.conf"),
+      "-p",
+      dir,
+      "-e",
+      "stderr",
+    ]);
+    children.push(nginx);
+    await waitForPort(nginxPort);
+    targets.push({
+      label: "nginx, one worker",
+      key: "nginx",
+      port: nginxPort,
+      host: "x.test",
+      pid: nginx.pid as number,
+    });
+    const haproxyPort = base + 11;
+    await writeFile(join(dir, "haproxy.cfg"), haproxyConfig(haproxyPort, backends));
+    const haproxy = pinned("/usr/sbin/haproxy", ["-db", "-f", join(dir, "haproxy.cfg")]);
+    children.push(haproxy);
+    await waitForPort(haproxyPort);
+    targets.push({
+      label: "HAProxy, one thread",
+      key: "haproxy",
+      port: haproxyPort,
+      host: "x.test",
+      pid: haproxy.pid as number,
+    });
+
+    say(`warming up ${targets.length} targets`);
+    for (const t of targets) await wrk(t, 2);
+    const rounds = new Map<string, Round[]>(targets.map((t) => [t.key, []]));
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const t of targets) {
+        const before = t.pid === undefined ? 0 : await cpuTicks(t.pid);
+        const run = await wrk(t, SECONDS);
+        const after = t.pid === undefined ? 0 : await cpuTicks(t.pid);
+        const cpuUs =
+          t.pid === undefined ? null : (((after - before) / TICKS_PER_SECOND) * 1e6) / run.requests;
+        rounds.get(t.key)?.push({
+          rps: run.rps,
+          p50Ms: run.p50Ms,
+          p99Ms: run.p99Ms,
+          cpuUsPerRequest: cpuUs,
+          errors: run.errors,
+        });
+        say(
+          `round ${r + 1} ${t.label}: ${run.rps.toFixed(0)} req/s, p99 ${run.p99Ms} ms${cpuUs === null ? "" : `, ${cpuUs.toFixed(1)} µs CPU/req`}`,
+        );
+      }
+    }
+    const pass = rounds.get("passthrough") as Round[];
+    const summary = targets.map((t) => {
+      const own = rounds.get(t.key) as Round[];
+      const throughput = median(own.map((x, i) => x.rps / (pass[i] as Round).rps));
+      const cpu =
+        t.pid === undefined
+          ? null
+          : median(
+              own.map(
+                (x, i) =>
+                  (x.cpuUsPerRequest as number) / ((pass[i] as Round).cpuUsPerRequest as number),
+              ),
+            );
+      return {
+        label: t.label,
+        key: t.key,
+        rps: median(own.map((x) => x.rps)),
+        p50Ms: median(own.map((x) => x.p50Ms)),
+        p99Ms: median(own.map((x) => x.p99Ms)),
+        cpuUsPerRequest:
+          t.pid === undefined ? null : median(own.map((x) => x.cpuUsPerRequest as number)),
+        throughput,
+        cpu,
+        errors: own.reduce((n, x) => n + x.errors, 0),
+        rounds: own,
+      };
+    });
+    const bundleBytes = (await stat(join(dir, "switchyard.js"))).size;
+    const result = {
+      at: new Date().toISOString(),
+      machine: `${cores} cores, ${/model name\s*:\s*(.*)/.exec(await readFile("/proc/cpuinfo", "utf8"))?.[1] ?? "?"}`,
+      method: {
+        rounds: ROUNDS,
+        seconds: SECONDS,
+        connections: CONNECTIONS,
+        proxyCore: PROXY_CORE,
+        loadCore: LOAD_CORE,
+      },
+      bundleBytes,
+      targets: summary,
+    };
+    await mkdir(join(ROOT, "bench-results"), { recursive: true });
+    await writeFile(join(ROOT, "bench-results/proxy.json"), `${JSON.stringify(result, null, 2)}\n`);
+    await writeFile(
+      join(ROOT, "bench-results/proxy.svg"),
+      chart(
+        summary
+          .filter((s) => s.key !== "backend")
+          .map((s) => ({ label: s.label, throughput: s.throughput, cpu: s.cpu })),
+      ),
+    );
+    console.log(
+      `\n${result.machine}; wrk -t1 -c${CONNECTIONS}, ${ROUNDS} rounds of ${SECONDS} s, medians; proxies on core ${PROXY_CORE}, wrk and backends on core ${LOAD_CORE}.\n`,
+    );
+    console.log(
+      "| target | req/s | × passthrough | CPU µs/req | CPU × passthrough | p50 ms | p99 ms | errors |",
+    );
+    console.log("|---|---|---|---|---|---|---|---|");
+    for (const s of summary)
+      console.log(
+        `| ${s.label} | ${s.rps.toFixed(0)} | ${s.throughput.toFixed(2)} | ${s.cpuUsPerRequest === null ? "–" : s.cpuUsPerRequest.toFixed(1)} | ${s.cpu === null ? "–" : s.cpu.toFixed(2)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.errors} |`,
+      );
+    console.log(
+      `\nSwitchyard bundle (esbuild, unminified): ${(bundleBytes / 1024).toFixed(0)} KiB. Written: bench-results/proxy.json, bench-results/proxy.svg`,
+    );
+  } finally {
+    for (const child of children) child.kill("SIGTERM");
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode === null && c.signalCode === null ? once(c, "exit") : undefined,
+      ),
+    );
+    await Promise.all(backends.map((b) => b.close()));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
