@@ -1,4 +1,3 @@
-import { Hono } from "hono";
 import { dataPoint } from "../contract/analytics.ts";
 import { ConfigStore } from "./config/store.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
@@ -13,6 +12,7 @@ import { detail, type Failure, failureResponse } from "./http/errors.ts";
 import { consoleLogger, type Logger } from "./log.ts";
 import { BufferBudget } from "./proxy/body.ts";
 import { exchange, RETRY_SKIPPED_HEADER } from "./proxy/exchange.ts";
+import { clientResponse, type ResponseEdits } from "./proxy/forward.ts";
 import { Sessions } from "./sticky/session.ts";
 
 /** What an isolate keeps between requests besides the snapshot. */
@@ -34,7 +34,12 @@ export interface AppOptions {
   log?: Logger;
 }
 
-export function createApp(options: AppOptions = {}) {
+/** The worker: a plain fetch handler, so that the data path pays for no router. */
+export interface App {
+  fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response>;
+}
+
+export function createApp(options: AppOptions = {}): App {
   const now = options.now ?? Date.now;
   const log = options.log ?? consoleLogger;
   const state = options.state ?? { health: new HealthRegistry(), budget: new RetryBudget() };
@@ -70,18 +75,23 @@ export function createApp(options: AppOptions = {}) {
       return isolateStore;
     });
 
-  const app = new Hono<{ Bindings: Env }>();
   const admins = new Map<string, ReturnType<typeof adminApp>>();
 
-  app.all("*", async (c, next) => {
-    const token = c.env.ADMIN_TOKEN;
-    if (!token) return next();
-    const { adminPath, adminHost } = settingsOf(c.env);
-    const path = c.req.path;
-    if (path !== adminPath && !path.startsWith(`${adminPath}/`)) return next();
-    if (adminHost !== undefined && normalizeHost(c.req.header("host") ?? "") !== adminHost)
-      return next(); // on every other host the admin path is routed like any other
-    const store = storeFor(c.env);
+  /** The admin API's answer when the request is for it (ADMIN_TOKEN set, its path and host). */
+  const adminAnswer = async (
+    request: Request,
+    env: Env,
+    ctx: ExecutionContext,
+    url: URL,
+  ): Promise<Response | undefined> => {
+    const token = env.ADMIN_TOKEN;
+    if (!token) return undefined;
+    const { adminPath, adminHost } = settingsOf(env);
+    const path = url.pathname;
+    if (path !== adminPath && !path.startsWith(`${adminPath}/`)) return undefined;
+    if (adminHost !== undefined && normalizeHost(request.headers.get("host") ?? "") !== adminHost)
+      return undefined; // on every other host the admin path is routed like any other
+    const store = storeFor(env);
     const key = `${adminPath}\n${token}`;
     let admin = admins.get(key);
     if (!admin) {
@@ -94,14 +104,20 @@ export function createApp(options: AppOptions = {}) {
       });
       admins.set(key, admin);
     }
-    if (!store.snapshot) await store.current((promise) => c.executionCtx.waitUntil(promise));
-    return admin.fetch(c.req.raw, c.env, c.executionCtx);
-  });
+    if (!store.snapshot) await store.current((promise) => ctx.waitUntil(promise));
+    return admin.fetch(request, env, ctx);
+  };
 
-  app.all("*", async (c) => {
-    const request = c.req.raw;
+  /** The data path: snapshot → match → session → pick → exchange → stamp. */
+  const proxy = async (
+    request: Request,
+    env: Env,
+    ctx: ExecutionContext,
+    url: URL,
+  ): Promise<Response> => {
     const requestId = requestIdOf(request.headers.get("x-request-id"), () => crypto.randomUUID());
-    const debugHeaders = c.env.DEBUG_HEADERS === "true";
+    const settings = settingsOf(env);
+    const debugHeaders = settings.debugHeaders;
     /** The client gets a reason code; the log gets what happened, under the same request id. */
     const fail = (failure: Failure, skipped?: string) => {
       if (failure.kind !== "no-route") {
@@ -116,9 +132,9 @@ export function createApp(options: AppOptions = {}) {
       if (skipped && debugHeaders) response.headers.set(RETRY_SKIPPED_HEADER, skipped);
       return response;
     };
-    const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise);
+    const waitUntil = (promise: Promise<unknown>) => ctx.waitUntil(promise);
 
-    const store = storeFor(c.env);
+    const store = storeFor(env);
     const snapshot = await store.current(waitUntil);
     if (!snapshot) {
       return fail({
@@ -127,8 +143,6 @@ export function createApp(options: AppOptions = {}) {
       });
     }
 
-    // The pipeline: snapshot → match → session → pick → exchange → stamp.
-    const url = new URL(request.url);
     const view = viewOfRequest(request, url);
     const matched = snapshot.matcher.match(view);
     if (!matched) return fail({ kind: "no-route", host: view.host, path: view.path });
@@ -138,7 +152,7 @@ export function createApp(options: AppOptions = {}) {
     const started = now();
     const lens = state.health.lens(started);
     // Most rules have no sessionPersistence: no promise for them on the hot path.
-    const session = rule.session && (await sessions.open(rule, request, c.env, started, lens));
+    const session = rule.session && (await sessions.open(rule, request, env, started, lens));
     const choice = pick(rule, lens, session?.sticky);
     const ruleName = String(rule.source.name ?? rule.ruleIndex);
     /** The request's trace: an access log line and, with ANALYTICS bound, a data point. */
@@ -158,7 +172,7 @@ export function createApp(options: AppOptions = {}) {
         at,
       );
       // Not awaited: Analytics Engine takes the point without making the response wait.
-      c.env.ANALYTICS?.writeDataPoint(
+      env.ANALYTICS?.writeDataPoint(
         dataPoint({
           route: rule.routeName,
           rule: ruleName,
@@ -170,7 +184,7 @@ export function createApp(options: AppOptions = {}) {
           colo: typeof request.cf?.colo === "string" ? request.cf.colo : "",
         }),
       );
-      accessLog(c.env, {
+      accessLog(env, {
         requestId,
         route: rule.routeName,
         rule: ruleName,
@@ -195,7 +209,7 @@ export function createApp(options: AppOptions = {}) {
     }
 
     const result = await exchange(request, url, rule, choice, requestId, {
-      env: c.env,
+      env,
       health: state.health,
       budget: state.budget,
       buffers,
@@ -209,41 +223,54 @@ export function createApp(options: AppOptions = {}) {
       accessed(response.status, result);
       return response;
     }
+    const servedBy = result.servedBy;
+    const edits: ResponseEdits = {};
+    if (settings.responseRequestId) edits.requestId = requestId;
     if (result.skipped) {
       log.info("retry skipped", { route: rule.routeName, requestId, reason: result.skipped });
-      if (debugHeaders && !result.response.webSocket)
-        result.response.headers.set(RETRY_SKIPPED_HEADER, result.skipped);
+      if (debugHeaders) edits.set = [[RETRY_SKIPPED_HEADER, result.skipped]];
     }
-    const servedBy = result.servedBy;
-    const reissued = await session?.stamp(
-      result.response,
-      servedBy.endpoint.id,
-      now(),
-      url.protocol === "https:",
-    );
+    // A WebSocket upgrade's headers are already sent: no cookie for it.
+    const cookie = result.response.webSocket
+      ? undefined
+      : await session?.stamp(servedBy.endpoint.id, now(), url.protocol === "https:");
+    if (cookie !== undefined) edits.setCookie = cookie;
+    const response = clientResponse(result.response, servedBy.endpoint.origin, url.origin, edits);
     const sticky =
       session === undefined
         ? undefined
         : session.sticky
-          ? reissued
+          ? cookie !== undefined
             ? "hit, reissued"
             : "hit"
           : "new";
     accessed(
-      result.response.status,
+      response.status,
       result,
       { pool: servedBy.pool.name, id: servedBy.endpoint.id },
       sticky,
     );
-    return result.response;
-  });
+    return response;
+  };
 
-  app.onError((error, c) => {
+  const internalError = (error: Error, url: string): Response => {
     if (error instanceof SettingsError)
       return failureResponse({ kind: "settings", message: error.message });
-    log.error("unhandled error", { error: error.message, stack: error.stack, path: c.req.path });
-    return c.json({ error: "internal", message: "internal error in Switchyard" }, 500);
-  });
+    log.error("unhandled error", { error: error.message, stack: error.stack, url });
+    return Response.json(
+      { error: "internal", message: "internal error in Switchyard" },
+      { status: 500 },
+    );
+  };
 
-  return app;
+  return {
+    async fetch(request, env, ctx) {
+      try {
+        const url = new URL(request.url);
+        return (await adminAnswer(request, env, ctx, url)) ?? (await proxy(request, env, ctx, url));
+      } catch (error) {
+        return internalError(error as Error, request.url);
+      }
+    },
+  };
 }

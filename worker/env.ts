@@ -4,11 +4,12 @@ type Unset =
   | "STICKY_SECRET_PREVIOUS"
   | "ADMIN_TOKEN"
   | "SWITCHYARD_LOCAL"
-  | "DEBUG_HEADERS"
   | "ADMIN_HOST"
   | "ALLOWED_BINDINGS"
   | "FORWARDED_FOR"
-  | "ACCESS_LOG_SAMPLE";
+  | "ACCESS_LOG_SAMPLE"
+  | "RESPONSE_REQUEST_ID"
+  | "DEBUG_HEADERS";
 
 /**
  * The worker's bindings and settings (README, "Worker settings"), as `wrangler types` generates
@@ -19,7 +20,8 @@ type Unset =
  * without it), SWITCHYARD_LOCAL ("true" under `npm start` and the tests) and DEBUG_HEADERS
  * ("true" sends X-Switchyard-Retry-Skipped to clients; for development only), ADMIN_HOST (the
  * admin API answers only on this host), ALLOWED_BINDINGS (the bindings pools may use) and
- * FORWARDED_FOR (append to X-Forwarded-For, or replace it) and ACCESS_LOG_SAMPLE; and the
+ * FORWARDED_FOR (append to X-Forwarded-For, or replace it), ACCESS_LOG_SAMPLE and
+ * RESPONSE_REQUEST_ID (X-Request-Id on every response, not only on errors); and the
  * optional Analytics Engine dataset ANALYTICS, which wrangler.toml binds only when enabled.
  */
 export type Env = Omit<Cloudflare.Env, Unset> &
@@ -34,6 +36,10 @@ export interface Settings {
   adminHost: string | undefined;
   /** ACCESS_LOG_SAMPLE: the share of requests with an access log line (0 to 1). */
   accessLogSample: number;
+  /** RESPONSE_REQUEST_ID: every response carries X-Request-Id (error answers always do). */
+  responseRequestId: boolean;
+  /** DEBUG_HEADERS: X-Switchyard-Retry-Skipped on responses (development only). */
+  debugHeaders: boolean;
   /** FORWARDED_FOR: append the client's address to X-Forwarded-For, or replace it. */
   forwardedFor: "append" | "replace";
   /** The Workers bindings a pool's transport.binding may name (ALLOWED_BINDINGS). */
@@ -104,8 +110,18 @@ function parseSettings(env: Env): Settings {
     problems.push(
       `FORWARDED_FOR must be "append" or "replace"; got ${JSON.stringify(forwardedFor)}`,
     );
+  const flag = (name: "RESPONSE_REQUEST_ID" | "DEBUG_HEADERS") => {
+    const text = env[name];
+    if (text !== undefined && text !== "" && text !== "true" && text !== "false")
+      problems.push(`${name} must be "true" or "false"; got ${JSON.stringify(text)}`);
+    return text === "true";
+  };
+  const responseRequestId = flag("RESPONSE_REQUEST_ID");
+  const debugHeaders = flag("DEBUG_HEADERS");
   if (problems.length > 0) throw new SettingsError(problems.join("; "));
   return {
+    responseRequestId,
+    debugHeaders,
     forwardedFor: forwardedFor as "append" | "replace",
     accessLogSample,
     adminPath,

@@ -43,16 +43,25 @@ describe("proxying", () => {
     expect(echo.headers["keep-alive"]).not.toBe("timeout=5");
   });
 
-  it("keeps the client's X-Request-Id, or mints one, and returns it", async () => {
+  it("keeps the client's X-Request-Id or mints one for the backend; returns it with RESPONSE_REQUEST_ID", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
     const h = harness();
     const kept = await h.fetch("http://x.test/", { headers: { "x-request-id": "req-42" } });
     expect(((await kept.json()) as Echo).headers["x-request-id"]).toBe("req-42");
-    expect(kept.headers.get("x-request-id")).toBe("req-42");
     const minted = await h.fetch("http://x.test/");
     const id = ((await minted.json()) as Echo).headers["x-request-id"];
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
-    expect(minted.headers.get("x-request-id")).toBe(id);
+    // By default the response goes out as the backend sent it: no copy for a header.
+    expect(minted.headers.get("x-request-id")).toBeNull();
+    const returning = harness({ env: { RESPONSE_REQUEST_ID: "true" } });
+    const echoed = await returning.fetch("http://x.test/", {
+      headers: { "x-request-id": "req-43" },
+    });
+    expect(echoed.headers.get("x-request-id")).toBe("req-43");
+    const fresh = await returning.fetch("http://x.test/");
+    expect(fresh.headers.get("x-request-id")).toBe(
+      ((await fresh.json()) as Echo).headers["x-request-id"],
+    );
   });
 
   it("rewrites a Location that names the endpoint to the client's scheme and host", async () => {
@@ -73,10 +82,11 @@ describe("proxying", () => {
       headers: { cookie: "session=secret-cookie-value", authorization: "Bearer secret-token" },
     });
     expect(response.status).toBe(200);
+    const echo = (await response.json()) as Echo;
     const lines = h.logs.filter((l) => l.message === "access");
     expect(lines).toHaveLength(1);
     expect(lines[0]?.fields).toMatchObject({
-      requestId: response.headers.get("x-request-id"),
+      requestId: echo.headers["x-request-id"],
       route: "all",
       rule: "0",
       pool: "p",
@@ -179,7 +189,9 @@ describe("proxying", () => {
     );
     const seen: string[] = [];
     const VPC_TEST = {
-      fetch: async (request: Request) => {
+      // A Fetcher takes what fetch takes.
+      fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
+        const request = new Request(input, init);
         seen.push(`${request.method} ${request.url}`);
         return new Response("through the tunnel", { headers: { "x-via": "vpc" } });
       },

@@ -56,24 +56,45 @@ export function requestIdOf(incoming: string | null, mint: () => string): string
   return incoming !== null && REQUEST_ID.test(incoming) ? incoming : mint();
 }
 
-/** Headers for the upstream request. */
+/** Request headers that never go upstream: hop-by-hop ones and the platform's own about the client. */
+const NOT_FORWARDED: ReadonlySet<string> = new Set([
+  ...HOP_BY_HOP,
+  "cf-connecting-ip",
+  "cf-worker",
+]);
+
+/**
+ * Headers for the upstream request. One pass over the incoming names finds what must go; only
+ * headers actually present are deleted (each Headers call crosses into the runtime).
+ */
 export function forwardHeaders(incoming: Headers, facts: ForwardFacts): Headers {
   const headers = new Headers(incoming);
-  dropHopByHop(headers, facts.websocket);
+  let drop: string[] | undefined;
+  for (const name of incoming.keys()) {
+    if (NOT_FORWARDED.has(name)) (drop ??= []).push(name);
+  }
+  if (drop !== undefined) {
+    // Connection names more headers to keep on this hop.
+    if (drop.includes("connection")) {
+      for (const token of (incoming.get("connection") as string).split(",")) {
+        const name = token.trim().toLowerCase();
+        // A token that is no header name (`Connection: (`) names nothing to drop; passing it to
+        // Headers#delete would throw and fail the request.
+        if (HEADER_NAME.test(name) && !(facts.websocket && name === "upgrade")) drop.push(name);
+      }
+    }
+    for (const name of drop) if (!(facts.websocket && name === "upgrade")) headers.delete(name);
+  }
   if (facts.websocket) headers.set("upgrade", "websocket");
-  const forwardedFor = facts.forwardedFor === "replace" ? null : headers.get("x-forwarded-for");
-  if (facts.forwardedFor === "replace") headers.delete("x-forwarded-for");
   if (facts.clientIp) {
+    const forwardedFor = facts.forwardedFor === "replace" ? null : incoming.get("x-forwarded-for");
     const last = forwardedFor?.split(",").at(-1)?.trim();
     if (!forwardedFor) headers.set("x-forwarded-for", facts.clientIp);
     else if (last !== facts.clientIp)
       headers.set("x-forwarded-for", `${forwardedFor}, ${facts.clientIp}`);
-  }
+  } else if (facts.forwardedFor === "replace") headers.delete("x-forwarded-for");
   headers.set("x-forwarded-proto", facts.proto);
   headers.set("x-forwarded-host", facts.host);
   headers.set("x-request-id", facts.requestId);
-  // The platform sets these for the edge; they describe the client, not this hop.
-  headers.delete("cf-connecting-ip");
-  headers.delete("cf-worker");
   return headers;
 }

@@ -13,7 +13,7 @@ import type { TrafficCounters } from "../core/traffic.ts";
 import { type Env, settingsOf } from "../env.ts";
 import type { Failure } from "../http/errors.ts";
 import { type BodyPlan, type BufferBudget, bodyForTry, planBody, replayable } from "./body.ts";
-import { clientResponse, TransportMissing, upstreamFor, upstreamRequest } from "./forward.ts";
+import { TransportMissing, upstreamFor, upstreamInit, upstreamUrl } from "./forward.ts";
 
 /**
  * One client request's exchange with the backends: tries along the ordered candidates, each
@@ -38,6 +38,7 @@ export interface ExchangeDeps {
 export type ExchangeResult =
   | {
       kind: "response";
+      /** The backend's response as it came; clientResponse makes it the client's. */
       response: Response;
       servedBy: Candidate;
       tries: number;
@@ -67,25 +68,26 @@ interface TryResult {
 
 async function tryOnce(
   candidate: Candidate,
-  build: (signal: AbortSignal) => Request,
+  target: string,
+  init: (signal: AbortSignal | undefined) => RequestInit,
   timeoutMs: number | undefined,
   env: Env,
 ): Promise<TryResult> {
-  const controller = new AbortController();
-  const timer =
-    timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(), timeoutMs);
+  // No controller, timer or signal when no timeout applies: most tries have none.
+  const controller = timeoutMs === undefined ? undefined : new AbortController();
+  const timer = controller && setTimeout(() => controller.abort(), timeoutMs);
   try {
     const upstream = upstreamFor(candidate, env);
-    const response = await upstream.fetch(build(controller.signal));
+    const response = await upstream.fetch(target, init(controller?.signal));
     return { outcome: { kind: "response", status: response.status }, response };
   } catch (error) {
     if (error instanceof TransportMissing)
       return { outcome: { kind: "connection-failure" }, transportMissing: error.message };
     return {
-      outcome: controller.signal.aborted ? { kind: "timeout" } : { kind: "connection-failure" },
+      outcome: controller?.signal.aborted ? { kind: "timeout" } : { kind: "connection-failure" },
     };
   } finally {
-    clearTimeout(timer);
+    if (timer !== undefined) clearTimeout(timer);
   }
 }
 
@@ -157,11 +159,11 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
       left === undefined ? backendRequestMs : Math.min(backendRequestMs ?? left, left);
     const result = await tryOnce(
       current,
+      upstreamUrl(url, current),
       (signal) =>
-        upstreamRequest(
+        upstreamInit(
           request,
           url,
-          current,
           requestId,
           bodyForTry(body),
           signal,
@@ -229,8 +231,7 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
   const route = rule.routeName;
   if (last.response) {
     const servedBy = candidate as Candidate;
-    const response = clientResponse(last.response, requestId, servedBy.endpoint.origin, url.origin);
-    return { kind: "response", response, servedBy, tries, retried, skipped };
+    return { kind: "response", response: last.response, servedBy, tries, retried, skipped };
   }
   const failed = (failure: Failure): ExchangeResult => ({
     kind: "failure",

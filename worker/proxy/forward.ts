@@ -9,14 +9,17 @@ import { type Env, settingsOf } from "../env.ts";
 
 export interface Upstream {
   /** `fetch`, or a Workers binding's `fetch` (Workers VPC, Tunnel) for a pool with transport. */
-  fetch(request: Request): Promise<Response>;
+  fetch(url: string, init: RequestInit): Promise<Response>;
 }
+
+/** The runtime's own fetch: one object for every try, nothing built per request. */
+const DIRECT: Upstream = { fetch: (url, init) => fetch(url, init) };
 
 export class TransportMissing extends Error {}
 
 export function upstreamFor(candidate: Candidate, env: Env): Upstream {
   const binding = candidate.pool.transportBinding;
-  if (binding === undefined) return { fetch: (request) => fetch(request) };
+  if (binding === undefined) return DIRECT;
   // A pool document names the binding; only an operator's setting lets it be used, so that a
   // pool in KV cannot send traffic through any binding the worker happens to have.
   if (!settingsOf(env).allowedBindings.has(binding)) {
@@ -30,40 +33,42 @@ export function upstreamFor(candidate: Candidate, env: Env): Upstream {
       `pool ${candidate.pool.name}: transport binding ${binding} is not bound to this worker`,
     );
   }
-  return { fetch: (request) => target.fetch!(request) };
+  const bound = target as Fetcher;
+  return { fetch: (url, init) => bound.fetch(url, init) };
 }
 
 function isWebSocketUpgrade(request: Request): boolean {
   return request.headers.get("upgrade")?.toLowerCase() === "websocket";
 }
 
-/** The request to send to one endpoint, with the body of this try. */
-export function upstreamRequest(
+/** The URL of one endpoint for this request: the endpoint's origin, the client's path and query. */
+export function upstreamUrl(url: URL, candidate: Candidate): string {
+  return `${candidate.endpoint.origin}${url.pathname}${url.search}`;
+}
+
+/**
+ * What to send to an endpoint, with the body of this try; `fetch(url, init)` takes it as it is,
+ * without a Request object of its own. No signal unless a timeout applies.
+ */
+export function upstreamInit(
   request: Request,
   url: URL,
-  candidate: Candidate,
   requestId: string,
   body: BodyInit | null,
-  signal?: AbortSignal,
+  signal: AbortSignal | undefined,
   forwardedFor: "append" | "replace" = "append",
-): Request {
-  const websocket = isWebSocketUpgrade(request);
+): RequestInit {
   const headers = forwardHeaders(request.headers, {
     clientIp: request.headers.get("cf-connecting-ip"),
     proto: url.protocol.slice(0, -1),
     host: request.headers.get("host") ?? url.host,
     requestId,
-    websocket,
+    websocket: isWebSocketUpgrade(request),
     forwardedFor,
   });
-  const target = `${candidate.endpoint.origin}${url.pathname}${url.search}`;
-  return new Request(target, {
-    method: request.method,
-    headers,
-    body,
-    redirect: "manual",
-    signal,
-  });
+  const init: RequestInit = { method: request.method, headers, body, redirect: "manual" };
+  if (signal !== undefined) init.signal = signal;
+  return init;
 }
 
 /**
@@ -84,26 +89,63 @@ export function clientLocation(
   return `${clientOrigin}${rest === "" ? "/" : rest}`;
 }
 
-const LOCATION_HEADERS = ["location", "content-location"] as const;
+/** Response headers that stay on the backend's hop; the runtime already drops Connection and Keep-Alive. */
+const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+export interface ResponseEdits {
+  /** Sent as X-Request-Id unless the backend sent one (RESPONSE_REQUEST_ID). */
+  requestId?: string;
+  /** A Set-Cookie to add (a sticky session's). */
+  setCookie?: string;
+  /** Headers to set (X-Switchyard-Retry-Skipped with DEBUG_HEADERS). */
+  set?: [string, string][];
+}
 
 /**
- * The backend's response for the client: hop-by-hop headers dropped, the request id added,
- * Location headers that name the endpoint rewritten to the client's origin.
+ * The backend's response for the client. It goes out as it came, without a copy, unless a header
+ * must change: a hop-by-hop header to drop, a Location or Content-Location that names the
+ * endpoint (rewritten to the client's origin, nginx's `proxy_redirect default`), or an edit of
+ * the worker's own. One pass over the response's header names decides.
  */
 export function clientResponse(
   response: Response,
-  requestId: string,
   endpointOrigin: string,
   clientOrigin: string,
+  edits: ResponseEdits = {},
 ): Response {
   // A 101 carries the WebSocket itself; it must be returned untouched.
   if (response.status === 101 || response.webSocket) return response;
-  const out = new Response(response.body, response);
-  dropHopByHop(out.headers);
-  if (!out.headers.has("x-request-id")) out.headers.set("x-request-id", requestId);
-  for (const name of LOCATION_HEADERS) {
-    const value = out.headers.get(name);
-    if (value !== null) out.headers.set(name, clientLocation(value, endpointOrigin, clientOrigin));
+  let hop: string[] | undefined;
+  let location = false;
+  let hasRequestId = false;
+  for (const name of response.headers.keys()) {
+    if (RESPONSE_HOP_BY_HOP.has(name)) (hop ??= []).push(name);
+    else if (name === "location" || name === "content-location") location = true;
+    else if (name === "x-request-id") hasRequestId = true;
   }
+  const addRequestId = edits.requestId !== undefined && !hasRequestId;
+  if (hop === undefined && !location && !addRequestId && !edits.setCookie && !edits.set)
+    return response;
+  const out = new Response(response.body, response);
+  if (hop !== undefined) dropHopByHop(out.headers);
+  if (addRequestId) out.headers.set("x-request-id", edits.requestId as string);
+  if (location) {
+    for (const name of ["location", "content-location"]) {
+      const value = out.headers.get(name);
+      if (value !== null)
+        out.headers.set(name, clientLocation(value, endpointOrigin, clientOrigin));
+    }
+  }
+  if (edits.setCookie) out.headers.append("set-cookie", edits.setCookie);
+  for (const [name, value] of edits.set ?? []) out.headers.set(name, value);
   return out;
 }

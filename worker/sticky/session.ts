@@ -32,10 +32,10 @@ export interface Session {
   /** The endpoint the request's cookie names, when it can still take the request. */
   readonly sticky: Candidate | undefined;
   /**
-   * Adds the Set-Cookie for a response served by `endpointId` when the cookie must change;
-   * says whether it did.
+   * The Set-Cookie for a response served by `endpointId`, when the cookie must change; undefined
+   * when the client's cookie still holds.
    */
-  stamp(response: Response, endpointId: string, nowMs: number, secure: boolean): Promise<boolean>;
+  stamp(endpointId: string, nowMs: number, secure: boolean): Promise<string | undefined>;
 }
 
 /** How stale last-seen may get before the cookie is re-sent to move it forward. */
@@ -179,13 +179,11 @@ export class Sessions {
     const refOf = (id: string) => this.refOf(signing, id);
     return {
       sticky,
-      async stamp(response, endpointId, stampMs, secure) {
-        // A WebSocket upgrade's headers are already sent.
-        if ((response as { webSocket?: unknown }).webSocket) return false;
+      async stamp(endpointId, stampMs, secure) {
         const nowS = Math.floor(stampMs / 1000);
         const same = read?.ok === true && cookieEndpoint === endpointId;
         if (same && read.keyIndex === 0 && nowS - read.value.lastSeen < refreshAfterS(limits))
-          return false;
+          return undefined;
         const issuedAt = same ? read.value.issuedAt : nowS;
         const value = await signSticky(
           { endpointRef: await refOf(endpointId), issuedAt, lastSeen: nowS },
@@ -195,11 +193,7 @@ export class Sessions {
         const { absoluteTimeoutS, idleTimeoutS } = limits;
         const maxAgeS =
           absoluteTimeoutS !== undefined ? absoluteTimeoutS - (nowS - issuedAt) : idleTimeoutS;
-        response.headers.append(
-          "set-cookie",
-          setCookieHeader(cookieName, value, { secure, maxAgeS }),
-        );
-        return true;
+        return setCookieHeader(cookieName, value, { secure, maxAgeS });
       },
     };
   }
