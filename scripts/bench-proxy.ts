@@ -409,6 +409,9 @@ async function main(): Promise<void> {
     const rounds = new Map<string, Round[]>(targets.map((t) => [t.key, []]));
     for (let r = 0; r < ROUNDS; r++) {
       for (const t of targets) {
+        // A browser keeps the cookie the last answer set; wrk sends one fixed header, so it is
+        // fetched fresh before each run, or it would age past the re-issue interval mid-run.
+        if (t.key === "sticky") t.headers = { Cookie: await stickyCookie(t.port, t.host) };
         const before = t.pid === undefined ? 0 : await cpuTicks(t.pid);
         const run = await wrk(t, SECONDS);
         const after = t.pid === undefined ? 0 : await cpuTicks(t.pid);

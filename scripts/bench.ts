@@ -3,6 +3,7 @@
 import { cpus, totalmem } from "node:os";
 import { syntheticPool, syntheticRoutes } from "../bench/fixtures.ts";
 import { parsePoolText } from "../contract/index.ts";
+import { ConfigStore, type KvReader } from "../worker/config/store.ts";
 import { type CompiledPoolDocument, compilePoolDocument } from "../worker/core/compiled-pool.ts";
 import { compileMatcher } from "../worker/core/match.ts";
 import { pick } from "../worker/core/pick.ts";
@@ -106,6 +107,45 @@ const coldMs = timed(3, () => {
   compileSnapshot({ generation: "bench", routes: big, kvPools: new Map(parsed) });
 });
 record("cold load: parse + validate 1,000 pool texts, compile all", `${coldMs.toFixed(0)} ms`);
+
+// The isolate's refresh (ConfigStore over an in-memory KV): what a request behind it waits for.
+{
+  const routesText = JSON.stringify(big);
+  const entries = new Map<string, string>([["routes", routesText]]);
+  poolTexts.forEach((text, p) => entries.set(`pool:pool-${p}`, text));
+  const kv = {
+    get: async (key: string | string[]) =>
+      Array.isArray(key)
+        ? new Map(key.map((k) => [k, entries.get(k) ?? null]))
+        : (entries.get(key) ?? null),
+  } as KvReader;
+  const quiet = { info() {}, warn() {}, error() {} };
+  const store = new ConfigStore({ kv, refreshMs: 0, now: Date.now, log: quiet, local: true });
+  await store.refresh();
+  if (!store.snapshot) throw new Error(`store did not load: ${store.lastError?.message}`);
+  const refreshTimes = async (runs: number, before: (i: number) => void) => {
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      before(i);
+      const start = performance.now();
+      await store.refresh();
+      times.push(performance.now() - start);
+    }
+    return median(times);
+  };
+  const unchanged = await refreshTimes(7, () => {
+    // A fresh string with the same text, as KV hands back on every read.
+    entries.set("routes", routesText.slice(0, -1) + routesText.slice(-1));
+  });
+  record(
+    `refresh, unchanged ${(routesText.length / 2 ** 20).toFixed(1)} MB routes document and 1,000 pools`,
+    `${unchanged.toFixed(1)} ms`,
+  );
+  const changed = await refreshTimes(3, (i) => {
+    entries.set("routes", `${routesText.slice(0, -1)}${" ".repeat(i + 1)}}`);
+  });
+  record("refresh, changed routes document (parse, validate, compile)", `${changed.toFixed(0)} ms`);
+}
 
 if (gc) {
   const heapMiB = (build: () => unknown): [number, unknown] => {

@@ -53,10 +53,10 @@ export function createApp(options: AppOptions = {}): App {
    * default under SWITCHYARD_LOCAL, one in ten otherwise). Never a header or cookie value: no
    * client secret can reach it.
    */
-  const accessLog = (env: Env, fields: Record<string, unknown>) => {
+  const accessLog = (env: Env, fields: () => Record<string, unknown>) => {
     const sample = settingsOf(env).accessLogSample; // parsed once per env
-    if (sample < 1 && random() >= sample) return;
-    log.info("access", { at: new Date(now()).toISOString(), ...fields });
+    if (sample < 1 && random() >= sample) return; // nothing built for a request not logged
+    log.info("access", { at: new Date(now()).toISOString(), ...fields() });
   };
   const buffers = state.buffers ?? new BufferBudget();
   const traffic = state.traffic ?? new TrafficCounters();
@@ -184,7 +184,7 @@ export function createApp(options: AppOptions = {}): App {
           colo: typeof request.cf?.colo === "string" ? request.cf.colo : "",
         }),
       );
-      accessLog(env, {
+      accessLog(env, () => ({
         requestId,
         route: rule.routeName,
         rule: ruleName,
@@ -196,7 +196,7 @@ export function createApp(options: AppOptions = {}): App {
         ...(exchanged?.skipped ? { retrySkipped: exchanged.skipped } : {}),
         ...(cookie ? { sticky: cookie } : {}),
         generation: snapshot.generation,
-      });
+      }));
     };
     if (choice.kind !== "endpoints") {
       const response = fail(

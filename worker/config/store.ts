@@ -5,6 +5,7 @@ import {
   parseRoutesText,
   poolKey,
   ROUTES_KEY,
+  type RoutesDocument,
 } from "../../contract/index.ts";
 import { type CompiledPoolDocument, compilePoolDocument } from "../core/compiled-pool.ts";
 import { stableHash } from "../core/hash.ts";
@@ -23,8 +24,17 @@ const KV_CACHE_TTL_SECONDS = 30;
 /** With no snapshot, a failed load is retried at most this often, not on every request. */
 const COLD_RETRY_MS = 1_000;
 
+/** The two reads the store makes of KV: Workers KV's namespace is one, an in-memory map another. */
+export interface KvReader {
+  get(key: string, options: { type: "text"; cacheTtl?: number }): Promise<string | null>;
+  get(
+    keys: string[],
+    options: { type: "text"; cacheTtl?: number },
+  ): Promise<Map<string, string | null>>;
+}
+
 export interface StoreOptions {
-  kv: KVNamespace;
+  kv: KvReader;
   refreshMs: number;
   now: () => number;
   log: Logger;
@@ -41,8 +51,22 @@ export interface LoadError {
 
 /** A pool document that was valid: the hash of its text and what it compiled to. */
 interface GoodPool {
+  /** The text it was parsed from: an unchanged text is recognised without hashing it again. */
+  text: string;
   hash: string;
   spec: CompiledPoolDocument;
+}
+
+/** The routes document last parsed, kept so that an unchanged text costs one comparison. */
+interface ParsedRoutes {
+  text: string;
+  hash: string;
+  document: RoutesDocument;
+}
+
+/** Yields to the event loop, so that requests queued behind a long load step are served. */
+function breathe(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -72,6 +96,8 @@ export class ConfigStore {
    * unchanged text is not parsed again.
    */
   private readonly goodPools = new Map<string, GoodPool>();
+  private lastRoutes: ParsedRoutes | undefined;
+  private lastInvalidRoutes: { text: string; message: string } | undefined;
   /** Problems of the previous load: one that persists is logged once, not on every refresh. */
   private reported = new Set<string>();
   private reporting = new Set<string>();
@@ -111,16 +137,29 @@ export class ConfigStore {
       const routesText = await kv.get(ROUTES_KEY, { type: "text", cacheTtl: KV_CACHE_TTL_SECONDS });
       if (routesText === null)
         throw new LoadFailure(`the routes document is missing: no KV key "${ROUTES_KEY}"`);
-      const routes = parseRoutesText(routesText);
-      if (!routes.ok) {
-        throw new LoadFailure(
-          `the routes document is invalid: ${routes.problems.map(formatProblem).join("; ")}`,
-        );
+      // A refresh usually finds the text it parsed last time: a string comparison, no parse.
+      // An invalid text seen before fails the same way without being parsed again.
+      let parsedRoutes = this.lastRoutes;
+      if (parsedRoutes?.text !== routesText) {
+        if (this.lastInvalidRoutes?.text === routesText)
+          throw new LoadFailure(this.lastInvalidRoutes.message);
+        const parsed = parseRoutesText(routesText);
+        if (!parsed.ok) {
+          const message = `the routes document is invalid: ${parsed.problems.map(formatProblem).join("; ")}`;
+          this.lastInvalidRoutes = { text: routesText, message };
+          throw new LoadFailure(message);
+        }
+        parsedRoutes = { text: routesText, hash: stableHash(routesText), document: parsed.value };
+        this.lastRoutes = parsedRoutes;
+        this.lastInvalidRoutes = undefined;
+        // A large document takes a while to parse and to compile: let waiting requests run between.
+        await breathe();
       }
+      const routes = { value: parsedRoutes.document };
       const names = kvPoolNames(routes.value);
       const texts = await this.readPools(names);
       const kvPools = new Map<string, CompiledPoolDocument | null>();
-      const generationParts = [stableHash(routesText)];
+      const generationParts = [parsedRoutes.hash];
       for (const name of names) {
         const pool = this.acceptPool(name, texts.get(poolKey(name)) ?? null);
         kvPools.set(name, pool?.spec ?? null);
@@ -128,6 +167,7 @@ export class ConfigStore {
       }
       const generation = stableHash(generationParts.join("\n"));
       if (generation !== this.snapshot?.generation) {
+        await breathe();
         const snapshot = compileSnapshot({
           generation,
           routes: routes.value,
@@ -179,12 +219,13 @@ export class ConfigStore {
       this.goodPools.delete(name);
       return undefined;
     }
-    const hash = stableHash(text);
     const previous = this.goodPools.get(name);
+    if (previous?.text === text) return previous;
+    const hash = stableHash(text);
     if (previous?.hash === hash) return previous;
     const parsed = parsePoolText(text);
     if (parsed.ok) {
-      const good = { hash, spec: compilePoolDocument(name, parsed.value, "kv") };
+      const good = { text, hash, spec: compilePoolDocument(name, parsed.value, "kv") };
       this.goodPools.set(name, good);
       return good;
     }

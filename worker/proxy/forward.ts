@@ -89,10 +89,12 @@ export function clientLocation(
   return `${clientOrigin}${rest === "" ? "/" : rest}`;
 }
 
-/** Response headers that stay on the backend's hop; the runtime already drops Connection and Keep-Alive. */
+/**
+ * Response headers that stay on the backend's hop. Connection and Keep-Alive are not among them:
+ * the runtime drops both when it writes the response to the client (a Connection that names
+ * other headers is handled below).
+ */
 const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set([
-  "connection",
-  "keep-alive",
   "proxy-connection",
   "proxy-authenticate",
   "te",
@@ -100,6 +102,15 @@ const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set([
   "transfer-encoding",
   "upgrade",
 ]);
+
+/** `Connection: keep-alive` or `close`: it names no other header that must be dropped. */
+function onlyConnectionOptions(value: string | null): boolean {
+  for (const token of (value ?? "").split(",")) {
+    const name = token.trim().toLowerCase();
+    if (name !== "" && name !== "keep-alive" && name !== "close") return false;
+  }
+  return true;
+}
 
 export interface ResponseEdits {
   /** Sent as X-Request-Id unless the backend sent one (RESPONSE_REQUEST_ID). */
@@ -129,6 +140,8 @@ export function clientResponse(
   let hasRequestId = false;
   for (const name of response.headers.keys()) {
     if (RESPONSE_HOP_BY_HOP.has(name)) (hop ??= []).push(name);
+    else if (name === "connection" && !onlyConnectionOptions(response.headers.get(name)))
+      (hop ??= []).push(name);
     else if (name === "location" || name === "content-location") location = true;
     else if (name === "x-request-id") hasRequestId = true;
   }

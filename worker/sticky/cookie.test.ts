@@ -70,6 +70,36 @@ describe("sticky cookie codec", async () => {
     );
   });
 
+  it("remembers only genuine cookies, per rule, and still checks their times (property)", async () => {
+    const text = await signSticky(value, scope, key);
+    const verified = new Map<string, number>();
+    expect((await readSticky(text, scope, [key], value.lastSeen, limits, verified)).ok).toBe(true);
+    expect(verified.size).toBe(1);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat(text.length - 1),
+        fc.constantFrom(..."0123456789abcdefxyzXYZ-_."),
+        async (at, ch) => {
+          fc.pre(text[at] !== ch);
+          const changed = text.slice(0, at) + ch + text.slice(at + 1);
+          const read = await readSticky(changed, scope, [key], value.lastSeen, limits, verified);
+          expect(read.ok).toBe(false);
+        },
+      ),
+      { numRuns: 100 },
+    );
+    expect(verified.size).toBe(1);
+    // Remembered for this rule only: the same value on another rule is checked, and refused.
+    const other = { ...scope, ruleName: "web" };
+    expect((await readSticky(text, other, [key], value.lastSeen, limits, verified)).ok).toBe(false);
+    // A remembered cookie past its idle timeout is still expired.
+    const late = value.lastSeen + limits.idleTimeoutS;
+    expect(await readSticky(text, scope, [key], late, limits, verified)).toEqual({
+      ok: false,
+      reason: "expired",
+    });
+  });
+
   it("refuses a cookie of another rule, an expired, an idle and an oversized one", async () => {
     const text = await signSticky(value, scope, key);
     for (const other of [

@@ -103,12 +103,20 @@ export async function signSticky(
   return `${payload}.${await mac(key, scope, payload)}`;
 }
 
+/**
+ * Cookie values whose MAC was verified, with the index of the key that verified them. The caller
+ * owns it (one per isolate and key list) and drops it when the keys change; only genuine values
+ * enter it, so it spares the HMAC of a returning client and nothing else.
+ */
+export type VerifiedCookies = Map<string, number>;
+
 export async function readSticky(
   text: string,
   scope: CookieScope,
   keys: readonly HmacKey[],
   nowS: number,
   limits: StickyLimits,
+  verified?: VerifiedCookies,
 ): Promise<StickyRead> {
   if (text.length > MAX_COOKIE_LENGTH) return { ok: false, reason: "oversized" };
   const parts = VALUE.exec(text);
@@ -120,12 +128,19 @@ export async function readSticky(
     string,
     string,
   ];
-  const payload = `${endpointRef}.${issued}.${seen}`;
-  let keyIndex = -1;
-  for (let i = 0; i < keys.length && keyIndex === -1; i++) {
-    if (equalInConstantTime(await mac(keys[i] as HmacKey, scope, payload), signature)) keyIndex = i;
+  // The scope is part of the key: a value verified for one rule proves nothing for another.
+  const cacheKey =
+    verified && `${scope.routeName}\n${String(scope.ruleName)}\n${scope.name}\n${text}`;
+  let keyIndex = cacheKey === undefined ? -1 : (verified?.get(cacheKey) ?? -1);
+  if (keyIndex === -1) {
+    const payload = `${endpointRef}.${issued}.${seen}`;
+    for (let i = 0; i < keys.length && keyIndex === -1; i++) {
+      if (equalInConstantTime(await mac(keys[i] as HmacKey, scope, payload), signature))
+        keyIndex = i;
+    }
+    if (keyIndex === -1) return { ok: false, reason: "tampered" };
+    if (cacheKey !== undefined) verified?.set(cacheKey, keyIndex);
   }
-  if (keyIndex === -1) return { ok: false, reason: "tampered" };
   const value = {
     endpointRef,
     issuedAt: Number.parseInt(issued, 36),

@@ -12,7 +12,11 @@ import {
   type StickyRead,
   setCookieHeader,
   signSticky,
+  type VerifiedCookies,
 } from "./cookie.ts";
+
+/** Verified cookie values an isolate remembers before it starts over. */
+const VERIFIED_KEPT = 50_000;
 
 /**
  * Sticky sessions, the one home of session persistence (Gateway API `sessionPersistence`): a
@@ -85,6 +89,9 @@ export class Sessions {
   private readonly refs = new Map<HmacKey, Map<string, Promise<string>>>();
   private readonly indexes = new WeakMap<CompiledRule, Map<HmacKey, Promise<RefIndex>>>();
   private warnedNoSecret = false;
+  private keyList: { current?: string; previous?: string; keys: HmacKey[] } | undefined;
+  /** Cookie values verified under the current keys (bounded: cleared when it grows past a limit). */
+  private readonly verified: VerifiedCookies = new Map();
   private readonly log: Logger;
 
   constructor(log: Logger) {
@@ -134,12 +141,22 @@ export class Sessions {
     return index;
   }
 
-  /** The current secret's key first, then the previous one's during a rotation. */
+  /**
+   * The current secret's key first, then the previous one's during a rotation; resolved once per
+   * pair of secrets. A new pair also forgets the cookies verified with the old keys.
+   */
   private async keysOf(env: SessionSecrets): Promise<HmacKey[]> {
-    const secrets = [env.STICKY_SECRET, env.STICKY_SECRET_PREVIOUS].filter(
+    const current = env.STICKY_SECRET;
+    const previous = env.STICKY_SECRET_PREVIOUS;
+    const held = this.keyList;
+    if (held && held.current === current && held.previous === previous) return held.keys;
+    const secrets = [current, previous].filter(
       (s): s is string => typeof s === "string" && s.length > 0,
     );
-    return Promise.all(secrets.map((s) => this.keyFor(s)));
+    const keys = await Promise.all(secrets.map((s) => this.keyFor(s)));
+    this.keyList = { current, previous, keys };
+    this.verified.clear();
+    return keys;
   }
 
   /** The session of a request for its rule; undefined when the rule has none or no secret is set. */
@@ -168,7 +185,8 @@ export class Sessions {
     const read: StickyRead | undefined =
       text === undefined
         ? undefined
-        : await readSticky(text, scope, keys, Math.floor(nowMs / 1000), limits);
+        : await readSticky(text, scope, keys, Math.floor(nowMs / 1000), limits, this.verified);
+    if (this.verified.size > VERIFIED_KEPT) this.verified.clear();
     let cookieEndpoint: string | undefined;
     if (read?.ok) {
       const index = await this.refIndex(rule, keys[read.keyIndex] as HmacKey);
