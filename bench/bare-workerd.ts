@@ -58,10 +58,10 @@ const config :Workerd.Config = (
 }
 
 /** Resolves once something answers HTTP on the port (any status). */
-export async function waitForPort(port: number, host = "127.0.0.1"): Promise<void> {
+export async function waitForPort(port: number, host = "127.0.0.1", path = "/"): Promise<void> {
   for (let i = 0; i < 400; i++) {
     const ok = await new Promise<boolean>((resolve) => {
-      const req = request({ host, port, path: "/", method: "GET" }, (res) => {
+      const req = request({ host, port, path, method: "GET" }, (res) => {
         res.resume();
         resolve(true);
       });
@@ -69,7 +69,7 @@ export async function waitForPort(port: number, host = "127.0.0.1"): Promise<voi
       req.end();
     });
     if (ok) return;
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 5));
   }
   throw new Error(`nothing answered on ${host}:${port}`);
 }

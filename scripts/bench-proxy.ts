@@ -128,6 +128,18 @@ function pinned(command: string, args: string[]): ChildProcess {
   });
 }
 
+/** Resolves with the first answer to a routed request. */
+function firstAnswer(port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path: "/bench", headers: { host } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve());
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 /** The first answer's Set-Cookie of a sticky rule, as a Cookie header. */
 function stickyCookie(port: number, host: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -355,12 +367,18 @@ async function main(): Promise<void> {
         host: "x.test",
       },
     ];
+    /** Per worker: process start to first answer (which loads the snapshot), then the first routed request. */
+    const startup: Record<string, { readyMs: number; firstRequestMs: number }> = {};
     for (const w of workers) {
       const config = join(dir, `${w.name}.capnp`);
       await writeFile(config, workerdConfig([w]));
+      const spawned = performance.now();
       const child = pinned(WORKERD_BINARY, ["serve", config, "--experimental"]);
       children.push(child);
-      await waitForPort(w.port);
+      await waitForPort(w.port, "127.0.0.1", "/__startup");
+      const ready = performance.now();
+      await firstAnswer(w.port, w.host);
+      startup[w.key] = { readyMs: ready - spawned, firstRequestMs: performance.now() - ready };
       targets.push({
         label: w.label,
         key: w.key,
@@ -468,6 +486,7 @@ async function main(): Promise<void> {
         loadCore: LOAD_CORE,
       },
       bundleBytes,
+      startup,
       targets: summary,
     };
     await mkdir(join(ROOT, "bench-results"), { recursive: true });
@@ -491,6 +510,16 @@ async function main(): Promise<void> {
       console.log(
         `| ${s.label} | ${s.rps.toFixed(0)} | ${s.throughput.toFixed(2)} | ${s.cpuUsPerRequest === null ? "–" : s.cpuUsPerRequest.toFixed(1)} | ${s.cpu === null ? "–" : s.cpu.toFixed(2)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.errors} |`,
       );
+    console.log(
+      "\n| worker | process start to first answer (the snapshot's cold load included) | first routed request |",
+    );
+    console.log("|---|---|---|");
+    for (const w of workers) {
+      const t = startup[w.key] as { readyMs: number; firstRequestMs: number };
+      console.log(
+        `| ${w.label} | ${t.readyMs.toFixed(0)} ms | ${t.firstRequestMs.toFixed(1)} ms |`,
+      );
+    }
     console.log(
       `\nSwitchyard bundle (esbuild, unminified): ${(bundleBytes / 1024).toFixed(0)} KiB. Written: bench-results/proxy.json, bench-results/proxy.svg`,
     );
