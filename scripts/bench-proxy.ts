@@ -26,6 +26,7 @@ import { listenOnLoopback } from "../local/listen.ts";
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 32;
+const SCALING_SECONDS = Number(process.env.BENCH_SCALING_SECONDS ?? 3);
 const PROXY_CORE = "0";
 const LOAD_CORE = "1";
 const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
@@ -55,11 +56,11 @@ interface Round {
 const execFileAsync = promisify(execFile);
 const say = (line = "") => process.stderr.write(`${line}\n`);
 
-/** The three backends: small JSON answers from one Node process. */
-async function startBackends() {
+/** `count` backends (three for the main targets, a thousand for the scaling runs): small JSON answers from this process. */
+async function startBackends(count = 3) {
   const body = JSON.stringify({ ok: true, backend: "bench" });
   const servers = await Promise.all(
-    [0, 1, 2].map(async (i) => {
+    Array.from({ length: count }, (_, i) => i).map(async (i) => {
       const server = createServer((_req, res) => {
         res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
         res.end(body);
@@ -250,7 +251,9 @@ function chart(rows: { label: string; throughput: number; cpu: number | null }[]
     ].join("");
   });
   const height = 50 + rows.length * rowH;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
+  const title = "Throughput and CPU per request of each proxy, × the passthrough worker";
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13" role="img" aria-label="${title}">
+<title>${title}</title>
 <rect width="${width}" height="${height}" fill="#fff"/>
 <text x="10" y="22" font-weight="bold">Throughput (blue) and CPU per request (red), each × the passthrough worker; medians of per-round ratios</text>
 ${parts.join("\n")}
@@ -447,6 +450,72 @@ async function main(): Promise<void> {
         );
       }
     }
+    // Scaling: routes × endpoints per pool, each against the passthrough in the same minute.
+    const scaling: {
+      routes: number;
+      endpoints: number;
+      throughput: number;
+      cpu: number;
+      p99Ms: number;
+      passthroughP99Ms: number;
+    }[] = [];
+    if (process.env.BENCH_SCALING !== "false") {
+      const farm = await startBackends(1_000);
+      try {
+        const passthrough = targets.find((t) => t.key === "passthrough") as Target;
+        for (const routeCount of [10, 1_000, 10_000]) {
+          for (const endpointCount of [3, 100, 1_000]) {
+            const doc = syntheticRoutes(routeCount, 1);
+            const pool = { endpoints: farm.slice(0, endpointCount).map((b) => ({ url: b.url })) };
+            const w = {
+              name: "scaling",
+              port: base + 20,
+              entry: "switchyard.js",
+              bindings: { KV_JSON: kv({ ...doc, pools: { "pool-0": pool } }) },
+            };
+            const config = join(dir, "scaling.capnp");
+            await writeFile(config, workerdConfig([w]));
+            const child = pinned(WORKERD_BINARY, ["serve", config, "--experimental"]);
+            try {
+              await waitForPort(w.port);
+              const target: Target = {
+                label: "scaling",
+                key: "scaling",
+                port: w.port,
+                host: `svc-${Math.floor(routeCount / 2)}.example.com`,
+                pid: child.pid as number,
+              };
+              await wrk(target, 1);
+              const measure = async (t: Target) => {
+                const before = await cpuTicks(t.pid as number);
+                const run = await wrk(t, SCALING_SECONDS);
+                const cpu = (((await cpuTicks(t.pid as number)) - before) / TICKS_PER_SECOND) * 1e6;
+                return { ...run, cpuUs: cpu / run.requests };
+              };
+              const base0 = await measure(passthrough);
+              const own = await measure(target);
+              scaling.push({
+                routes: routeCount,
+                endpoints: endpointCount,
+                throughput: own.rps / base0.rps,
+                cpu: own.cpuUs / base0.cpuUs,
+                p99Ms: own.p99Ms,
+                passthroughP99Ms: base0.p99Ms,
+              });
+              say(
+                `scaling ${routeCount} routes × ${endpointCount} endpoints: ${(own.rps / base0.rps).toFixed(2)}× passthrough`,
+              );
+            } finally {
+              child.kill("SIGTERM");
+              if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
+            }
+          }
+        }
+      } finally {
+        await Promise.all(farm.map((b) => b.close()));
+      }
+    }
+
     const pass = rounds.get("passthrough") as Round[];
     const summary = targets.map((t) => {
       const own = rounds.get(t.key) as Round[];
@@ -488,6 +557,7 @@ async function main(): Promise<void> {
       bundleBytes,
       startup,
       targets: summary,
+      scaling,
     };
     await mkdir(join(ROOT, "bench-results"), { recursive: true });
     await writeFile(join(ROOT, "bench-results/proxy.json"), `${JSON.stringify(result, null, 2)}\n`);
@@ -510,6 +580,19 @@ async function main(): Promise<void> {
       console.log(
         `| ${s.label} | ${s.rps.toFixed(0)} | ${s.throughput.toFixed(2)} | ${s.cpuUsPerRequest === null ? "–" : s.cpuUsPerRequest.toFixed(1)} | ${s.cpu === null ? "–" : s.cpu.toFixed(2)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.errors} |`,
       );
+    if (scaling.length > 0) {
+      console.log(
+        `\nScaling, ${SCALING_SECONDS} s each right after the passthrough, ratios to it:\n`,
+      );
+      console.log(
+        "| routes | endpoints per pool | × passthrough | CPU × passthrough | p99 ms (passthrough) |",
+      );
+      console.log("|---|---|---|---|---|");
+      for (const r of scaling)
+        console.log(
+          `| ${r.routes.toLocaleString("en")} | ${r.endpoints.toLocaleString("en")} | ${r.throughput.toFixed(2)} | ${r.cpu.toFixed(2)} | ${r.p99Ms.toFixed(1)} (${r.passthroughP99Ms.toFixed(1)}) |`,
+        );
+    }
     console.log(
       "\n| worker | process start to first answer (the snapshot's cold load included) | first routed request |",
     );

@@ -112,7 +112,7 @@ record("cold load: parse + validate 1,000 pool texts, compile all", `${coldMs.to
 {
   const routesText = JSON.stringify(big);
   const entries = new Map<string, string>([["routes", routesText]]);
-  poolTexts.forEach((text, p) => entries.set(`pool:pool-${p}`, text));
+  for (const [p, text] of poolTexts.entries()) entries.set(`pool:pool-${p}`, text);
   const kv = {
     get: async (key: string | string[]) =>
       Array.isArray(key)

@@ -253,10 +253,11 @@ export function createApp(options: AppOptions = {}): App {
     return response;
   };
 
-  const internalError = (error: Error, url: string): Response => {
+  const internalError = (error: Error, path: string): Response => {
     if (error instanceof SettingsError)
       return failureResponse({ kind: "settings", message: error.message });
-    log.error("unhandled error", { error: error.message, stack: error.stack, url });
+    // The path only: a query string may carry a client's secret.
+    log.error("unhandled error", { error: error.message, stack: error.stack, path });
     return Response.json(
       { error: "internal", message: "internal error in Switchyard" },
       { status: 500 },
@@ -265,11 +266,13 @@ export function createApp(options: AppOptions = {}): App {
 
   return {
     async fetch(request, env, ctx) {
+      let path = "";
       try {
         const url = new URL(request.url);
+        path = url.pathname;
         return (await adminAnswer(request, env, ctx, url)) ?? (await proxy(request, env, ctx, url));
       } catch (error) {
-        return internalError(error as Error, request.url);
+        return internalError(error as Error, path);
       }
     },
   };

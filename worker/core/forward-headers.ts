@@ -69,11 +69,9 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
  */
 export function forwardHeaders(incoming: Headers, facts: ForwardFacts): Headers {
   const headers = new Headers(incoming);
-  let drop: string[] | undefined;
-  for (const name of incoming.keys()) {
-    if (NOT_FORWARDED.has(name)) (drop ??= []).push(name);
-  }
-  if (drop !== undefined) {
+  const drop: string[] = [];
+  for (const name of incoming.keys()) if (NOT_FORWARDED.has(name)) drop.push(name);
+  if (drop.length > 0) {
     // Connection names more headers to keep on this hop.
     if (drop.includes("connection")) {
       for (const token of (incoming.get("connection") as string).split(",")) {

@@ -135,21 +135,19 @@ export function clientResponse(
 ): Response {
   // A 101 carries the WebSocket itself; it must be returned untouched.
   if (response.status === 101 || response.webSocket) return response;
-  let hop: string[] | undefined;
+  let hop = false;
   let location = false;
   let hasRequestId = false;
   for (const name of response.headers.keys()) {
-    if (RESPONSE_HOP_BY_HOP.has(name)) (hop ??= []).push(name);
-    else if (name === "connection" && !onlyConnectionOptions(response.headers.get(name)))
-      (hop ??= []).push(name);
+    if (RESPONSE_HOP_BY_HOP.has(name)) hop = true;
+    else if (name === "connection") hop ||= !onlyConnectionOptions(response.headers.get(name));
     else if (name === "location" || name === "content-location") location = true;
     else if (name === "x-request-id") hasRequestId = true;
   }
   const addRequestId = edits.requestId !== undefined && !hasRequestId;
-  if (hop === undefined && !location && !addRequestId && !edits.setCookie && !edits.set)
-    return response;
+  if (!hop && !location && !addRequestId && !edits.setCookie && !edits.set) return response;
   const out = new Response(response.body, response);
-  if (hop !== undefined) dropHopByHop(out.headers);
+  if (hop) dropHopByHop(out.headers);
   if (addRequestId) out.headers.set("x-request-id", edits.requestId as string);
   if (location) {
     for (const name of ["location", "content-location"]) {
