@@ -11,7 +11,7 @@ import { adminApp } from "./http/admin.ts";
 import { detail, type Failure, failureResponse } from "./http/errors.ts";
 import { consoleLogger, type Logger } from "./log.ts";
 import { BufferBudget } from "./proxy/body.ts";
-import { exchange, RETRY_SKIPPED_HEADER } from "./proxy/exchange.ts";
+import { type ExchangeDeps, exchange, RETRY_SKIPPED_HEADER } from "./proxy/exchange.ts";
 import { clientResponse, type ResponseEdits } from "./proxy/forward.ts";
 import { Sessions } from "./sticky/session.ts";
 
@@ -76,6 +76,25 @@ export function createApp(options: AppOptions = {}): App {
     });
 
   const admins = new Map<string, ReturnType<typeof adminApp>>();
+  /** What an exchange needs, built once per environment object (the runtime reuses it). */
+  const exchangeDeps = new WeakMap<Env, ExchangeDeps>();
+  const depsFor = (env: Env): ExchangeDeps => {
+    let deps = exchangeDeps.get(env);
+    if (deps === undefined) {
+      deps = {
+        env,
+        health: state.health,
+        budget: state.budget,
+        buffers,
+        traffic,
+        now,
+        random,
+        sleep,
+      };
+      exchangeDeps.set(env, deps);
+    }
+    return deps;
+  };
 
   /** The admin API's answer when the request is for it (ADMIN_TOKEN set, its path and host). */
   const adminAnswer = async (
@@ -132,10 +151,9 @@ export function createApp(options: AppOptions = {}): App {
       if (skipped && debugHeaders) response.headers.set(RETRY_SKIPPED_HEADER, skipped);
       return response;
     };
-    const waitUntil = (promise: Promise<unknown>) => ctx.waitUntil(promise);
-
     const store = storeFor(env);
-    const snapshot = await store.current(waitUntil);
+    const current = store.current((promise) => ctx.waitUntil(promise));
+    const snapshot = current instanceof Promise ? await current : current;
     if (!snapshot) {
       return fail({
         kind: "no-config",
@@ -143,7 +161,9 @@ export function createApp(options: AppOptions = {}): App {
       });
     }
 
-    const view = viewOfRequest(request, url);
+    // Read once: the route match normalizes it, X-Forwarded-Host carries it as it came.
+    const rawHost = request.headers.get("host") ?? url.host;
+    const view = viewOfRequest(request, url, rawHost);
     const matched = snapshot.matcher.match(view);
     if (!matched) return fail({ kind: "no-route", host: view.host, path: view.path });
     const rule = snapshot.rule(matched.routeIndex, matched.ruleIndex);
@@ -208,16 +228,7 @@ export function createApp(options: AppOptions = {}): App {
       return response;
     }
 
-    const result = await exchange(request, url, rule, choice, requestId, {
-      env,
-      health: state.health,
-      budget: state.budget,
-      buffers,
-      traffic,
-      now,
-      random,
-      sleep,
-    });
+    const result = await exchange(request, url, rule, choice, requestId, rawHost, depsFor(env));
     if (result.kind === "failure") {
       const response = fail(result.failure, result.skipped);
       accessed(response.status, result);

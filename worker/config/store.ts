@@ -108,17 +108,20 @@ export class ConfigStore {
   }
 
   /**
-   * The snapshot to serve this request with. Waits on KV only when there is none yet;
-   * otherwise schedules a refresh with `waitUntil` when one is due.
+   * The snapshot to serve this request with: at once (no promise) when there is one, and then a
+   * refresh is scheduled with `waitUntil` when one is due. Waits on KV only when there is none yet.
    */
-  async current(waitUntil: (promise: Promise<unknown>) => void): Promise<Snapshot | undefined> {
+  current(
+    waitUntil: (promise: Promise<unknown>) => void,
+  ): Snapshot | undefined | Promise<Snapshot | undefined> {
     const now = this.options.now();
     if (this.snapshot) {
       if (now - this.attemptedAt >= this.options.refreshMs) waitUntil(this.refresh());
       return this.snapshot;
     }
-    if (this.inFlight || now - this.attemptedAt >= COLD_RETRY_MS) await this.refresh();
-    return this.snapshot;
+    if (this.inFlight || now - this.attemptedAt >= COLD_RETRY_MS)
+      return this.refresh().then(() => this.snapshot);
+    return undefined;
   }
 
   /** Reads KV and swaps in a new snapshot if anything changed; never throws. */

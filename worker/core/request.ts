@@ -27,10 +27,15 @@ export function normalizeHost(host: string): string {
 }
 
 /** A RequestView over a fetch Request; query parameters are parsed only if a rule asks. */
-export function viewOfRequest(request: Request, url: URL): RequestView {
+export function viewOfRequest(
+  request: Request,
+  url: URL,
+  /** The Host header as the client sent it, when the caller has read it already. */
+  rawHost: string = request.headers.get("host") ?? url.host,
+): RequestView {
   let query: URLSearchParams | undefined;
   return {
-    host: normalizeHost(request.headers.get("host") ?? url.host),
+    host: normalizeHost(rawHost),
     path: url.pathname,
     method: request.method,
     header: (name) => request.headers.get(name),

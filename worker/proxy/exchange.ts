@@ -97,6 +97,8 @@ export async function exchange(
   rule: CompiledRule,
   choice: Extract<Choice, { kind: "endpoints" }>,
   requestId: string,
+  /** The Host the client asked for, as the route match read it. */
+  host: string,
   deps: ExchangeDeps,
 ): Promise<ExchangeResult> {
   deps.budget.recordRequest(deps.now());
@@ -108,13 +110,32 @@ export async function exchange(
     !websocket &&
     settings.attempts > 0 &&
     (isIdempotent(method) || (hasIdempotencyKey && settings.honorIdempotencyKey));
-  const body = await planBody(request, settings.bodyBufferBytes, mayRetry, deps.buffers);
+  // Most requests have no body: no promise to plan one.
+  const body =
+    request.body === null
+      ? NO_BODY
+      : await planBody(request, settings.bodyBufferBytes, mayRetry, deps.buffers);
+  const planned = {
+    request,
+    url,
+    rule,
+    choice,
+    requestId,
+    host,
+    websocket,
+    deps,
+    body,
+    hasIdempotencyKey,
+  };
+  if (body.kind !== "buffered") return attempt(planned);
   try {
-    return await attempt({ request, url, rule, choice, requestId, deps, body, hasIdempotencyKey });
+    return await attempt(planned);
   } finally {
-    if (body.kind === "buffered") deps.buffers.release(body.bytes.byteLength);
+    deps.buffers.release(body.bytes.byteLength);
   }
 }
+
+const NO_BODY: BodyPlan = { kind: "none" };
 
 interface Planned {
   request: Request;
@@ -122,6 +143,8 @@ interface Planned {
   rule: CompiledRule;
   choice: Extract<Choice, { kind: "endpoints" }>;
   requestId: string;
+  host: string;
+  websocket: boolean;
   deps: ExchangeDeps;
   body: BodyPlan;
   hasIdempotencyKey: boolean;
@@ -129,7 +152,8 @@ interface Planned {
 
 /** The tries of one exchange, with its body planned. */
 async function attempt(planned: Planned): Promise<ExchangeResult> {
-  const { request, url, rule, choice, requestId, deps, body, hasIdempotencyKey } = planned;
+  const { request, url, rule, choice, requestId, host, websocket, deps, body, hasIdempotencyKey } =
+    planned;
   const { health, budget, now } = deps;
   const settings = rule.retry;
   const method = request.method;
@@ -161,14 +185,12 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
       current,
       upstreamUrl(url, current),
       (signal) =>
-        upstreamInit(
-          request,
-          url,
+        upstreamInit(request, url, bodyForTry(body), signal, {
           requestId,
-          bodyForTry(body),
-          signal,
-          settingsOf(deps.env).forwardedFor,
-        ),
+          host,
+          websocket,
+          forwardedFor: settingsOf(deps.env).forwardedFor,
+        }),
       timeout,
       deps.env,
     );

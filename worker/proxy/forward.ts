@@ -37,13 +37,18 @@ export function upstreamFor(candidate: Candidate, env: Env): Upstream {
   return { fetch: (url, init) => bound.fetch(url, init) };
 }
 
-function isWebSocketUpgrade(request: Request): boolean {
-  return request.headers.get("upgrade")?.toLowerCase() === "websocket";
-}
-
 /** The URL of one endpoint for this request: the endpoint's origin, the client's path and query. */
 export function upstreamUrl(url: URL, candidate: Candidate): string {
   return `${candidate.endpoint.origin}${url.pathname}${url.search}`;
+}
+
+/** What the exchange read of the request once, for every try. */
+export interface TryFacts {
+  requestId: string;
+  /** The Host the client asked for. */
+  host: string;
+  websocket: boolean;
+  forwardedFor: "append" | "replace";
 }
 
 /**
@@ -53,18 +58,17 @@ export function upstreamUrl(url: URL, candidate: Candidate): string {
 export function upstreamInit(
   request: Request,
   url: URL,
-  requestId: string,
   body: BodyInit | null,
   signal: AbortSignal | undefined,
-  forwardedFor: "append" | "replace" = "append",
+  facts: TryFacts,
 ): RequestInit {
   const headers = forwardHeaders(request.headers, {
     clientIp: request.headers.get("cf-connecting-ip"),
     proto: url.protocol.slice(0, -1),
-    host: request.headers.get("host") ?? url.host,
-    requestId,
-    websocket: isWebSocketUpgrade(request),
-    forwardedFor,
+    host: facts.host,
+    requestId: facts.requestId,
+    websocket: facts.websocket,
+    forwardedFor: facts.forwardedFor,
   });
   const init: RequestInit = { method: request.method, headers, body, redirect: "manual" };
   if (signal !== undefined) init.signal = signal;
