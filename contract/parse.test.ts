@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { formatProblem, parsePoolText, parseRoutesDocument, parseRoutesText } from "./index.ts";
+import {
+  formatProblem,
+  parsePoolText,
+  parseRoutesDocument,
+  parseRoutesText,
+  parseRoutesTextInSlices,
+  ROUTES_PER_SLICE,
+} from "./index.ts";
 
 const valid = {
   version: 1,
@@ -276,5 +283,31 @@ describe("pool document", () => {
       ok: false,
       problems: [{ path: 'pools["__proto__"]', message: '"__proto__" cannot name a pool' }],
     });
+  });
+});
+
+describe("parseRoutesTextInSlices", () => {
+  const route = (name: string) => ({ name, rules: [{ backendRefs: [{ pool: "p" }] }] });
+  const text = (names: string[]) => JSON.stringify({ version: 1, routes: names.map(route) });
+  const names = Array.from({ length: 3 * ROUTES_PER_SLICE }, (_, i) => `r-${i}`);
+
+  it("pauses between slices and gives the whole document's value", async () => {
+    let pauses = 0;
+    const sliced = await parseRoutesTextInSlices(text(names), async () => {
+      pauses++;
+    });
+    expect(pauses).toBe(3);
+    expect(sliced).toEqual(parseRoutesText(text(names)));
+    expect(sliced.ok && sliced.value.routes).toHaveLength(names.length);
+  });
+
+  it("finds a name repeated across slices, where the whole document finds it", async () => {
+    const repeated = [...names.slice(0, -1), "r-3"];
+    const sliced = await parseRoutesTextInSlices(text(repeated), async () => {});
+    expect(sliced.ok).toBe(false);
+    expect(!sliced.ok && sliced.problems.map(formatProblem)).toEqual([
+      `routes[${repeated.length - 1}].name: repeats the name of entry [3]`,
+    ]);
+    expect(sliced).toEqual(parseRoutesText(text(repeated)));
   });
 });

@@ -1,7 +1,12 @@
-import type { z } from "zod";
+import { z } from "zod";
 import { type PoolDocument, poolDocumentSchema } from "./pool.ts";
 import { type Problem, problemsOf } from "./problems.ts";
-import { type RoutesDocument, routesDocumentSchema } from "./routes.ts";
+import {
+  type RoutesDocument,
+  routeSliceSchema,
+  routesDocumentSchema,
+  uniqueRouteNames,
+} from "./routes.ts";
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problems: Problem[] };
 
@@ -54,4 +59,47 @@ export function parseRoutesText(text: string): Parsed<RoutesDocument> {
 export function parsePoolText(text: string): Parsed<PoolDocument> {
   const json = parseJson(text);
   return json.ok ? parsePoolDocument(json.value) : json;
+}
+
+/** Routes validated at a time by parseRoutesTextInSlices. */
+export const ROUTES_PER_SLICE = 500;
+
+/**
+ * parseRoutesText for a large document, without holding the thread for the whole validation:
+ * the routes are validated ROUTES_PER_SLICE at a time, with `pause` awaited between slices, so
+ * that requests waiting behind a refresh are served. Same value and same problems as
+ * parseRoutesText.
+ */
+export async function parseRoutesTextInSlices(
+  text: string,
+  pause: () => Promise<void>,
+): Promise<Parsed<RoutesDocument>> {
+  const json = parseJson(text);
+  if (!json.ok) return json;
+  const input = json.value as { routes?: unknown } | null;
+  const routes = input?.routes;
+  if (!Array.isArray(routes) || routes.length <= ROUTES_PER_SLICE)
+    return parseRoutesDocument(input);
+  // Problems outside the routes: the whole document is reported as parseRoutesText reports it.
+  const head = parseRoutesDocument({ ...input, routes: [] });
+  if (!head.ok) return parseRoutesDocument(input);
+  const valid: RoutesDocument["routes"] = [];
+  for (let start = 0; start < routes.length; start += ROUTES_PER_SLICE) {
+    await pause();
+    const slice = routeSliceSchema.safeParse(routes.slice(start, start + ROUTES_PER_SLICE));
+    // An invalid document is rare (and the store does not parse the same text twice): it is
+    // validated whole, so that its problems are exactly the ones parseRoutesText reports.
+    if (!slice.success) return parseRoutesDocument(input);
+    valid.push(...slice.data);
+  }
+  const names = z.array(z.object({ name: z.string() })).superRefine(uniqueRouteNames);
+  const unique = names.safeParse(valid);
+  if (!unique.success) {
+    const issues = unique.error.issues.map((issue) => ({
+      ...issue,
+      path: ["routes", ...issue.path],
+    }));
+    return { ok: false, problems: problemsOf(new z.ZodError(issues), input) };
+  }
+  return { ok: true, value: { ...head.value, routes: valid } };
 }

@@ -220,11 +220,16 @@ const httpRouteSchema = z.strictObject({
     .max(MAX_RULES_PER_ROUTE, { error: `must have at most ${MAX_RULES_PER_ROUTE} entries` }),
 });
 
+/** Routes without the document-wide rule (unique names): for validating a long list in slices. */
+export const routeSliceSchema = z.array(httpRouteSchema);
+/** Route names must be unique across the document. */
+export const uniqueRouteNames = uniqueNames<{ name: string }>((name) => name);
+
 export const routesDocumentSchema = z
   .strictObject({
     $schema: z.string().optional(),
     version: z.literal(1, { error: "must be 1" }),
-    routes: z.array(httpRouteSchema).superRefine(uniqueNames((name) => name)),
+    routes: z.array(httpRouteSchema).superRefine(uniqueRouteNames),
     pools: z
       .record(z.string().min(1, { error: "pool names must not be empty" }), inlinePoolSchema)
       .default({}),

@@ -1,10 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  formatProblem,
   parsePoolDocument,
   parsePoolText,
   parseRoutesDocument,
   parseRoutesText,
+  parseRoutesTextInSlices,
+  ROUTES_PER_SLICE,
 } from "../../contract/index.ts";
 import { compilePoolDocument } from "../../worker/core/compiled-pool.ts";
 import { requestView } from "../../worker/core/request.ts";
@@ -144,6 +147,34 @@ describe("documents from KV, fuzzed", () => {
   it("draws documents that validate, not only ones that do not", () => {
     const valid = fc.sample(routesLike, 300).filter((d) => parseRoutesDocument(d).ok).length;
     expect(valid).toBeGreaterThan(10);
+  });
+
+  it("validating a long routes list in slices gives what validating it whole gives", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        routesLike,
+        fc.integer({ min: ROUTES_PER_SLICE + 1, max: 3 * ROUTES_PER_SLICE }),
+        fc.boolean(),
+        async (doc, count, renamed) => {
+          // Many routes from the drawn few: renamed they may all be valid, else names repeat.
+          const base = doc.routes.length > 0 ? doc.routes : [{ name: "r", rules: [] }];
+          const routes = Array.from({ length: count }, (_, i) => {
+            const route = base[i % base.length] as { name?: unknown };
+            return renamed ? { ...route, name: `r-${i}` } : route;
+          });
+          const text = JSON.stringify({ ...doc, routes });
+          const whole = parseRoutesText(text);
+          const sliced = await parseRoutesTextInSlices(text, async () => {});
+          expect(sliced.ok).toBe(whole.ok);
+          if (whole.ok && sliced.ok) expect(sliced.value).toEqual(whole.value);
+          if (!whole.ok && !sliced.ok)
+            expect(sliced.problems.map(formatProblem).sort()).toEqual(
+              whole.problems.map(formatProblem).sort(),
+            );
+        },
+      ),
+      { numRuns: Math.max(20, Math.floor(RUNS / 20)) },
+    );
   });
 
   it("any JSON text: a value or located problems, never a throw", () => {

@@ -2,7 +2,7 @@ import {
   formatProblem,
   KV_BULK_GET_MAX_KEYS,
   parsePoolText,
-  parseRoutesText,
+  parseRoutesTextInSlices,
   poolKey,
   ROUTES_KEY,
   type RoutesDocument,
@@ -146,7 +146,8 @@ export class ConfigStore {
       if (parsedRoutes?.text !== routesText) {
         if (this.lastInvalidRoutes?.text === routesText)
           throw new LoadFailure(this.lastInvalidRoutes.message);
-        const parsed = parseRoutesText(routesText);
+        // Validated a slice of routes at a time, so that requests are served in between.
+        const parsed = await parseRoutesTextInSlices(routesText, breathe);
         if (!parsed.ok) {
           const message = `the routes document is invalid: ${parsed.problems.map(formatProblem).join("; ")}`;
           this.lastInvalidRoutes = { text: routesText, message };
