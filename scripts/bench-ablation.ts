@@ -75,6 +75,11 @@ try {
       bindings: { KV_JSON: kv(urls.slice(0, 1)) },
     },
     { label: "Switchyard; 3 endpoints", entry: "switchyard.js", bindings: { KV_JSON: kv(urls) } },
+    {
+      label: "Switchyard without the dashboard's counters; 3 endpoints",
+      entry: "switchyard.js",
+      bindings: { KV_JSON: kv(urls), NO_TRAFFIC: "true" },
+    },
   ];
   const procs: { label: string; port: number; pid: number }[] = [];
   let port = 19_700 + Math.floor(Math.random() * 200);

@@ -5,12 +5,20 @@ import { createApp } from "../../worker/app.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
 import { HealthRegistry } from "../../worker/core/health.ts";
 import { RetryBudget } from "../../worker/core/retry-policy.ts";
+import { TrafficCounters } from "../../worker/core/traffic.ts";
 import { consoleLogger } from "../../worker/log.ts";
 
 interface BenchEnv {
   /** JSON object: KV key → value text. */
   KV_JSON: string;
   NO_EJECT?: string;
+  /** "true": the dashboard's traffic counters record nothing (for the ablation). */
+  NO_TRAFFIC?: string;
+}
+
+/** Counts nothing: what the dashboard's counters cost, by their absence. */
+class NoTraffic extends TrafficCounters {
+  override record(): void {}
 }
 
 /** Keeps no health at all: a failing endpoint stays in rotation. */
@@ -44,12 +52,13 @@ export default {
         local: true,
       });
       const noEject = env.NO_EJECT === "true";
+      const traffic = env.NO_TRAFFIC === "true" ? new NoTraffic() : new TrafficCounters();
       app = createApp({
         store: () => store,
         log,
         state: noEject
-          ? { health: new NeverEject(), budget: new RetryBudget({ ratio: 1e9 }) }
-          : { health: new HealthRegistry(), budget: new RetryBudget() },
+          ? { health: new NeverEject(), budget: new RetryBudget({ ratio: 1e9 }), traffic }
+          : { health: new HealthRegistry(), budget: new RetryBudget(), traffic },
       });
     }
     return app.fetch(request, appEnv as never, ctx);
