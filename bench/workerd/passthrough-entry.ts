@@ -1,4 +1,4 @@
-// The baseline of the bare-workerd benchmark: the least a proxying worker can do.
+// The baseline of the bare-workerd benchmarks: the least a proxying worker can do.
 export default {
   fetch(request: Request, env: { BACKEND: string }) {
     const url = new URL(request.url);

@@ -1,4 +1,4 @@
-// Switchyard for the bare-workerd benchmark: the real app with KV replaced by documents from
+// Switchyard for the bare-workerd benchmarks (bench:proxy, bench:ablation): the real app with KV replaced by documents from
 // text bindings, so workerd needs no KV service. NO_EJECT keeps failing endpoints in rotation
 // and lifts the retry budget, so that every request of the retry scenario pays one retry.
 import { createApp } from "../../worker/app.ts";
