@@ -10,12 +10,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { kvNamespaceId, OFFLINE_ENV, ROOT, spawnWranglerDev } from "../cli/wrangler.ts";
-import { type Backend, startBackend } from "../local/backends.ts";
+import { SwitchableBackend } from "../local/backends.ts";
 import { startKubeApi, writeKubeconfig } from "../local/emulators/kube-api.ts";
 import { startKvRest } from "../local/emulators/kv-rest.ts";
 import { miniflareKv } from "../local/emulators/miniflare-kv.ts";
@@ -52,63 +51,6 @@ const routes = {
   ],
   pools: {},
 };
-
-type Mode = "echo" | "hang" | "midbody" | "unavailable";
-
-/** A loopback backend whose behavior can change, that can be killed and started again. */
-class ChaosBackend {
-  mode: Mode = "echo";
-  hits = 0;
-  private server?: Backend;
-  private hung = new Set<ServerResponse>();
-  readonly ip: string;
-  constructor(ip: string) {
-    this.ip = ip;
-  }
-  get name() {
-    return `backend-${this.ip.split(".")[3]}`;
-  }
-  async start() {
-    this.server = await startBackend(this.name, {
-      host: this.ip,
-      port: BACKEND_PORT,
-      handler: (req, res) => this.handle(req, res),
-    });
-  }
-  async kill() {
-    this.release();
-    await this.server?.close();
-    this.server = undefined;
-  }
-  set(mode: Mode) {
-    this.mode = mode;
-    if (mode !== "hang") this.release();
-  }
-  private release() {
-    for (const res of this.hung) res.socket?.destroy();
-    this.hung.clear();
-  }
-  private handle(_req: IncomingMessage, res: ServerResponse) {
-    this.hits++;
-    switch (this.mode) {
-      case "hang":
-        this.hung.add(res);
-        return;
-      case "midbody":
-        res.writeHead(200, { "content-type": "text/plain", "content-length": "100000" });
-        res.write("only the beginning");
-        setTimeout(() => res.socket?.resetAndDestroy(), 5);
-        return;
-      case "unavailable":
-        res.writeHead(503, { "x-backend": this.name });
-        res.end("unavailable");
-        return;
-      case "echo":
-        res.writeHead(200, { "content-type": "text/plain", "x-backend": this.name });
-        res.end(this.name);
-    }
-  }
-}
 
 interface Sample {
   at: number;
@@ -174,15 +116,15 @@ async function main(): Promise<number> {
   deadline.unref();
 
   try {
-    const backends = ADDRESSES.map((ip) => new ChaosBackend(ip));
+    const backends = ADDRESSES.map((ip) => new SwitchableBackend(ip, BACKEND_PORT));
     await Promise.all(backends.map((b) => b.start()));
     cleanups.push(() => Promise.all(backends.map((b) => b.kill())));
     const [b11, b12, b13, b14, b15] = backends as [
-      ChaosBackend,
-      ChaosBackend,
-      ChaosBackend,
-      ChaosBackend,
-      ChaosBackend,
+      SwitchableBackend,
+      SwitchableBackend,
+      SwitchableBackend,
+      SwitchableBackend,
+      SwitchableBackend,
     ];
 
     const dir = await mkdtemp(join(tmpdir(), "switchyard-chaos-"));
@@ -381,7 +323,7 @@ async function main(): Promise<number> {
       say(`  ${JSON.stringify(result)}`);
     };
     /** Changes the cluster's endpoints and measures publish time, pickup, and traffic to removed ones. */
-    const change = async (next: ChaosBackend[], before?: () => Promise<void>) => {
+    const change = async (next: SwitchableBackend[], before?: () => Promise<void>) => {
       const removed = backends.filter((b) => desired.includes(b.ip) && !next.includes(b));
       desired = next.map((b) => b.ip);
       const write = published();
