@@ -64,6 +64,9 @@ interface ParsedRoutes {
   document: RoutesDocument;
 }
 
+/** A routes document this long takes long enough to load that requests are served between steps. */
+const LARGE_DOCUMENT_CHARS = 256 * 1024;
+
 /** Yields to the event loop, so that requests queued behind a long load step are served. */
 function breathe(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
@@ -157,7 +160,7 @@ export class ConfigStore {
         this.lastRoutes = parsedRoutes;
         this.lastInvalidRoutes = undefined;
         // A large document takes a while to parse and to compile: let waiting requests run between.
-        await breathe();
+        if (routesText.length > LARGE_DOCUMENT_CHARS) await breathe();
       }
       const routes = { value: parsedRoutes.document };
       const names = kvPoolNames(routes.value);
@@ -171,7 +174,7 @@ export class ConfigStore {
       }
       const generation = stableHash(generationParts.join("\n"));
       if (generation !== this.snapshot?.generation) {
-        await breathe();
+        if (routesText.length > LARGE_DOCUMENT_CHARS) await breathe();
         const snapshot = compileSnapshot({
           generation,
           routes: routes.value,
