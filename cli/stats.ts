@@ -82,7 +82,7 @@ export function formatStats(rows: StatsRow[]): string[] {
   if (rows.length === 0) return ["no requests in this window"];
   const header = ["route", "pool", "endpoint", "req/s", "5xx", "p50 ms", "p99 ms", "retries"];
   const cells = rows.map((r) => [
-    r.route,
+    r.route || "(no route)",
     r.pool || "(none)",
     r.endpoint || "(none)",
     r.requestsPerSecond < 10 ? r.requestsPerSecond.toFixed(2) : r.requestsPerSecond.toFixed(0),

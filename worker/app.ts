@@ -151,11 +151,29 @@ export function createApp(options: AppOptions = {}): App {
       if (skipped && debugHeaders) response.headers.set(RETRY_SKIPPED_HEADER, skipped);
       return response;
     };
+    /** An answer without a route (none matched, or none loaded): counted, as routed ones are. */
+    const unrouted = (failure: Failure) => {
+      const response = fail(failure);
+      traffic.recordUnrouted(now());
+      env.ANALYTICS?.writeDataPoint(
+        dataPoint({
+          route: "",
+          rule: "",
+          pool: "",
+          endpoint: "",
+          status: response.status,
+          durationMs: 0,
+          tries: 0,
+          colo: typeof request.cf?.colo === "string" ? request.cf.colo : "",
+        }),
+      );
+      return response;
+    };
     const store = storeFor(env);
     const current = store.current((promise) => ctx.waitUntil(promise));
     const snapshot = current instanceof Promise ? await current : current;
     if (!snapshot) {
-      return fail({
+      return unrouted({
         kind: "no-config",
         message: `no routes loaded yet: ${store.lastError?.message ?? "the routes document is missing or invalid"}`,
       });
@@ -165,7 +183,7 @@ export function createApp(options: AppOptions = {}): App {
     const rawHost = request.headers.get("host") ?? url.host;
     const view = viewOfRequest(request, url, rawHost);
     const matched = snapshot.matcher.match(view);
-    if (!matched) return fail({ kind: "no-route", host: view.host, path: view.path });
+    if (!matched) return unrouted({ kind: "no-route", host: view.host, path: view.path });
     const rule = snapshot.rule(matched.routeIndex, matched.ruleIndex);
     if (!rule) throw new Error(`matcher returned an unknown rule ${JSON.stringify(matched)}`);
 

@@ -72,6 +72,12 @@ beforeAll(async () => {
   // status route, and an old point outside the window.
   sql.write("switchyard", dataPoint(facts({ route: "status", endpoint: "ep-9" })), at(10));
   sql.write("switchyard", dataPoint(facts({ endpoint: "ep-old" })), at(3600));
+  // A request no route matched.
+  sql.write(
+    "switchyard",
+    dataPoint(facts({ route: "", rule: "", pool: "", endpoint: "", status: 404, tries: 0 })),
+    at(20),
+  );
   // A failure before any endpoint answered.
   sql.write(
     "switchyard",
@@ -95,6 +101,7 @@ describe("switchyard stats", () => {
     };
     expect(sinceSeconds).toBe(900);
     expect(rows).toEqual([
+      expect.objectContaining({ route: "", pool: "", endpoint: "", requests: 1, errorRatio: 0 }),
       {
         route: "shop",
         pool: "demo/web:http",
@@ -148,6 +155,12 @@ describe("switchyard stats", () => {
     expect(stdout).toContain("ep-old");
     expect(stdout).not.toContain("ep-9");
     expect(stdout).toMatch(/shop\s+\(none\)\s+\(none\)/);
+  });
+
+  it("names requests no route matched", async () => {
+    const { code, stdout } = await cli(["stats", "--dataset", "switchyard"]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^\(no route\)\s+\(none\)\s+\(none\)/m);
   });
 
   it("reads the dataset bound as ANALYTICS for --env from wrangler.toml", async () => {
@@ -207,7 +220,7 @@ describe("the Analytics Engine SQL API emulator", () => {
         { name: "n", type: "UInt64" },
         { name: "d", type: "Float64" },
       ],
-      data: [{ n: "21" }],
+      data: [{ n: "22" }],
       rows: 1,
     });
     const lines = await post(

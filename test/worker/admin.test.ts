@@ -127,6 +127,23 @@ describe("admin API", () => {
     ]);
   });
 
+  it("counts requests that matched no route in this isolate's traffic", async () => {
+    await putRoutes({
+      version: 1,
+      routes: [
+        { name: "shop", hostnames: ["shop.test"], rules: [{ backendRefs: [{ pool: "p" }] }] },
+      ],
+      pools: { p: pool(b.a) },
+    });
+    const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
+    expect((await h.fetch("http://elsewhere.test/")).status).toBe(404);
+    expect((await h.fetch("http://shop.test/")).status).toBe(200);
+    const body = (await (
+      await h.fetch("http://shop.test/__switchyard/traffic", { headers: auth })
+    ).json()) as { unrouted: number[] };
+    expect(body.unrouted.reduce((n, v) => n + v, 0)).toBe(1);
+  });
+
   it("shows each pool's endpoints with their health as this isolate sees it", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a, b.reset, b.b) }));
     const h = harness({ env: { ADMIN_TOKEN: TOKEN } });

@@ -102,12 +102,13 @@ describe("proxying", () => {
     expect(quiet.logs.filter((l) => l.message === "access")).toEqual([]);
   });
 
-  it("writes one Analytics Engine data point a request when ANALYTICS is bound, failures too", async () => {
+  it("writes one Analytics Engine data point a request when ANALYTICS is bound, failures and unrouted ones too", async () => {
     await putRoutes({
       version: 1,
       routes: [
         {
           name: "shop",
+          hostnames: ["x.test"],
           rules: [
             { name: "web", matches: [{ path: { value: "/web" } }], backendRefs: [{ pool: "p" }] },
             { name: "gone", backendRefs: [{ pool: "empty" }] },
@@ -120,6 +121,7 @@ describe("proxying", () => {
     const h = harness({ env: { ANALYTICS: { writeDataPoint: (p: never) => points.push(p) } } });
     expect((await h.fetch("http://x.test/web")).status).toBe(200);
     expect((await h.fetch("http://x.test/other")).status).toBe(503);
+    expect((await h.fetch("http://elsewhere.test/")).status).toBe(404);
     const endpointId = h.store.snapshot?.specs.get("p")?.endpoints[0]?.id;
     expect(points).toEqual([
       {
@@ -128,6 +130,8 @@ describe("proxying", () => {
         doubles: [0, 1, 200],
       },
       { indexes: ["shop"], blobs: ["shop", "gone", "", "", "503", ""], doubles: [0, 0, 503] },
+      // No route: the route and everything after it are empty.
+      { indexes: [""], blobs: ["", "", "", "", "404", ""], doubles: [0, 0, 404] },
     ]);
     expect(endpointId).toMatch(/.+/);
   });

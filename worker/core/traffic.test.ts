@@ -76,6 +76,20 @@ describe("TrafficCounters", () => {
     );
   });
 
+  it("counts requests answered without a route, in the same buckets", () => {
+    const t = new TrafficCounters();
+    t.recordUnrouted(0);
+    t.recordUnrouted(TRAFFIC_BUCKET_MS);
+    t.recordUnrouted(TRAFFIC_BUCKET_MS + 1);
+    const later = t.summary(TRAFFIC_BUCKET_MS);
+    expect(later.unrouted.slice(-2)).toEqual([1, 2]);
+    expect(later.unrouted).toHaveLength(TRAFFIC_BUCKETS);
+    // Five minutes on, all of it has left the window.
+    expect(
+      t.summary(TRAFFIC_BUCKET_MS * (TRAFFIC_BUCKETS + 2)).unrouted.every((n) => n === 0),
+    ).toBe(true);
+  });
+
   it("follows at most MAX_TRACKED endpoints and rules, and says so", () => {
     const t = new TrafficCounters();
     for (let i = 0; i < MAX_TRACKED + 5; i++) t.record("r", "0", served(`e${i}`), 0);

@@ -83,6 +83,8 @@ export interface RuleTraffic {
 
 export interface TrafficSummary {
   bucketSeconds: number;
+  /** Requests answered without a route (none matched, or none loaded), per bucket. */
+  unrouted: number[];
   /** When the newest bucket started. */
   newestBucketAt: number;
   endpoints: EndpointTraffic[];
@@ -122,6 +124,19 @@ export class TrafficCounters {
   private readonly rules = new Map<string, Map<string, RuleRing>>();
   private tracked = 0;
   private truncated = false;
+  private readonly unroutedStamps = new Float64Array(TRAFFIC_BUCKETS).fill(-1);
+  private readonly unrouted = new Uint32Array(TRAFFIC_BUCKETS);
+
+  /** A request answered without a route. */
+  recordUnrouted(now: number): void {
+    const n = Math.floor(now / TRAFFIC_BUCKET_MS);
+    const slot = n % TRAFFIC_BUCKETS;
+    if (this.unroutedStamps[slot] !== n) {
+      this.unroutedStamps[slot] = n;
+      this.unrouted[slot] = 0;
+    }
+    this.unrouted[slot] = (this.unrouted[slot] as number) + 1;
+  }
 
   /** One answered request of `route`/`rule`; `served` is absent when no endpoint answered. */
   record(route: string, rule: string, served: Served | undefined, now: number): void {
@@ -272,6 +287,10 @@ export class TrafficCounters {
     }
     return {
       bucketSeconds: TRAFFIC_BUCKET_MS / 1000,
+      unrouted: buckets.map((n) => {
+        const slot = n % TRAFFIC_BUCKETS;
+        return this.unroutedStamps[slot] === n ? (this.unrouted[slot] as number) : 0;
+      }),
       newestBucketAt: newest * TRAFFIC_BUCKET_MS,
       endpoints,
       rules,

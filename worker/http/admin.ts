@@ -104,6 +104,7 @@ export function traffic(deps: AdminDeps) {
     bucketSeconds: summary.bucketSeconds,
     newestBucketAt: iso(summary.newestBucketAt),
     truncated: summary.truncated,
+    unrouted: summary.unrouted,
     endpoints: summary.endpoints.map((e) => ({
       ...e,
       url: snapshot?.specs.get(e.pool)?.endpoints.find((x) => x.id === e.endpoint)?.origin ?? null,

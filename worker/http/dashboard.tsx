@@ -93,7 +93,8 @@ function splitBar(share, color) {
 }
 const pct = (x) => (x * 100).toFixed(0) + "%";
 function drawTraffic(t) {
-  $("traffic-note").textContent = "Counters of the isolate that answered this page, " + t.bucketSeconds + " s a bar over the last five minutes" + (t.truncated ? "; some endpoints are not followed (too many)" : "") + ". Every isolate and location: switchyard stats.";
+  const unrouted = t.unrouted.reduce((n, v) => n + v, 0);
+  $("traffic-note").textContent = "Counters of the isolate that answered this page, " + t.bucketSeconds + " s a bar over the last five minutes" + (t.truncated ? "; some endpoints are not followed (too many)" : "") + "; " + unrouted + " requests matched no route. Every isolate and location: switchyard stats.";
   $("split").innerHTML = t.rules.map((r) => {
     const tier = r.configured.filter((c) => c.priority === 0);
     const weights = tier.reduce((n, c) => n + c.weight, 0) || 1;
