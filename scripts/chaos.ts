@@ -16,7 +16,7 @@ import { Agent, request } from "undici";
 import { kvNamespaceId, OFFLINE_ENV, ROOT, spawnWranglerDev } from "../cli/wrangler.ts";
 import { SwitchableBackend } from "../local/backends.ts";
 import { startKubeApi, writeKubeconfig } from "../local/emulators/kube-api.ts";
-import { startKvRest } from "../local/emulators/kv-rest.ts";
+import { clientEnv, startKvRest } from "../local/emulators/kv-rest.ts";
 import { miniflareKv } from "../local/emulators/miniflare-kv.ts";
 
 const PORT = Number(process.env.CHAOS_PORT ?? 8797);
@@ -158,10 +158,7 @@ async function main(): Promise<number> {
           env: {
             ...OFFLINE_ENV,
             KUBECONFIG: kubeconfig,
-            CLOUDFLARE_API_TOKEN: kv.token,
-            CLOUDFLARE_ACCOUNT_ID: kv.accountId,
-            SWITCHYARD_KV_NAMESPACE_ID: kv.namespaceId,
-            CLOUDFLARE_API_BASE_URL: kv.baseUrl,
+            ...clientEnv(kv),
             POD_NAME: name,
             LOG_LEVEL: "error",
           },

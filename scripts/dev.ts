@@ -12,7 +12,7 @@ import { kvNamespaceId, OFFLINE_ENV, ROOT, spawnWranglerDev } from "../cli/wrang
 import { BACKENDS, DEMO_PORT, service, slice } from "../demo/cluster.ts";
 import { type Backend, startBackend } from "../local/backends.ts";
 import { startKubeApi, writeKubeconfig } from "../local/emulators/kube-api.ts";
-import { startKvRest } from "../local/emulators/kv-rest.ts";
+import { clientEnv, startKvRest } from "../local/emulators/kv-rest.ts";
 import { miniflareKv } from "../local/emulators/miniflare-kv.ts";
 
 const PORT = Number(process.env.PORT ?? 8787);
@@ -92,10 +92,7 @@ async function main(): Promise<void> {
     env: {
       ...OFFLINE_ENV,
       KUBECONFIG: kubeconfig,
-      CLOUDFLARE_API_TOKEN: kv.token,
-      CLOUDFLARE_ACCOUNT_ID: kv.accountId,
-      SWITCHYARD_KV_NAMESPACE_ID: kv.namespaceId,
-      CLOUDFLARE_API_BASE_URL: kv.baseUrl,
+      ...clientEnv(kv),
       POD_NAME: "discovery-sync-local",
       LOG_LEVEL: "warn",
     },

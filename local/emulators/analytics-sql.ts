@@ -3,6 +3,7 @@ import { createServer } from "node:http";
 import { type AggregateOptions, DatabaseSync } from "node:sqlite";
 import type { DataPoint } from "../../contract/analytics.ts";
 import { listenOnLoopback } from "../listen.ts";
+import { failure } from "./kv-rest.ts";
 
 /**
  * The Workers Analytics Engine SQL API on loopback, for `switchyard stats` in tests: `POST
@@ -194,12 +195,7 @@ export async function startAnalyticsSql(
       return send(
         response,
         403,
-        JSON.stringify({
-          success: false,
-          errors: [{ code: 10000, message: "Authentication error" }],
-          messages: [],
-          result: null,
-        }),
+        JSON.stringify(failure(10000, "Authentication error")),
         "application/json",
       );
     }
@@ -208,12 +204,7 @@ export async function startAnalyticsSql(
       return send(
         response,
         404,
-        JSON.stringify({
-          success: false,
-          errors: [{ code: 7003, message: "Could not route to the requested path" }],
-          messages: [],
-          result: null,
-        }),
+        JSON.stringify(failure(7003, "Could not route to the requested path")),
         "application/json",
       );
     }

@@ -96,8 +96,19 @@ function envelope(result: unknown, extra: Record<string, unknown> = {}) {
   return { success: true, errors: [], messages: [], result, ...extra };
 }
 
-function failure(code: number, message: string) {
+/** The Cloudflare API's body of a failed call (the other emulators of Cloudflare APIs use it too). */
+export function failure(code: number, message: string) {
   return { success: false, errors: [{ code, message }], messages: [], result: null };
+}
+
+/** The environment that points discovery-sync at this emulator, as it would at Cloudflare's API. */
+export function clientEnv(kv: KvRestEmulator): Record<string, string> {
+  return {
+    CLOUDFLARE_API_TOKEN: kv.token,
+    CLOUDFLARE_ACCOUNT_ID: kv.accountId,
+    SWITCHYARD_KV_NAMESPACE_ID: kv.namespaceId,
+    CLOUDFLARE_API_BASE_URL: kv.baseUrl,
+  };
 }
 
 function send(
