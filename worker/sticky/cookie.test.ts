@@ -17,6 +17,13 @@ const scope = { name: "c", routeName: "shop", ruleName: "api" };
 
 const limits = { absoluteTimeoutS: 3600, idleTimeoutS: 600 };
 
+/** The text with one character replaced by another a cookie could hold. */
+const oneCharChanged = (text: string) =>
+  fc
+    .tuple(fc.nat(text.length - 1), fc.constantFrom(..."0123456789abcdefxyzXYZ-_."))
+    .filter(([at, ch]) => text[at] !== ch)
+    .map(([at, ch]) => text.slice(0, at) + ch + text.slice(at + 1));
+
 describe("sticky cookie codec", async () => {
   const key = await importStickyKey("current secret");
   const previous = await importStickyKey("previous secret");
@@ -56,16 +63,10 @@ describe("sticky cookie codec", async () => {
   it("refuses any change to a signed cookie", async () => {
     const text = await signSticky(value, scope, key);
     await fc.assert(
-      fc.asyncProperty(
-        fc.nat(text.length - 1),
-        fc.constantFrom(..."0123456789abcdefxyzXYZ-_."),
-        async (at, ch) => {
-          fc.pre(text[at] !== ch);
-          const changed = text.slice(0, at) + ch + text.slice(at + 1);
-          const read = await readSticky(changed, scope, [key], value.lastSeen, limits);
-          expect(read.ok).toBe(false);
-        },
-      ),
+      fc.asyncProperty(oneCharChanged(text), async (changed) => {
+        const read = await readSticky(changed, scope, [key], value.lastSeen, limits);
+        expect(read.ok).toBe(false);
+      }),
       { numRuns: 100 },
     );
   });
@@ -76,16 +77,10 @@ describe("sticky cookie codec", async () => {
     expect((await readSticky(text, scope, [key], value.lastSeen, limits, verified)).ok).toBe(true);
     expect(verified.size).toBe(1);
     await fc.assert(
-      fc.asyncProperty(
-        fc.nat(text.length - 1),
-        fc.constantFrom(..."0123456789abcdefxyzXYZ-_."),
-        async (at, ch) => {
-          fc.pre(text[at] !== ch);
-          const changed = text.slice(0, at) + ch + text.slice(at + 1);
-          const read = await readSticky(changed, scope, [key], value.lastSeen, limits, verified);
-          expect(read.ok).toBe(false);
-        },
-      ),
+      fc.asyncProperty(oneCharChanged(text), async (changed) => {
+        const read = await readSticky(changed, scope, [key], value.lastSeen, limits, verified);
+        expect(read.ok).toBe(false);
+      }),
       { numRuns: 100 },
     );
     expect(verified.size).toBe(1);
