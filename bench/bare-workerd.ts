@@ -1,12 +1,20 @@
 // Shared by the bare-workerd benchmarks: bundling a worker as wrangler would, a workerd config
 // for a set of workers each on its own loopback port, and waiting for a port to answer.
-import { request } from "node:http";
+import { execFileSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { createServer, request } from "node:http";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { listenOnLoopback } from "../local/listen.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
-export const WORKERD = join(ROOT, "node_modules/.bin/workerd");
+/** The workerd binary itself (not its Node launcher), so that its PID is the process measured. */
+export const WORKERD_BINARY = createRequire(import.meta.url).resolve(
+  "@cloudflare/workerd-linux-64/bin/workerd",
+);
+const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
 
 export interface WorkerService {
   name: string;
@@ -72,4 +80,27 @@ export async function waitForPort(port: number, host = "127.0.0.1", path = "/"):
     await new Promise((r) => setTimeout(r, 5));
   }
   throw new Error(`nothing answered on ${host}:${port}`);
+}
+
+/** CPU time a process has used so far (user + system, from /proc/PID/stat), in seconds. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND; // utime, stime
+}
+
+/** `count` backends on loopback answering a small JSON body, served from this process. */
+export async function startBenchBackends(count: number) {
+  const body = JSON.stringify({ ok: true, backend: "bench" });
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const server = createServer((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
+        res.end(body);
+      });
+      server.keepAliveTimeout = 60_000;
+      const { port, close } = await listenOnLoopback(server);
+      return { url: `http://127.0.0.1:${port}`, port, close };
+    }),
+  );
 }

@@ -4,33 +4,25 @@
 // Medians of BENCH_ROUNDS (default 6) rounds of 4 s; CPU from /proc. docs/benchmarks.md.
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:http";
-import { createRequire } from "node:module";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { bundle, waitForPort, workerdConfig } from "../bench/bare-workerd.ts";
-import { listenOnLoopback } from "../local/listen.ts";
+import {
+  bundle,
+  cpuSeconds,
+  startBenchBackends,
+  WORKERD_BINARY,
+  waitForPort,
+  workerdConfig,
+} from "../bench/bare-workerd.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const run = promisify(execFile);
-const TICKS = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
-const WORKERD = createRequire(import.meta.url).resolve("@cloudflare/workerd-linux-64/bin/workerd");
 
 execFileSync("sh", ["scripts/system-deps.sh", "bench"], { stdio: "inherit" });
 execFileSync("taskset", ["-pc", "1", String(process.pid)], { stdio: "ignore" });
-const body = JSON.stringify({ ok: true, backend: "bench" });
-const backends = await Promise.all(
-  [0, 1, 2].map(() =>
-    listenOnLoopback(
-      createServer((_req, res) => {
-        res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
-        res.end(body);
-      }),
-    ),
-  ),
-);
+const backends = await startBenchBackends(3);
 const urls = backends.map((b) => `http://127.0.0.1:${b.port}`);
 const dir = await mkdtemp(join(tmpdir(), "switchyard-ablation-"));
 const children: ChildProcess[] = [];
@@ -89,7 +81,7 @@ try {
       config,
       workerdConfig([{ name: `v${i}`, port, entry: v.entry, bindings: v.bindings }]),
     );
-    const child = spawn("taskset", ["-c", "0", WORKERD, "serve", config, "--experimental"], {
+    const child = spawn("taskset", ["-c", "0", WORKERD_BINARY, "serve", config, "--experimental"], {
       stdio: "ignore",
     });
     children.push(child);
@@ -97,11 +89,6 @@ try {
     procs.push({ label: v.label, port, pid: child.pid as number });
     port++;
   }
-  const ticks = async (pid: number) => {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]);
-  };
   const wrk = (p: { port: number }, seconds: number) =>
     run("taskset", [
       "-c",
@@ -118,13 +105,13 @@ try {
   const cpu = new Map<string, number[]>();
   for (let r = 0; r < ROUNDS; r++) {
     for (const p of procs) {
-      const before = await ticks(p.pid);
+      const before = await cpuSeconds(p.pid);
       const { stdout } = await wrk(p, 4);
       if (/Non-2xx/.test(stdout)) throw new Error(`${p.label} answered errors`);
       const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
       cpu.set(p.label, [
         ...(cpu.get(p.label) ?? []),
-        ((((await ticks(p.pid)) - before) / TICKS) * 1e6) / requests,
+        (((await cpuSeconds(p.pid)) - before) * 1e6) / requests,
       ]);
     }
   }

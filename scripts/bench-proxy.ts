@@ -7,14 +7,16 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { createServer, request } from "node:http";
-import { createRequire } from "node:module";
+import { request } from "node:http";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import {
   bundle,
+  cpuSeconds,
   ROOT,
+  startBenchBackends,
+  WORKERD_BINARY,
   type WorkerService,
   waitForPort,
   workerdConfig,
@@ -22,7 +24,6 @@ import {
 import { syntheticRoutes } from "../bench/fixtures.ts";
 import { haproxyConfig, nginxConfig, proxyChart } from "../bench/proxies.ts";
 import { closedPortUrl } from "../local/backends.ts";
-import { listenOnLoopback } from "../local/listen.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -30,10 +31,6 @@ const CONNECTIONS = 32;
 const SCALING_SECONDS = Number(process.env.BENCH_SCALING_SECONDS ?? 3);
 const PROXY_CORE = "0";
 const LOAD_CORE = "1";
-const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
-const WORKERD_BINARY = createRequire(import.meta.url).resolve(
-  "@cloudflare/workerd-linux-64/bin/workerd",
-);
 
 interface Target {
   label: string;
@@ -56,30 +53,6 @@ interface Round {
 
 const execFileAsync = promisify(execFile);
 const say = (line = "") => process.stderr.write(`${line}\n`);
-
-/** `count` backends (three for the main targets, a thousand for the scaling runs): small JSON answers from this process. */
-async function startBackends(count = 3) {
-  const body = JSON.stringify({ ok: true, backend: "bench" });
-  const servers = await Promise.all(
-    Array.from({ length: count }, (_, i) => i).map(async (i) => {
-      const server = createServer((_req, res) => {
-        res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
-        res.end(body);
-      });
-      server.keepAliveTimeout = 60_000;
-      const { port, close } = await listenOnLoopback(server);
-      return { url: `http://127.0.0.1:${port}`, port, close, index: i };
-    }),
-  );
-  return servers;
-}
-
-function cpuTicks(pid: number): Promise<number> {
-  return readFile(`/proc/${pid}/stat`, "utf8").then((text) => {
-    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]); // utime, stime
-  });
-}
 
 function toMs(value: string): number {
   const m = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
@@ -174,7 +147,7 @@ async function main(): Promise<void> {
   if (cores < 2) throw new Error("bench:proxy needs 2 cores: one for the proxies, one for wrk");
   // This script and the backends live on the load core with wrk.
   execFileSync("taskset", ["-pc", LOAD_CORE, String(process.pid)], { stdio: "ignore" });
-  const backends = await startBackends();
+  const backends = await startBenchBackends(3);
   const closed = await closedPortUrl();
   const dir = await mkdtemp(join(tmpdir(), "switchyard-bench-proxy-"));
   const children: ChildProcess[] = [];
@@ -290,7 +263,7 @@ async function main(): Promise<void> {
       const ready = performance.now();
       // The process's CPU up to its first answer: workerd's own start, the script's, and the
       // first request's, which loads the snapshot (compare with the passthrough's).
-      const startCpuMs = ((await cpuTicks(child.pid as number)) / TICKS_PER_SECOND) * 1000;
+      const startCpuMs = (await cpuSeconds(child.pid as number)) * 1000;
       await firstAnswer(w.port, w.host);
       startup[w.key] = {
         readyMs: ready - spawned,
@@ -348,11 +321,10 @@ async function main(): Promise<void> {
         // A browser keeps the cookie the last answer set; wrk sends one fixed header, so it is
         // fetched fresh before each run, or it would age past the re-issue interval mid-run.
         if (t.key === "sticky") t.headers = { Cookie: await stickyCookie(t.port, t.host) };
-        const before = t.pid === undefined ? 0 : await cpuTicks(t.pid);
+        const before = t.pid === undefined ? 0 : await cpuSeconds(t.pid);
         const run = await wrk(t, SECONDS);
-        const after = t.pid === undefined ? 0 : await cpuTicks(t.pid);
-        const cpuUs =
-          t.pid === undefined ? null : (((after - before) / TICKS_PER_SECOND) * 1e6) / run.requests;
+        const after = t.pid === undefined ? 0 : await cpuSeconds(t.pid);
+        const cpuUs = t.pid === undefined ? null : ((after - before) * 1e6) / run.requests;
         rounds.get(t.key)?.push({
           rps: run.rps,
           p50Ms: run.p50Ms,
@@ -375,7 +347,7 @@ async function main(): Promise<void> {
       passthroughP99Ms: number;
     }[] = [];
     if (process.env.BENCH_SCALING !== "false") {
-      const farm = await startBackends(1_000);
+      const farm = await startBenchBackends(1_000);
       try {
         const passthrough = targets.find((t) => t.key === "passthrough") as Target;
         for (const routeCount of [10, 1_000, 10_000]) {
@@ -402,9 +374,9 @@ async function main(): Promise<void> {
               };
               await wrk(target, 1);
               const measure = async (t: Target) => {
-                const before = await cpuTicks(t.pid as number);
+                const before = await cpuSeconds(t.pid as number);
                 const run = await wrk(t, SCALING_SECONDS);
-                const cpu = (((await cpuTicks(t.pid as number)) - before) / TICKS_PER_SECOND) * 1e6;
+                const cpu = ((await cpuSeconds(t.pid as number)) - before) * 1e6;
                 return { ...run, cpuUs: cpu / run.requests };
               };
               const base0 = await measure(passthrough);
