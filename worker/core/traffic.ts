@@ -15,9 +15,35 @@ const LATENCY_SLOTS = LATENCY_BOUNDS_MS.length + 1;
 const CLASSES = ["2xx", "3xx", "4xx", "5xx"] as const;
 export type StatusClass = (typeof CLASSES)[number];
 
-/** Counters of one endpoint, a ring of buckets. */
-class EndpointRing {
-  readonly stamps = new Float64Array(TRAFFIC_BUCKETS).fill(-1);
+/**
+ * A ring of TRAFFIC_BUCKETS slots and which bucket each holds: a slot is cleared when a newer
+ * bucket claims it, and a slot still holding an older bucket counts for nothing.
+ */
+abstract class BucketRing {
+  private readonly stamps = new Float64Array(TRAFFIC_BUCKETS).fill(-1);
+
+  /** Zeroes the counts of a slot a newer bucket claims. */
+  protected abstract clear(slot: number): void;
+
+  /** The slot of bucket `n`, cleared when it last held an older bucket. */
+  slot(n: number): number {
+    const slot = n % TRAFFIC_BUCKETS;
+    if (this.stamps[slot] !== n) {
+      this.stamps[slot] = n;
+      this.clear(slot);
+    }
+    return slot;
+  }
+
+  /** The slot holding bucket `n`, or -1 when it holds an older one. */
+  live(n: number): number {
+    const slot = n % TRAFFIC_BUCKETS;
+    return this.stamps[slot] === n ? slot : -1;
+  }
+}
+
+/** Counters of one endpoint. */
+class EndpointRing extends BucketRing {
   readonly requests = new Uint32Array(TRAFFIC_BUCKETS);
   readonly classes = new Uint32Array(TRAFFIC_BUCKETS * CLASSES.length);
   readonly retries = new Uint32Array(TRAFFIC_BUCKETS);
@@ -25,25 +51,31 @@ class EndpointRing {
   readonly failedTries = new Uint32Array(TRAFFIC_BUCKETS);
   readonly latency = new Uint32Array(TRAFFIC_BUCKETS * LATENCY_SLOTS);
 
-  /** The slot of bucket `n`, cleared when it last held an older bucket. */
-  slot(n: number): number {
-    const slot = n % TRAFFIC_BUCKETS;
-    if (this.stamps[slot] !== n) {
-      this.stamps[slot] = n;
-      this.requests[slot] = 0;
-      this.retries[slot] = 0;
-      this.failedTries[slot] = 0;
-      this.classes.fill(0, slot * CLASSES.length, (slot + 1) * CLASSES.length);
-      this.latency.fill(0, slot * LATENCY_SLOTS, (slot + 1) * LATENCY_SLOTS);
-    }
-    return slot;
+  protected clear(slot: number): void {
+    this.requests[slot] = 0;
+    this.retries[slot] = 0;
+    this.failedTries[slot] = 0;
+    this.classes.fill(0, slot * CLASSES.length, (slot + 1) * CLASSES.length);
+    this.latency.fill(0, slot * LATENCY_SLOTS, (slot + 1) * LATENCY_SLOTS);
   }
 }
 
-/** Requests per pool of one rule, a ring of buckets. */
-class RuleRing {
-  readonly stamps = new Float64Array(TRAFFIC_BUCKETS).fill(-1);
+/** Requests per pool of one rule. */
+class RuleRing extends BucketRing {
   readonly byPool = new Map<string, Uint32Array>();
+
+  protected clear(slot: number): void {
+    for (const counts of this.byPool.values()) counts[slot] = 0;
+  }
+}
+
+/** Requests answered without a route. */
+class CountRing extends BucketRing {
+  readonly counts = new Uint32Array(TRAFFIC_BUCKETS);
+
+  protected clear(slot: number): void {
+    this.counts[slot] = 0;
+  }
 }
 
 export interface Served {
@@ -124,18 +156,12 @@ export class TrafficCounters {
   private readonly rules = new Map<string, Map<string, RuleRing>>();
   private tracked = 0;
   private truncated = false;
-  private readonly unroutedStamps = new Float64Array(TRAFFIC_BUCKETS).fill(-1);
-  private readonly unrouted = new Uint32Array(TRAFFIC_BUCKETS);
+  private readonly unrouted = new CountRing();
 
   /** A request answered without a route. */
   recordUnrouted(now: number): void {
-    const n = Math.floor(now / TRAFFIC_BUCKET_MS);
-    const slot = n % TRAFFIC_BUCKETS;
-    if (this.unroutedStamps[slot] !== n) {
-      this.unroutedStamps[slot] = n;
-      this.unrouted[slot] = 0;
-    }
-    this.unrouted[slot] = (this.unrouted[slot] as number) + 1;
+    const slot = this.unrouted.slot(Math.floor(now / TRAFFIC_BUCKET_MS));
+    this.unrouted.counts[slot] = (this.unrouted.counts[slot] as number) + 1;
   }
 
   /** One answered request of `route`/`rule`; `served` is absent when no endpoint answered. */
@@ -154,11 +180,7 @@ export class TrafficCounters {
     }
     const ruleRing = this.ruleRing(route, rule);
     if (ruleRing) {
-      const slot = n % TRAFFIC_BUCKETS;
-      if (ruleRing.stamps[slot] !== n) {
-        ruleRing.stamps[slot] = n;
-        for (const counts of ruleRing.byPool.values()) counts[slot] = 0;
-      }
+      const slot = ruleRing.slot(n);
       let counts = ruleRing.byPool.get(served.pool);
       if (counts === undefined) {
         counts = new Uint32Array(TRAFFIC_BUCKETS);
@@ -222,10 +244,7 @@ export class TrafficCounters {
     const endpoints: EndpointTraffic[] = [];
     for (const [pool, byId] of this.endpoints) {
       for (const [endpoint, ring] of byId) {
-        const live = buckets.map((n) => {
-          const slot = n % TRAFFIC_BUCKETS;
-          return ring.stamps[slot] === n ? slot : -1;
-        });
+        const live = buckets.map((n) => ring.live(n));
         const at = (values: Uint32Array, slot: number) => (slot < 0 ? 0 : (values[slot] as number));
         const classAt = (slot: number, c: number) =>
           slot < 0 ? 0 : (ring.classes[slot * CLASSES.length + c] as number);
@@ -277,8 +296,8 @@ export class TrafficCounters {
         for (const [pool, counts] of ring.byPool) {
           let total = 0;
           for (const n of buckets) {
-            const slot = n % TRAFFIC_BUCKETS;
-            if (ring.stamps[slot] === n) total += counts[slot] as number;
+            const slot = ring.live(n);
+            if (slot >= 0) total += counts[slot] as number;
           }
           if (total > 0) observed[pool] = total;
         }
@@ -288,8 +307,8 @@ export class TrafficCounters {
     return {
       bucketSeconds: TRAFFIC_BUCKET_MS / 1000,
       unrouted: buckets.map((n) => {
-        const slot = n % TRAFFIC_BUCKETS;
-        return this.unroutedStamps[slot] === n ? (this.unrouted[slot] as number) : 0;
+        const slot = this.unrouted.live(n);
+        return slot < 0 ? 0 : (this.unrouted.counts[slot] as number);
       }),
       newestBucketAt: newest * TRAFFIC_BUCKET_MS,
       endpoints,
