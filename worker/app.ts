@@ -1,4 +1,4 @@
-import { dataPoint } from "../contract/analytics.ts";
+import { dataPoint, type RequestFacts } from "../contract/analytics.ts";
 import { ConfigStore } from "./config/store.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
 import { HealthRegistry } from "./core/health.ts";
@@ -32,6 +32,21 @@ export interface AppOptions {
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
   log?: Logger;
+}
+
+/**
+ * One Analytics Engine data point for a request. Not awaited: the runtime takes the point
+ * without making the response wait. Callers check that ANALYTICS is bound first, so that an
+ * unbound worker builds nothing.
+ */
+function writeAnalytics(
+  dataset: AnalyticsEngineDataset,
+  request: Request,
+  facts: Omit<RequestFacts, "colo">,
+): void {
+  dataset.writeDataPoint(
+    dataPoint({ ...facts, colo: typeof request.cf?.colo === "string" ? request.cf.colo : "" }),
+  );
 }
 
 /** The worker: a plain fetch handler, so that the data path pays for no router. */
@@ -155,8 +170,8 @@ export function createApp(options: AppOptions = {}): App {
     const unrouted = (failure: Failure) => {
       const response = fail(failure);
       traffic.recordUnrouted(now());
-      env.ANALYTICS?.writeDataPoint(
-        dataPoint({
+      if (env.ANALYTICS)
+        writeAnalytics(env.ANALYTICS, request, {
           route: "",
           rule: "",
           pool: "",
@@ -164,9 +179,7 @@ export function createApp(options: AppOptions = {}): App {
           status: response.status,
           durationMs: 0,
           tries: 0,
-          colo: typeof request.cf?.colo === "string" ? request.cf.colo : "",
-        }),
-      );
+        });
       return response;
     };
     const store = storeFor(env);
@@ -209,9 +222,8 @@ export function createApp(options: AppOptions = {}): App {
         endpoint && { pool: endpoint.pool, endpoint: endpoint.id, status, durationMs, tries },
         at,
       );
-      // Not awaited: Analytics Engine takes the point without making the response wait.
-      env.ANALYTICS?.writeDataPoint(
-        dataPoint({
+      if (env.ANALYTICS)
+        writeAnalytics(env.ANALYTICS, request, {
           route: rule.routeName,
           rule: ruleName,
           pool: endpoint?.pool ?? "",
@@ -219,9 +231,7 @@ export function createApp(options: AppOptions = {}): App {
           status,
           durationMs,
           tries,
-          colo: typeof request.cf?.colo === "string" ? request.cf.colo : "",
-        }),
-      );
+        });
       accessLog(env, () => ({
         requestId,
         route: rule.routeName,
