@@ -273,8 +273,11 @@ async function explainCommand(values: Record<string, unknown>, json: boolean): P
       .map((b) => `${b.pool} (weight ${b.weight}${b.priority ? `, priority ${b.priority}` : ""})`)
       .join(", ");
     out(
-      `  → route ${result.chosen.route}, rule ${result.chosen.rule}, match ${result.chosen.match}: ${refs}`,
+      `  → route ${result.chosen.route}, rule ${result.chosen.rule}, match ${result.chosen.match}: ${refs || "no backendRefs"}`,
     );
+    for (const line of result.chosen.filters) out(`    filter ${line}`);
+    for (const ref of result.chosen.backendRefs)
+      for (const line of ref.filters) out(`    filter of ${ref.pool}, when picked: ${line}`);
   }
   for (const c of result.considered)
     if (c.verdict !== "chosen")

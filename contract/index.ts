@@ -1,5 +1,6 @@
 export * from "./analytics.ts";
 export * from "./duration.ts";
+export * from "./filters.ts";
 export * from "./keys.ts";
 export * from "./parse.ts";
 export * from "./pool.ts";

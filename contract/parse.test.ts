@@ -104,14 +104,14 @@ describe("routes document", () => {
             hostnames: ["bad host"],
             rules: [{ backendRefs: [{ pool: "p", weight: -1 }] }],
           },
-          { name: "b", rules: [{ backendRefs: [], retires: 1 }] },
+          { name: "b", rules: [{ backendRefs: [{ pool: "" }], retires: 1 }] },
         ],
       }),
     ).toEqual([
       "version: must be 1",
       'routes[0].hostnames[0]: must be a hostname such as "shop.example.com" or "*.example.com"',
       "routes[0].rules[0].backendRefs[0].weight: must be 0 or more",
-      "routes[1].rules[0].backendRefs: must name at least one pool",
+      "routes[1].rules[0].backendRefs[0].pool: must name a pool",
       'routes[1].rules[0]: unknown field "retires"',
     ]);
   });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DURATION_PATTERN, parseDuration } from "./duration.ts";
+import { filtersSchema, prefixReplacements } from "./filters.ts";
 import { inlinePoolSchema, weight, wholeNumber } from "./pool.ts";
 import { regexProblem } from "./regex.ts";
 
@@ -114,6 +115,7 @@ const backendRefSchema = z.strictObject({
   priority: wholeNumber(0, 16)
     .default(0)
     .describe("0 takes traffic; higher values only while every lower one has no healthy endpoint"),
+  filters: filtersSchema.optional().describe("Applied only when this backendRef is picked"),
 });
 
 const sessionPersistenceSchema = z.strictObject({
@@ -182,24 +184,56 @@ const timeoutsSchema = z
     }
   });
 
-const httpRouteRuleSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(NAME, { error: "must be a name of letters, digits, '.', '_', '-'" })
-    .optional(),
-  matches: z
-    .array(httpRouteMatchSchema)
-    .max(64, { error: "must have at most 64 entries" })
-    .default([{ path: { type: "PathPrefix", value: "/" }, headers: [], queryParams: [] }]),
-  backendRefs: z
-    .array(backendRefSchema)
-    .min(1, { error: "must name at least one pool" })
-    .max(16, { error: "must have at most 16 entries" }),
-  sessionPersistence: sessionPersistenceSchema.optional(),
-  retry: retrySchema.optional(),
-  passiveHealth: passiveHealthSchema.optional(),
-  timeouts: timeoutsSchema.optional(),
-});
+const httpRouteRuleSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(NAME, { error: "must be a name of letters, digits, '.', '_', '-'" })
+      .optional(),
+    matches: z
+      .array(httpRouteMatchSchema)
+      .max(64, { error: "must have at most 64 entries" })
+      .default([{ path: { type: "PathPrefix", value: "/" }, headers: [], queryParams: [] }]),
+    filters: filtersSchema.optional().describe("Gateway API HTTPRouteFilters (docs/filters.md)"),
+    backendRefs: z
+      .array(backendRefSchema)
+      .max(16, { error: "must have at most 16 entries" })
+      .default([])
+      .describe("May be empty when a RequestRedirect answers; otherwise an empty list answers 500"),
+    sessionPersistence: sessionPersistenceSchema.optional(),
+    retry: retrySchema.optional(),
+    passiveHealth: passiveHealthSchema.optional(),
+    timeouts: timeoutsSchema.optional(),
+  })
+  .superRefine((rule, ctx) => {
+    // Gateway API: a redirect answers by itself, so it never comes with backends.
+    const redirect = rule.filters?.findIndex((f) => f.type === "RequestRedirect") ?? -1;
+    if (redirect !== -1 && rule.backendRefs.length > 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["filters", redirect, "type"],
+        message: "a RequestRedirect answers the request itself: the rule must have no backendRefs",
+      });
+    // ReplacePrefixMatch replaces what one PathPrefix match matched.
+    const uses = [
+      ...prefixReplacements(rule.filters ?? []).map((u) => ["filters", ...u.path]),
+      ...rule.backendRefs.flatMap((ref, i) =>
+        prefixReplacements(ref.filters ?? []).map((u) => ["backendRefs", i, "filters", ...u.path]),
+      ),
+    ];
+    const only = rule.matches.length === 1 ? rule.matches[0] : undefined;
+    if (only?.path.type === "PathPrefix") return;
+    const has =
+      rule.matches.length === 1
+        ? `its match is ${only?.path.type}`
+        : `it has ${rule.matches.length} matches`;
+    for (const path of uses)
+      ctx.addIssue({
+        code: "custom",
+        path,
+        message: `ReplacePrefixMatch needs the rule to have exactly one match, of type PathPrefix: ${has}`,
+      });
+  });
 
 /** The most rules a route may have. */
 export const MAX_RULES_PER_ROUTE = 64;

@@ -1,10 +1,12 @@
 import { dataPoint, type RequestFacts } from "../contract/analytics.ts";
 import { ConfigStore } from "./config/store.ts";
+import { isPreflight } from "./core/filters.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
 import { HealthRegistry } from "./core/health.ts";
 import { pick } from "./core/pick.ts";
 import { normalizeHost, viewOfRequest } from "./core/request.ts";
 import { RetryBudget } from "./core/retry-policy.ts";
+import type { RuleFilters } from "./core/snapshot.ts";
 import { TrafficCounters } from "./core/traffic.ts";
 import { type Env, SettingsError, settingsOf } from "./env.ts";
 import { adminApp } from "./http/admin.ts";
@@ -12,6 +14,12 @@ import { detail, type Failure, failureResponse } from "./http/errors.ts";
 import { consoleLogger, type Logger } from "./log.ts";
 import { BufferBudget } from "./proxy/body.ts";
 import { type ExchangeDeps, exchange, RETRY_SKIPPED_HEADER } from "./proxy/exchange.ts";
+import {
+  corsRequestOf,
+  preflightResponse,
+  redirectResponse,
+  responseEdits,
+} from "./proxy/filtered.ts";
 import { clientResponse, type ResponseEdits } from "./proxy/forward.ts";
 import { Sessions } from "./sticky/session.ts";
 
@@ -47,6 +55,17 @@ function writeAnalytics(
   dataset.writeDataPoint(
     dataPoint({ ...facts, colo: typeof request.cf?.colo === "string" ? request.cf.colo : "" }),
   );
+}
+
+/** An answer a filter makes at the edge (a redirect, a preflight), with the filters' response edits. */
+function edgeAnswer(
+  response: Response,
+  rule: RuleFilters | undefined,
+  ref: RuleFilters | undefined,
+  origin: string | null,
+): Response {
+  responseEdits(rule, ref, origin)?.(response.headers);
+  return response;
 }
 
 /** The worker: a plain fetch handler, so that the data path pays for no router. */
@@ -105,6 +124,7 @@ export function createApp(options: AppOptions = {}): App {
         now,
         random,
         sleep,
+        log,
       };
       exchangeDeps.set(env, deps);
     }
@@ -201,10 +221,6 @@ export function createApp(options: AppOptions = {}): App {
     if (!rule) throw new Error(`matcher returned an unknown rule ${JSON.stringify(matched)}`);
 
     const started = now();
-    const lens = state.health.lens(started);
-    // Most rules have no sessionPersistence: no promise for them on the hot path.
-    const session = rule.session && (await sessions.open(rule, request, env, started, lens));
-    const choice = pick(rule, lens, session?.sticky);
     const ruleName = String(rule.source.name ?? rule.ruleIndex);
     /** The request's trace: an access log line and, with ANALYTICS bound, a data point. */
     const accessed = (
@@ -246,6 +262,56 @@ export function createApp(options: AppOptions = {}): App {
         generation: snapshot.generation,
       }));
     };
+    const filters = rule.filters;
+    // A rule's RequestRedirect answers by itself: no session, no backend.
+    if (filters?.redirect) {
+      const origin = request.headers.get("origin");
+      const response = edgeAnswer(
+        redirectResponse(filters.redirect, url, rawHost),
+        filters,
+        undefined,
+        origin,
+      );
+      accessed(response.status);
+      return response;
+    }
+
+    const lens = state.health.lens(started);
+    // Most rules have no sessionPersistence: no promise for them on the hot path.
+    const session = rule.session && (await sessions.open(rule, request, env, started, lens));
+    const choice = pick(rule, lens, session?.sticky);
+    if (filters !== undefined || rule.refFilters) {
+      // A picked backendRef's filters replace the rule's of the same type.
+      const refFilters =
+        choice.kind === "endpoints"
+          ? choice.first.ref?.filters
+          : choice.kind === "missing-pool"
+            ? choice.ref.filters
+            : undefined;
+      const cors = refFilters?.cors ?? filters?.cors;
+      const asked = cors && corsRequestOf(request);
+      // The preflight's own headers are its CORS answer: no CORS headers of an actual response.
+      const edge =
+        asked && isPreflight(asked)
+          ? edgeAnswer(preflightResponse(cors, asked), filters, refFilters, null)
+          : refFilters?.redirect
+            ? edgeAnswer(
+                redirectResponse(refFilters.redirect, url, rawHost),
+                filters,
+                refFilters,
+                request.headers.get("origin"),
+              )
+            : undefined;
+      if (edge) {
+        accessed(edge.status);
+        return edge;
+      }
+    }
+    if (rule.tiers.length === 0) {
+      const response = fail({ kind: "no-backends", route: rule.routeName, rule: ruleName });
+      accessed(response.status);
+      return response;
+    }
     if (choice.kind !== "endpoints") {
       const response = fail(
         choice.kind === "missing-pool"
@@ -256,7 +322,16 @@ export function createApp(options: AppOptions = {}): App {
       return response;
     }
 
-    const result = await exchange(request, url, rule, choice, requestId, rawHost, depsFor(env));
+    const result = await exchange(
+      request,
+      url,
+      rule,
+      choice,
+      requestId,
+      rawHost,
+      depsFor(env),
+      ctx,
+    );
     if (result.kind === "failure") {
       const response = fail(result.failure, result.skipped);
       accessed(response.status, result);
@@ -274,6 +349,8 @@ export function createApp(options: AppOptions = {}): App {
       ? undefined
       : await session?.stamp(servedBy.endpoint.id, now(), url.protocol === "https:");
     if (cookie !== undefined) edits.setCookie = cookie;
+    if (filters !== undefined || rule.refFilters)
+      edits.filters = responseEdits(filters, servedBy.ref?.filters, request.headers.get("origin"));
     const response = clientResponse(result.response, servedBy.endpoint.origin, url.origin, edits);
     const sticky =
       session === undefined

@@ -50,7 +50,7 @@ describe("switchyard validate", () => {
         "        backendRefs:",
         "          - pool: web",
         "            weight: -1",
-        "      - backendRefs: []",
+        '      - backendRefs: [{ pool: "" }]',
         "",
       ].join("\n"),
     );
@@ -59,7 +59,7 @@ describe("switchyard validate", () => {
     expect(result.stderr.split("\n").slice(0, 3)).toEqual([
       `${file}:6: routes[0].rules[0].matches[0].path.value: must start with "/"`,
       `${file}:9: routes[0].rules[0].backendRefs[0].weight: must be 0 or more`,
-      `${file}:10: routes[0].rules[1].backendRefs: must name at least one pool`,
+      `${file}:10: routes[0].rules[1].backendRefs[0].pool: must name a pool`,
     ]);
     const json = await cli(["validate", file, "--json"]);
     expect(JSON.parse(json.stdout).problems[0]).toEqual({
@@ -151,6 +151,66 @@ describe("switchyard explain", () => {
       "  → route shop, rule api, match 0: api (weight 1)",
       "  shop/web match 0: matches, lower precedence: loses on path length",
     ]);
+  });
+});
+
+describe("switchyard explain with filters", () => {
+  it("lists the filters a request would get, the rule's and each backendRef's", async () => {
+    const file = join(dir, "filters.yaml");
+    await writeFile(
+      file,
+      [
+        "version: 1",
+        "routes:",
+        "- name: shop",
+        "  hostnames: [shop.example.com]",
+        "  rules:",
+        "  - matches: [{ path: { type: PathPrefix, value: /old } }]",
+        "    filters:",
+        "    - type: RequestRedirect",
+        "      requestRedirect: { path: { type: ReplacePrefixMatch, replacePrefixMatch: /new }, statusCode: 301 }",
+        "  - matches: [{ path: { type: PathPrefix, value: /api } }]",
+        "    filters:",
+        "    - type: URLRewrite",
+        "      urlRewrite: { path: { type: ReplacePrefixMatch, replacePrefixMatch: / } }",
+        "    backendRefs:",
+        "    - pool: api",
+        "      filters:",
+        "      - type: RequestHeaderModifier",
+        "        requestHeaderModifier: { set: [{ name: X-Pool, value: api }] }",
+        "pools:",
+        "  api: { endpoints: [{ url: 'https://api.example.com' }] }",
+      ].join("\n"),
+    );
+    const redirect = await cli([
+      "explain",
+      "--file",
+      file,
+      "--host",
+      "shop.example.com",
+      "--path",
+      "/old/page",
+    ]);
+    expect(redirect.code, redirect.stderr).toBe(0);
+    expect(redirect.stdout.split("\n").slice(0, 3)).toEqual([
+      "GET shop.example.com/old/page",
+      "  → route shop, rule 0, match 0: no backendRefs",
+      "    filter RequestRedirect: 301 to https://shop.example.com/new/page",
+    ]);
+    const api = await cli([
+      "explain",
+      "--file",
+      file,
+      "--host",
+      "shop.example.com",
+      "--path",
+      "/api/items",
+      "--json",
+    ]);
+    expect(JSON.parse(api.stdout).chosen).toMatchObject({
+      filters: ["URLRewrite: path /api/items → /items"],
+      backendRefs: [{ pool: "api", filters: ["RequestHeaderModifier: set X-Pool: api"] }],
+    });
   });
 });
 

@@ -1,6 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { inject } from "vitest";
+import type { Echo } from "../../local/backends.ts";
 import { createApp } from "../../worker/app.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
 import { HealthRegistry } from "../../worker/core/health.ts";
@@ -40,6 +41,12 @@ export function backends(): Record<BackendName, string> {
 export async function hits(url: string): Promise<number> {
   const response = await fetch(`${url}/__stats`);
   return ((await response.json()) as { hits: number }).hits;
+}
+
+/** The last request a backend received (asked of the backend itself). */
+export async function lastRequest(url: string): Promise<Echo | null> {
+  const response = await fetch(`${url}/__last`);
+  return (await response.json()) as Echo | null;
 }
 
 export async function putRoutes(doc: unknown): Promise<void> {
@@ -100,6 +107,19 @@ export function harness(options: { refreshSeconds?: number; env?: Record<string,
       );
       await waitOnExecutionContext(ctx);
       return response;
+    },
+    /** The response as soon as the app returns it, and the request's background work apart. */
+    async fetchAndBackground(
+      input: string,
+      init?: RequestInit,
+    ): Promise<{ response: Response; background: Promise<void> }> {
+      const ctx = createExecutionContext();
+      const response = await app.fetch(
+        new Request(input, init),
+        { ...env, SWITCHYARD: kv, ...options.env },
+        ctx,
+      );
+      return { response, background: waitOnExecutionContext(ctx) };
     },
     /** The `backend` field of the echo a request got back, or its status when it failed. */
     async backendOf(input: string, init?: RequestInit): Promise<string> {

@@ -42,9 +42,10 @@ describe("explain", () => {
       route: "shop",
       rule: "api",
       match: 0,
+      filters: [],
       backendRefs: [
-        { pool: "api", weight: 9, priority: 0 },
-        { pool: "canary", weight: 1, priority: 0 },
+        { pool: "api", weight: 9, priority: 0, filters: [] },
+        { pool: "canary", weight: 1, priority: 0, filters: [] },
       ],
     });
     expect(result.considered).toEqual([

@@ -1,4 +1,5 @@
 import type { RoutesDocument } from "../../contract/index.ts";
+import { describeFilters, matchedPrefix } from "./filters.ts";
 import { contenders, hostnameRank, mismatchReason } from "./match-reference.ts";
 import type { RequestView } from "./request.ts";
 
@@ -24,7 +25,15 @@ export interface Explanation {
         route: string;
         rule: string;
         match: number;
-        backendRefs: { pool: string; weight: number; priority: number }[];
+        /** What the rule's filters do to this request (a redirect as for an https request). */
+        filters: string[];
+        backendRefs: {
+          pool: string;
+          weight: number;
+          priority: number;
+          /** What the ref's filters do when it is picked. */
+          filters: string[];
+        }[];
       }
     | undefined;
   considered: Explained[];
@@ -50,6 +59,11 @@ function lostBy(winner: number[], loser: number[]): string {
     }
   }
   return "loses on document order";
+}
+
+/** The request as a redirect reads it; explain has no scheme, so https on 443 is assumed. */
+function seen(request: RequestView) {
+  return { scheme: "https", host: request.host, port: 443, path: request.path, search: "" };
 }
 
 export function explain(document: RoutesDocument, request: RequestView): Explanation {
@@ -103,10 +117,12 @@ export function explain(document: RoutesDocument, request: RequestView): Explana
             route: document.routes[winner.routeIndex]?.name ?? "",
             rule: rule.name ?? String(winner.ruleIndex),
             match: winner.matchIndex,
+            filters: describeFilters(rule.filters, matchedPrefix(rule), seen(request)),
             backendRefs: rule.backendRefs.map((r) => ({
               pool: r.pool,
               weight: r.weight,
               priority: r.priority,
+              filters: describeFilters(r.filters, matchedPrefix(rule), seen(request)),
             })),
           }
         : undefined,

@@ -19,6 +19,8 @@ import type { CompiledPool, CompiledRef, CompiledRule, Tier } from "./snapshot.t
 export interface Candidate {
   endpoint: CompiledEndpoint;
   pool: CompiledPool;
+  /** The backendRef the endpoint is reached through, whose filters apply to the try. */
+  ref?: CompiledRef;
 }
 
 export type Choice =
@@ -54,6 +56,7 @@ function rotation(
   health: HealthLens,
   out: Candidate[],
   seen: Set<string>,
+  ref: CompiledRef | undefined,
 ): void {
   const avoided = health(pool)?.avoided;
   const n = pool.endpoints.length;
@@ -61,7 +64,7 @@ function rotation(
     const endpoint = pool.endpoints[(start + k) % n] as CompiledEndpoint;
     if (takesNewTraffic(endpoint) && !avoided?.has(endpoint.id) && !seen.has(endpoint.id)) {
       seen.add(endpoint.id);
-      out.push({ endpoint, pool });
+      out.push({ endpoint, pool, ref });
     }
   }
 }
@@ -72,7 +75,8 @@ function orderCandidates(
   first: Candidate | undefined,
   pool: CompiledPool | undefined,
   start: number,
-  health: HealthLens = ALL_HEALTHY,
+  health: HealthLens,
+  poolRef: CompiledRef | undefined,
 ): Candidate[] {
   const out: Candidate[] = [];
   const seen = new Set<string>();
@@ -80,14 +84,21 @@ function orderCandidates(
     out.push(first);
     seen.add(first.endpoint.id);
   }
-  if (pool) rotation(pool, Math.max(start, 0), health, out, seen);
+  if (pool) rotation(pool, Math.max(start, 0), health, out, seen, poolRef);
   for (const tier of rule.tiers) {
     for (const ref of tier.refs) {
       // A ref of weight 0 takes no new traffic, and a retry is new traffic.
-      if (ref.pool && ref.pool !== pool && ref.weight > 0) rotation(ref.pool, 0, health, out, seen);
+      if (ref.pool && ref.pool !== pool && ref.weight > 0)
+        rotation(ref.pool, 0, health, out, seen, ref);
     }
   }
   return out;
+}
+
+/** The first backendRef of the rule whose pool is `pool`. */
+function refOfPool(rule: CompiledRule, pool: CompiledPool): CompiledRef | undefined {
+  for (const tier of rule.tiers) for (const ref of tier.refs) if (ref.pool === pool) return ref;
+  return undefined;
 }
 
 /** The first tier with a healthy endpoint; the last tier when none has one. */
@@ -107,12 +118,15 @@ export function pick(
 ): Choice {
   if (sticky) {
     const index = sticky.pool.endpoints.indexOf(sticky.endpoint);
+    // Filters of a backendRef apply to its pool's endpoints, a sticky one included.
+    const stickyRef = rule.refFilters ? refOfPool(rule, sticky.pool) : undefined;
+    const first = stickyRef ? { ...sticky, ref: stickyRef } : sticky;
     return {
       kind: "endpoints",
       ref: undefined,
-      first: sticky,
+      first,
       sticky: true,
-      candidates: () => orderCandidates(rule, sticky, sticky.pool, index + 1, health),
+      candidates: () => orderCandidates(rule, first, sticky.pool, index + 1, health, stickyRef),
     };
   }
   const tier = activeTier(rule, health);
@@ -135,17 +149,17 @@ export function pick(
   );
   const endpoint = pool.endpoints[chosen];
   if (endpoint) {
-    const first = { endpoint, pool };
+    const first = { endpoint, pool, ref };
     return {
       kind: "endpoints",
       ref,
       first,
       sticky: false,
-      candidates: () => orderCandidates(rule, first, pool, chosen + 1, health),
+      candidates: () => orderCandidates(rule, first, pool, chosen + 1, health, ref),
     };
   }
   // The chosen pool takes no new traffic: fail over along the candidate order.
-  const fallbacks = orderCandidates(rule, undefined, pool, 0, health);
+  const fallbacks = orderCandidates(rule, undefined, pool, 0, health, ref);
   const first = fallbacks[0];
   if (first) return { kind: "endpoints", ref, first, sticky: false, candidates: () => fallbacks };
   const reason =

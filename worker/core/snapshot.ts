@@ -6,6 +6,7 @@ import {
 } from "../../contract/index.ts";
 import { type SessionSettings, sessionSettings } from "../sticky/cookie.ts";
 import { type CompiledPoolDocument, compilePoolDocument } from "./compiled-pool.ts";
+import { type CompiledFilters, compileFilters, matchedPrefix } from "./filters.ts";
 import { compileMatcher, type Matcher } from "./match.ts";
 import { type RetrySettings, retrySettings } from "./retry-policy.ts";
 import { SmoothWrr } from "./wrr.ts";
@@ -28,7 +29,12 @@ export interface CompiledRef {
   priority: number;
   /** `undefined`: no such pool, or its document is invalid; its share answers 500. */
   pool: CompiledPool | undefined;
+  /** The ref's own filters, applied when it is picked; undefined when it has none. */
+  filters: RuleFilters | undefined;
 }
+
+/** Filters of a rule or a backendRef, with their mirror pools resolved in this snapshot. */
+export type RuleFilters = CompiledFilters<CompiledPool | undefined>;
 
 /** backendRefs of one priority, balanced by weight. */
 export interface Tier {
@@ -55,6 +61,10 @@ export interface CompiledRule {
   healthCodes: ReadonlySet<number>;
   /** Cookie name and limits when the rule has sessionPersistence. */
   session: SessionSettings | undefined;
+  /** The rule's filters; undefined when it has none, so a plain rule pays one check. */
+  filters: RuleFilters | undefined;
+  /** Whether some backendRef of the rule has filters of its own. */
+  refFilters: boolean;
 }
 
 export interface SnapshotInput {
@@ -77,11 +87,21 @@ export function ruleLabel(rule: CompiledRule): string {
   return `${rule.routeName}/${rule.source.name ?? rule.ruleIndex}`;
 }
 
-/** Every pool name the routes document's backendRefs name, in document order. */
+/** Every pool the routes document names, in backendRefs or in RequestMirror filters, in document order. */
 function referencedPools(routes: RoutesDocument): string[] {
   const names = new Set<string>();
+  const mirrors = (filters: HttpRouteRule["filters"]) => {
+    for (const filter of filters ?? [])
+      if (filter.requestMirror) names.add(filter.requestMirror.backendRef.pool);
+  };
   for (const route of routes.routes) {
-    for (const rule of route.rules) for (const ref of rule.backendRefs) names.add(ref.pool);
+    for (const rule of route.rules) {
+      for (const ref of rule.backendRefs) {
+        names.add(ref.pool);
+        mirrors(ref.filters);
+      }
+      mirrors(rule.filters);
+    }
   }
   return [...names];
 }
@@ -148,6 +168,14 @@ export class Snapshot {
         }
       }
     }
+    for (const route of routes.routes) {
+      route.rules.forEach((rule, index) => {
+        if (rule.backendRefs.length === 0 && !rule.filters?.some((f) => f.requestRedirect))
+          this.warnings.push(
+            `route ${route.name}, rule ${rule.name ?? index}: no backendRefs and no RequestRedirect; it answers 500`,
+          );
+      });
+    }
     this.specs = specs;
     this.matcher = compileMatcher(routes.routes);
   }
@@ -175,11 +203,14 @@ export class Snapshot {
       const route = this.document.routes[routeIndex];
       const source = route?.rules[ruleIndex];
       if (!route || !source) return undefined;
+      const tiers = this.tiersOf(source);
       rule = {
         routeName: route.name,
         routeIndex,
         ruleIndex,
-        tiers: this.tiersOf(source),
+        tiers,
+        filters: compileFilters(source.filters, matchedPrefix(source), (name) => this.pool(name)),
+        refFilters: tiers.some((tier) => tier.refs.some((ref) => ref.filters !== undefined)),
         source,
         retry: retrySettings(source),
         healthCodes: new Set(source.passiveHealth?.failureCodes ?? []),
@@ -200,11 +231,13 @@ export class Snapshot {
 
   /** backendRefs grouped by priority, most preferred first. */
   private tiersOf(rule: HttpRouteRule): Tier[] {
+    const prefix = matchedPrefix(rule);
     const refs = rule.backendRefs.map((ref) => ({
       poolName: ref.pool,
       weight: ref.weight,
       priority: ref.priority,
       pool: this.pool(ref.pool),
+      filters: compileFilters(ref.filters, prefix, (name) => this.pool(name)),
     }));
     const priorities = [...new Set(refs.map((r) => r.priority))].sort((a, b) => a - b);
     return priorities.map((priority) => {

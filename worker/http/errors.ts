@@ -9,6 +9,8 @@ export type Failure =
   | { kind: "no-config"; message: string }
   | { kind: "no-route"; host: string; path: string }
   | { kind: "missing-pool"; route: string; pool: string }
+  /** A rule with no backendRefs and no filter that answers (Gateway API: 500). */
+  | { kind: "no-backends"; route: string; rule: string }
   | { kind: "unavailable"; route: string; message: string }
   | { kind: "bad-gateway"; route: string; message: string }
   | { kind: "timeout"; route: string; message: string };
@@ -18,6 +20,7 @@ const STATUS: Record<Failure["kind"], number> = {
   "no-config": 503,
   "no-route": 404,
   "missing-pool": 500,
+  "no-backends": 500,
   unavailable: 503,
   "bad-gateway": 502,
   timeout: 504,
@@ -30,6 +33,7 @@ const SAY: Record<Failure["kind"], { error: string; message: string }> = {
   "no-config": { error: "no_config", message: "no routing configuration is loaded yet" },
   "no-route": { error: "no_route", message: "no route matches this request" },
   "missing-pool": { error: "missing_pool", message: "a backend of this route is not configured" },
+  "no-backends": { error: "no_backends", message: "this route has no backends" },
   unavailable: { error: "no_backend", message: "no backend can take this request now" },
   "bad-gateway": { error: "bad_gateway", message: "the backend could not be reached" },
   timeout: { error: "timeout", message: "the backend did not answer in time" },
@@ -46,6 +50,8 @@ export function detail(failure: Failure): string {
       return failure.message;
     case "no-route":
       return `no route matches host ${failure.host} and path ${failure.path}`;
+    case "no-backends":
+      return `rule ${failure.rule} has no backendRefs and no RequestRedirect`;
     case "missing-pool":
       return `backendRef names pool "${failure.pool}", which does not exist or is invalid`;
   }

@@ -1,3 +1,4 @@
+import { applyHeaderEdits, type CompiledMirror, mirrored } from "../core/filters.ts";
 import { type HealthRegistry, healthKey } from "../core/health.ts";
 import type { Candidate, Choice } from "../core/pick.ts";
 import {
@@ -8,10 +9,11 @@ import {
   type SkipReason,
   type TryOutcome,
 } from "../core/retry-policy.ts";
-import type { CompiledRule } from "../core/snapshot.ts";
+import type { CompiledPool, CompiledRule } from "../core/snapshot.ts";
 import type { TrafficCounters } from "../core/traffic.ts";
 import { type Env, settingsOf } from "../env.ts";
 import type { Failure } from "../http/errors.ts";
+import type { Logger } from "../log.ts";
 import { type BodyPlan, type BufferBudget, bodyForTry, planBody, replayable } from "./body.ts";
 import { TransportMissing, upstreamFor, upstreamInit, upstreamUrl } from "./forward.ts";
 
@@ -33,7 +35,11 @@ export interface ExchangeDeps {
   now: () => number;
   random: () => number;
   sleep: (ms: number) => Promise<void>;
+  log: Logger;
 }
+
+/** How long a mirrored request may take when the rule sets no timeout. */
+export const MIRROR_TIMEOUT_MS = 10_000;
 
 export type ExchangeResult =
   | {
@@ -100,6 +106,8 @@ export async function exchange(
   /** The Host the client asked for, as the route match read it. */
   host: string,
   deps: ExchangeDeps,
+  /** The request's context: mirrored requests go out through its waitUntil. */
+  ctx: Pick<ExecutionContext, "waitUntil">,
 ): Promise<ExchangeResult> {
   deps.budget.recordRequest(deps.now());
   const settings = rule.retry;
@@ -110,11 +118,17 @@ export async function exchange(
     !websocket &&
     settings.attempts > 0 &&
     (isIdempotent(method) || (hasIdempotencyKey && settings.honorIdempotencyKey));
-  // Most requests have no body: no promise to plan one.
+  const mirrors = websocket ? NO_MIRRORS : mirrorsOf(rule, choice.first, deps.random);
+  // Most requests have no body: no promise to plan one. A mirrored one is buffered, as for retries.
   const body =
     request.body === null
       ? NO_BODY
-      : await planBody(request, settings.bodyBufferBytes, mayRetry, deps.buffers);
+      : await planBody(
+          request,
+          settings.bodyBufferBytes,
+          mayRetry || mirrors.length > 0,
+          deps.buffers,
+        );
   const planned = {
     request,
     url,
@@ -127,6 +141,7 @@ export async function exchange(
     body,
     hasIdempotencyKey,
   };
+  for (const mirror of mirrors) sendMirror(mirror, planned, ctx);
   if (body.kind !== "buffered") return attempt(planned);
   try {
     return await attempt(planned);
@@ -136,6 +151,107 @@ export async function exchange(
 }
 
 const NO_BODY: BodyPlan = { kind: "none" };
+const NO_MIRRORS: readonly CompiledMirror<CompiledPool | undefined>[] = Object.freeze([]);
+
+/** The mirrors this request goes to: the rule's and the first backendRef's, each by its share. */
+function mirrorsOf(
+  rule: CompiledRule,
+  first: Candidate,
+  random: () => number,
+): readonly CompiledMirror<CompiledPool | undefined>[] {
+  const own = rule.filters?.mirrors ?? NO_MIRRORS;
+  const ref = first.ref?.filters?.mirrors ?? NO_MIRRORS;
+  if (own.length === 0 && ref.length === 0) return NO_MIRRORS;
+  return [...own, ...ref].filter((mirror) => mirrored(mirror, random()));
+}
+
+/** The URL a try sends to: the endpoint's origin, the path (rewritten by URLRewrite), the query. */
+function targetOf(url: URL, rule: CompiledRule, candidate: Candidate): string {
+  const rewrite = candidate.ref?.filters?.rewritePath ?? rule.filters?.rewritePath;
+  return rewrite
+    ? `${candidate.endpoint.origin}${rewrite(url.pathname)}${url.search}`
+    : upstreamUrl(url, candidate);
+}
+
+/** What a try sends, with the rule's and then the backendRef's RequestHeaderModifier applied. */
+function initOf(
+  planned: Planned,
+  candidate: Candidate,
+  signal: AbortSignal | undefined,
+): RequestInit {
+  const { request, url, rule, body, requestId, host, websocket, deps } = planned;
+  const init = upstreamInit(request, url, bodyForTry(body), signal, {
+    requestId,
+    host,
+    websocket,
+    forwardedFor: settingsOf(deps.env).forwardedFor,
+  });
+  const own = rule.filters?.requestHeaders;
+  const ref = candidate.ref?.filters?.requestHeaders;
+  if (own) applyHeaderEdits(init.headers as Headers, own);
+  if (ref) applyHeaderEdits(init.headers as Headers, ref);
+  return init;
+}
+
+/**
+ * A copy of the request to one endpoint of the mirror pool, sent in the background: the client's
+ * exchange never waits for it, and its answer is dropped. It carries the body only when the body
+ * was buffered; a streamed body is read once, by the real exchange.
+ */
+function sendMirror(
+  mirror: CompiledMirror<CompiledPool | undefined>,
+  planned: Planned,
+  ctx: Pick<ExecutionContext, "waitUntil">,
+): void {
+  const { rule, choice, deps, requestId, body } = planned;
+  const route = rule.routeName;
+  const pool = mirror.pool;
+  const endpoint = pool?.endpoints[pool.wrr.next()];
+  if (pool === undefined || endpoint === undefined) {
+    deps.log.warn("request not mirrored", {
+      route,
+      requestId,
+      pool: mirror.poolName,
+      reason: pool === undefined ? "no such pool" : "the pool takes no new traffic",
+    });
+    return;
+  }
+  if (body.kind === "stream")
+    deps.log.info("request mirrored without its body", {
+      route,
+      requestId,
+      pool: pool.name,
+      reason:
+        "the body is not buffered (larger than retry.bodyBufferBytes, or the buffer budget is spent)",
+    });
+  const candidate: Candidate = { endpoint, pool };
+  const { requestMs, backendRequestMs } = rule.timeouts;
+  const signal = AbortSignal.timeout(backendRequestMs ?? requestMs ?? MIRROR_TIMEOUT_MS);
+  // Headers and path as the first try sends them.
+  const init = initOf(
+    { ...planned, body: body.kind === "stream" ? NO_BODY : body },
+    choice.first,
+    signal,
+  );
+  const rewrite = choice.first.ref?.filters?.rewritePath ?? rule.filters?.rewritePath;
+  const url = planned.url;
+  const target = `${endpoint.origin}${rewrite ? rewrite(url.pathname) : url.pathname}${url.search}`;
+  const sent = (async () => {
+    try {
+      const response = await upstreamFor(candidate, deps.env).fetch(target, init);
+      await response.body?.cancel();
+    } catch (error) {
+      deps.log.info("mirrored request failed", {
+        route,
+        requestId,
+        pool: pool.name,
+        endpoint: endpoint.id,
+        error: (error as Error).message,
+      });
+    }
+  })();
+  ctx.waitUntil(sent);
+}
 
 interface Planned {
   request: Request;
@@ -152,8 +268,7 @@ interface Planned {
 
 /** The tries of one exchange, with its body planned. */
 async function attempt(planned: Planned): Promise<ExchangeResult> {
-  const { request, url, rule, choice, requestId, host, websocket, deps, body, hasIdempotencyKey } =
-    planned;
+  const { request, url, rule, choice, deps, body, hasIdempotencyKey } = planned;
   const { health, budget, now } = deps;
   const settings = rule.retry;
   const method = request.method;
@@ -183,14 +298,8 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
       left === undefined ? backendRequestMs : Math.min(backendRequestMs ?? left, left);
     const result = await tryOnce(
       current,
-      upstreamUrl(url, current),
-      (signal) =>
-        upstreamInit(request, url, bodyForTry(body), signal, {
-          requestId,
-          host,
-          websocket,
-          forwardedFor: settingsOf(deps.env).forwardedFor,
-        }),
+      targetOf(url, rule, current),
+      (signal) => initOf(planned, current, signal),
       timeout,
       deps.env,
     );

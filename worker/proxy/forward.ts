@@ -123,6 +123,8 @@ export interface ResponseEdits {
   setCookie?: string;
   /** Headers to set (X-Switchyard-Retry-Skipped with DEBUG_HEADERS). */
   set?: [string, string][];
+  /** The edits of HTTPRoute filters (ResponseHeaderModifier, CORS), applied last. */
+  filters?: (headers: Headers) => void;
 }
 
 /**
@@ -149,7 +151,8 @@ export function clientResponse(
     else if (name === "x-request-id") hasRequestId = true;
   }
   const addRequestId = edits.requestId !== undefined && !hasRequestId;
-  if (!hop && !location && !addRequestId && !edits.setCookie && !edits.set) return response;
+  if (!hop && !location && !addRequestId && !edits.setCookie && !edits.set && !edits.filters)
+    return response;
   const out = new Response(response.body, response);
   if (hop) dropHopByHop(out.headers);
   if (addRequestId) out.headers.set("x-request-id", edits.requestId as string);
@@ -162,5 +165,6 @@ export function clientResponse(
   }
   if (edits.setCookie) out.headers.append("set-cookie", edits.setCookie);
   for (const [name, value] of edits.set ?? []) out.headers.set(name, value);
+  edits.filters?.(out.headers);
   return out;
 }

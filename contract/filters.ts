@@ -1,0 +1,375 @@
+import { z } from "zod";
+
+/**
+ * HTTPRoute filters (docs/filters.md): Gateway API v1 `HTTPRouteFilter` objects with their field
+ * names, limits and combination rules, so that an HTTPRoute's `filters` can be copied into a rule
+ * or a backendRef as they are. Rules that need the rule around the list (ReplacePrefixMatch and
+ * the match, a redirect and backendRefs) are checked in routes.ts.
+ */
+
+/** RFC 7230 token: a header name. */
+export const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+/** RFC 1123 hostname without a wildcard (Gateway API `PreciseHostname`). */
+const PRECISE_HOSTNAME =
+  /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*$/;
+/** Printable US-ASCII, single tabs or spaces between words (Gateway API's header value). */
+const HEADER_VALUE = /^[!-~]+([\t ]?[!-~]+)*$/;
+/** `*`, or `http(s)://host[:port]` whose host may start with `*.` (Gateway API `CORSOrigin`). */
+const CORS_ORIGIN =
+  /^(\*|https?:\/\/(\*|(\*\.)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*)(:[0-9]{1,5})?)$/;
+
+export const FILTER_TYPES = [
+  "RequestHeaderModifier",
+  "ResponseHeaderModifier",
+  "RequestRedirect",
+  "URLRewrite",
+  "RequestMirror",
+  "CORS",
+] as const;
+export type FilterType = (typeof FILTER_TYPES)[number];
+
+/** The field of a filter that carries its settings, by type (Gateway API's names). */
+export const FILTER_FIELDS = {
+  RequestHeaderModifier: "requestHeaderModifier",
+  ResponseHeaderModifier: "responseHeaderModifier",
+  RequestRedirect: "requestRedirect",
+  URLRewrite: "urlRewrite",
+  RequestMirror: "requestMirror",
+  CORS: "cors",
+} as const satisfies Record<FilterType, string>;
+
+/** Gateway API filter types Switchyard refuses, and why. */
+const REFUSED_TYPES: Record<string, string> = {
+  ExtensionRef:
+    "ExtensionRef filters are not supported: Switchyard has no implementation-specific filters, and Gateway API forbids skipping one it cannot resolve",
+  ExternalAuth: "ExternalAuth filters are not supported",
+};
+
+/**
+ * Headers a filter may not edit, and why: the platform decides them, or they belong to one hop.
+ * Request and response alike.
+ */
+const UNEDITABLE_HEADERS: Record<string, string> = {
+  host: "the Host a backend sees is the host of its endpoint URL: Workers cannot send another (Cloudflare refuses a Host outside the worker's zone)",
+  "content-length": "is set by the runtime from the body",
+  connection: "is hop-by-hop: it never crosses the worker",
+  "keep-alive": "is hop-by-hop: it never crosses the worker",
+  "proxy-connection": "is hop-by-hop: it never crosses the worker",
+  "transfer-encoding": "is hop-by-hop: it never crosses the worker",
+  te: "is hop-by-hop: it never crosses the worker",
+  trailer: "is hop-by-hop: it never crosses the worker",
+  upgrade: "is hop-by-hop: it never crosses the worker",
+};
+
+function headerNameSchema() {
+  return z
+    .string()
+    .max(256, { error: "must be at most 256 characters" })
+    .regex(HEADER_NAME, { error: "must be a valid header name" });
+}
+
+const httpHeaderSchema = z.strictObject({
+  name: headerNameSchema(),
+  value: z
+    .string()
+    .min(1, { error: "must not be empty" })
+    .max(4096, { error: "must be at most 4096 characters" })
+    .regex(HEADER_VALUE, {
+      error: "must be printable ASCII, words separated by single spaces or tabs",
+    }),
+});
+
+const headerFilterSchema = z
+  .strictObject({
+    set: z.array(httpHeaderSchema).max(16, { error: "must have at most 16 entries" }).optional(),
+    add: z.array(httpHeaderSchema).max(16, { error: "must have at most 16 entries" }).optional(),
+    remove: z
+      .array(headerNameSchema())
+      .max(16, { error: "must have at most 16 entries" })
+      .optional(),
+  })
+  .superRefine((filter, ctx) => {
+    // Gateway API: one action per header name, names compared without case.
+    const seen = new Map<string, string>();
+    const check = (name: string, path: (string | number)[]) => {
+      const lower = name.toLowerCase();
+      const why = UNEDITABLE_HEADERS[lower];
+      if (why) ctx.addIssue({ code: "custom", path, message: `${name}: ${why}` });
+      const first = seen.get(lower);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path,
+          message: `${name} is already edited at ${first}: one action per header name`,
+        });
+      } else seen.set(lower, `${path[0]}[${path[1]}]`);
+    };
+    for (const [i, h] of (filter.set ?? []).entries()) check(h.name, ["set", i, "name"]);
+    for (const [i, h] of (filter.add ?? []).entries()) check(h.name, ["add", i, "name"]);
+    for (const [i, name] of (filter.remove ?? []).entries()) check(name, ["remove", i]);
+  });
+
+/** A path for a redirect's Location or a rewritten request: absolute, no query or fragment. */
+function modifierPath(allowEmpty: boolean) {
+  return z
+    .string()
+    .max(1024, { error: "must be at most 1024 characters" })
+    .superRefine((value, ctx) => {
+      if (value === "" && allowEmpty) return;
+      if (!value.startsWith("/")) {
+        ctx.addIssue({
+          code: "custom",
+          message: allowEmpty ? 'must be empty or start with "/"' : 'must start with "/"',
+        });
+      } else if (/[?#\s]/.test(value)) {
+        ctx.addIssue({ code: "custom", message: "must not contain '?', '#' or white space" });
+      }
+    });
+}
+
+const pathModifierSchema = z
+  .strictObject({
+    type: z.enum(["ReplaceFullPath", "ReplacePrefixMatch"], {
+      error: 'must be "ReplaceFullPath" or "ReplacePrefixMatch"',
+    }),
+    replaceFullPath: modifierPath(false).optional(),
+    replacePrefixMatch: modifierPath(true).optional(),
+  })
+  .superRefine((path, ctx) => {
+    const want = path.type === "ReplaceFullPath" ? "replaceFullPath" : "replacePrefixMatch";
+    const other = path.type === "ReplaceFullPath" ? "replacePrefixMatch" : "replaceFullPath";
+    if (path[want] === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: [want],
+        message: `is required when type is ${path.type}`,
+      });
+    if (path[other] !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: [other],
+        message: `must not be set when type is ${path.type}`,
+      });
+  });
+
+const requestRedirectSchema = z.strictObject({
+  scheme: z.enum(["http", "https"], { error: 'must be "http" or "https"' }).optional(),
+  hostname: z
+    .string()
+    .max(253, { error: "must be at most 253 characters" })
+    .regex(PRECISE_HOSTNAME, { error: 'must be a hostname such as "www.example.com"' })
+    .optional(),
+  path: pathModifierSchema.optional(),
+  port: z
+    .int({ error: "must be a whole number" })
+    .min(1, { error: "must be a port from 1 to 65535" })
+    .max(65535, { error: "must be a port from 1 to 65535" })
+    .optional(),
+  statusCode: z
+    .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], {
+      error: "must be 301, 302, 303, 307 or 308",
+    })
+    .default(302),
+});
+
+const urlRewriteSchema = z.strictObject({
+  hostname: z
+    .string()
+    .optional()
+    .superRefine((hostname, ctx) => {
+      if (hostname === undefined) return;
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "cannot be honoured: a Worker's fetch sends the host of the endpoint URL as Host, and Cloudflare refuses any other outside the worker's zone; give the pool endpoints with that host instead",
+      });
+    }),
+  path: pathModifierSchema.optional(),
+});
+
+const requestMirrorSchema = z
+  .strictObject({
+    backendRef: z.strictObject({
+      pool: z
+        .string()
+        .min(1, { error: "must name a pool" })
+        .max(500, { error: "must be at most 500 characters" }),
+    }),
+    percent: z
+      .int({ error: "must be a whole number" })
+      .min(0, { error: "must be from 0 to 100" })
+      .max(100, { error: "must be from 0 to 100" })
+      .optional(),
+    fraction: z
+      .strictObject({
+        numerator: z
+          .int({ error: "must be a whole number" })
+          .min(0, { error: "must be 0 or more" }),
+        denominator: z
+          .int({ error: "must be a whole number" })
+          .min(1, { error: "must be 1 or more" })
+          .default(100),
+      })
+      .superRefine((fraction, ctx) => {
+        if (fraction.numerator > fraction.denominator)
+          ctx.addIssue({
+            code: "custom",
+            path: ["numerator"],
+            message: "must not be more than denominator",
+          });
+      })
+      .optional(),
+  })
+  .superRefine((mirror, ctx) => {
+    if (mirror.percent !== undefined && mirror.fraction !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["fraction"],
+        message: "only one of percent or fraction may be set",
+      });
+  });
+
+/** A list where "*" stands alone (Gateway API's CORS lists). */
+function wildcardAlone(items: string[], ctx: z.RefinementCtx) {
+  if (items.length > 1 && items.includes("*"))
+    ctx.addIssue({ code: "custom", message: 'cannot contain "*" alongside other entries' });
+}
+
+const CORS_METHODS = [
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "CONNECT",
+  "OPTIONS",
+  "TRACE",
+  "PATCH",
+  "*",
+] as const;
+
+const corsSchema = z.strictObject({
+  allowOrigins: z
+    .array(
+      z.string().max(253, { error: "must be at most 253 characters" }).regex(CORS_ORIGIN, {
+        error:
+          'must be "*" or an origin such as "https://www.example.com" or "https://*.example.com"',
+      }),
+    )
+    .max(64, { error: "must have at most 64 entries" })
+    .superRefine(wildcardAlone)
+    .optional(),
+  allowMethods: z
+    .array(z.enum(CORS_METHODS, { error: `must be one of ${CORS_METHODS.join(", ")}` }))
+    .max(9, { error: "must have at most 9 entries" })
+    .superRefine(wildcardAlone)
+    .optional(),
+  allowHeaders: z
+    .array(z.union([z.literal("*"), headerNameSchema()]))
+    .max(64, { error: "must have at most 64 entries" })
+    .superRefine(wildcardAlone)
+    .optional(),
+  exposeHeaders: z
+    .array(z.union([z.literal("*"), headerNameSchema()]))
+    .max(64, { error: "must have at most 64 entries" })
+    .optional(),
+  allowCredentials: z.boolean({ error: "must be true or false" }).optional(),
+  maxAge: z
+    .int({ error: "must be a whole number of seconds" })
+    .min(1, { error: "must be 1 or more" })
+    .max(2_147_483_647, { error: "must be at most 2147483647" })
+    .default(5),
+});
+
+export const httpRouteFilterSchema = z
+  .strictObject({
+    type: z.enum([...FILTER_TYPES, "ExtensionRef", "ExternalAuth"], {
+      error: `must be one of ${FILTER_TYPES.join(", ")}`,
+    }),
+    requestHeaderModifier: headerFilterSchema.optional(),
+    responseHeaderModifier: headerFilterSchema.optional(),
+    requestRedirect: requestRedirectSchema.optional(),
+    urlRewrite: urlRewriteSchema.optional(),
+    requestMirror: requestMirrorSchema.optional(),
+    cors: corsSchema.optional(),
+    extensionRef: z.unknown().optional(),
+    externalAuth: z.unknown().optional(),
+  })
+  .superRefine((filter, ctx) => {
+    const refused = REFUSED_TYPES[filter.type];
+    if (refused) {
+      ctx.addIssue({ code: "custom", path: ["type"], message: refused });
+      return;
+    }
+    const own = FILTER_FIELDS[filter.type as FilterType];
+    if (filter[own] === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: [own],
+        message: `is required when type is ${filter.type}`,
+      });
+    for (const field of [
+      ...Object.values(FILTER_FIELDS),
+      "extensionRef",
+      "externalAuth",
+    ] as const) {
+      if (field !== own && filter[field] !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: [field],
+          message: `must not be set when type is ${filter.type}`,
+        });
+    }
+  })
+  .meta({ id: "HTTPRouteFilter", description: "A Gateway API v1 HTTPRouteFilter" });
+
+/**
+ * A `filters` list (of a rule or of a backendRef): at most 16; each type at most once except
+ * RequestMirror; never a RequestRedirect and a URLRewrite together.
+ */
+export const filtersSchema = z
+  .array(httpRouteFilterSchema)
+  .max(16, { error: "must have at most 16 entries" })
+  .superRefine((filters, ctx) => {
+    const first = new Map<string, number>();
+    filters.forEach((filter, index) => {
+      if (filter.type === "RequestMirror") return;
+      const earlier = first.get(filter.type);
+      if (earlier === undefined) first.set(filter.type, index);
+      else
+        ctx.addIssue({
+          code: "custom",
+          path: [index, "type"],
+          message: `${filter.type} filter cannot be repeated (already at [${earlier}])`,
+        });
+    });
+    const redirect = first.get("RequestRedirect");
+    const rewrite = first.get("URLRewrite");
+    if (redirect !== undefined && rewrite !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: [Math.max(redirect, rewrite), "type"],
+        message: "RequestRedirect and URLRewrite cannot be used together",
+      });
+  });
+
+export type HttpRouteFilter = z.output<typeof httpRouteFilterSchema>;
+export type HeaderFilter = z.output<typeof headerFilterSchema>;
+export type PathModifier = z.output<typeof pathModifierSchema>;
+export type RequestRedirect = z.output<typeof requestRedirectSchema>;
+export type RequestMirror = z.output<typeof requestMirrorSchema>;
+export type CorsFilter = z.output<typeof corsSchema>;
+
+/** The path modifiers of a filters list that use ReplacePrefixMatch, with their JSON paths. */
+export function prefixReplacements(
+  filters: readonly HttpRouteFilter[],
+): { path: (string | number)[] }[] {
+  const out: { path: (string | number)[] }[] = [];
+  filters.forEach((filter, index) => {
+    if (filter.requestRedirect?.path?.type === "ReplacePrefixMatch")
+      out.push({ path: [index, "requestRedirect", "path", "type"] });
+    if (filter.urlRewrite?.path?.type === "ReplacePrefixMatch")
+      out.push({ path: [index, "urlRewrite", "path", "type"] });
+  });
+  return out;
+}

@@ -1,0 +1,76 @@
+import {
+  applyHeaderEdits,
+  type CompiledCors,
+  type CompiledRedirect,
+  type CorsRequest,
+  preflightHeaders,
+  redirectLocation,
+  responseCorsHeaders,
+} from "../core/filters.ts";
+import { normalizeHost } from "../core/request.ts";
+import type { RuleFilters } from "../core/snapshot.ts";
+
+/**
+ * The answers filters make at the edge (a redirect, a CORS preflight) and the edits they make to
+ * a response, on fetch's Request and Headers. The decisions are in core/filters.ts.
+ */
+
+export function corsRequestOf(request: Request): CorsRequest {
+  return {
+    method: request.method,
+    origin: request.headers.get("origin"),
+    requestMethod: request.headers.get("access-control-request-method"),
+    requestHeaders: request.headers.get("access-control-request-headers"),
+  };
+}
+
+/** A RequestRedirect's answer: its status and Location, no body, no backend. */
+export function redirectResponse(redirect: CompiledRedirect, url: URL, rawHost: string): Response {
+  const scheme = url.protocol.slice(0, -1);
+  const location = redirectLocation(redirect, {
+    scheme,
+    host: normalizeHost(rawHost),
+    port: url.port === "" ? (scheme === "https" ? 443 : 80) : Number(url.port),
+    path: url.pathname,
+    search: url.search,
+  });
+  return new Response(null, { status: redirect.status, headers: { location } });
+}
+
+/** The edge's answer to a CORS preflight: 204, with the Access-Control-* headers it allows. */
+export function preflightResponse(cors: CompiledCors, request: CorsRequest): Response {
+  return new Response(null, { status: 204, headers: preflightHeaders(cors, request) });
+}
+
+/** Adds a token to Vary unless it is there already. */
+function addVary(headers: Headers, token: string): void {
+  const vary = headers.get("vary");
+  if (vary === null) headers.set("vary", token);
+  else if (!vary.split(",").some((t) => t.trim().toLowerCase() === token.toLowerCase()))
+    headers.set("vary", `${vary}, ${token}`);
+}
+
+/**
+ * The response edits of a rule's and a backendRef's filters: ResponseHeaderModifier (the rule's,
+ * then the ref's) and the CORS headers of the ref's CORS filter, else the rule's. Undefined when
+ * there is nothing to change, so that the response is not copied.
+ */
+export function responseEdits(
+  rule: RuleFilters | undefined,
+  ref: RuleFilters | undefined,
+  origin: string | null,
+): ((headers: Headers) => void) | undefined {
+  const own = rule?.responseHeaders;
+  const refs = ref?.responseHeaders;
+  const cors = ref?.cors ?? rule?.cors;
+  const corsHeaders = cors && origin !== null ? responseCorsHeaders(cors, origin) : undefined;
+  if (own === undefined && refs === undefined && corsHeaders === undefined) return undefined;
+  return (headers) => {
+    if (own) applyHeaderEdits(headers, own);
+    if (refs) applyHeaderEdits(headers, refs);
+    for (const [name, value] of corsHeaders ?? []) {
+      if (name === "vary") addVary(headers, value);
+      else headers.set(name, value);
+    }
+  };
+}
