@@ -1,11 +1,13 @@
 // Shared by the bare-workerd benchmarks: bundling a worker as wrangler would, a workerd config
 // for a set of workers each on its own loopback port, and waiting for a port to answer.
-import { execFileSync } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
+import { readFile, writeFile } from "node:fs/promises";
 import { createServer, request } from "node:http";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { build } from "esbuild";
 import { listenOnLoopback } from "../local/listen.ts";
 
@@ -103,4 +105,102 @@ export async function startBenchBackends(count: number) {
       return { url: `http://127.0.0.1:${port}`, port, close };
     }),
   );
+}
+
+/** One worker measured by measureCpu: its bundle next to `dir`, its bindings, what wrk sends. */
+export interface CpuVariant {
+  label: string;
+  entry: string;
+  bindings: Record<string, string>;
+  /** Request headers besides `Host: x.test`. */
+  headers?: Record<string, string>;
+  /** Path wrk asks for; default "/bench". */
+  path?: string;
+}
+
+export interface CpuFigures {
+  label: string;
+  /** CPU µs per request, one per round. */
+  cpu: number[];
+  /** Requests per second, one per round. */
+  rps: number[];
+}
+
+const run = promisify(execFile);
+
+/**
+ * Each variant in its own `workerd serve` pinned to core 0, wrk (-c32) pinned to core 1, rounds
+ * alternating between the variants after a warm-up; CPU read from /proc. The caller runs on
+ * core 1 with the backends. Throws if a variant answers anything but 2xx.
+ */
+export async function measureCpu(
+  dir: string,
+  variants: CpuVariant[],
+  options: { rounds: number; seconds: number; firstPort: number },
+): Promise<CpuFigures[]> {
+  const children: ChildProcess[] = [];
+  try {
+    const procs: (CpuVariant & { port: number; pid: number })[] = [];
+    let port = options.firstPort;
+    for (const [i, v] of variants.entries()) {
+      const config = join(dir, `v${i}.capnp`);
+      await writeFile(
+        config,
+        workerdConfig([{ name: `v${i}`, port, entry: v.entry, bindings: v.bindings }]),
+      );
+      const child = spawn(
+        "taskset",
+        ["-c", "0", WORKERD_BINARY, "serve", config, "--experimental"],
+        {
+          stdio: "ignore",
+        },
+      );
+      children.push(child);
+      await waitForPort(port);
+      procs.push({ ...v, port, pid: child.pid as number });
+      port++;
+    }
+    const wrk = (p: (typeof procs)[number], seconds: number) =>
+      run("taskset", [
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        "-c32",
+        `-d${seconds}s`,
+        "-H",
+        "Host: x.test",
+        ...Object.entries(p.headers ?? {}).flatMap(([name, value]) => ["-H", `${name}: ${value}`]),
+        `http://127.0.0.1:${p.port}${p.path ?? "/bench"}`,
+      ]);
+    for (const p of procs) await wrk(p, 2);
+    const figures = procs.map((p) => ({
+      label: p.label,
+      cpu: [] as number[],
+      rps: [] as number[],
+    }));
+    for (let r = 0; r < options.rounds; r++) {
+      for (const [i, p] of procs.entries()) {
+        const before = await cpuSeconds(p.pid);
+        const { stdout } = await wrk(p, options.seconds);
+        if (/Non-2xx/.test(stdout)) throw new Error(`${p.label} answered errors`);
+        const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
+        const figure = figures[i] as CpuFigures;
+        figure.cpu.push((((await cpuSeconds(p.pid)) - before) * 1e6) / requests);
+        figure.rps.push(Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]));
+      }
+    }
+    return figures;
+  } finally {
+    for (const child of children) child.kill("SIGTERM");
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode === null && c.signalCode === null ? once(c, "exit") : undefined,
+      ),
+    );
+  }
+}
+
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 }

@@ -2,30 +2,19 @@
 // pick alone, the same with Switchyard's forwarded headers, and the real app, each in its own
 // `workerd serve` pinned to core 0 with wrk on core 1, over one and over three endpoints.
 // Medians of BENCH_ROUNDS (default 6) rounds of 4 s; CPU from /proc. docs/benchmarks.md.
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
-import { once } from "node:events";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import {
-  bundle,
-  cpuSeconds,
-  startBenchBackends,
-  WORKERD_BINARY,
-  waitForPort,
-  workerdConfig,
-} from "../bench/bare-workerd.ts";
+import { bundle, measureCpu, median, startBenchBackends } from "../bench/bare-workerd.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
-const run = promisify(execFile);
 
 execFileSync("sh", ["scripts/system-deps.sh", "bench"], { stdio: "inherit" });
 execFileSync("taskset", ["-pc", "1", String(process.pid)], { stdio: "ignore" });
 const backends = await startBenchBackends(3);
 const urls = backends.map((b) => `http://127.0.0.1:${b.port}`);
 const dir = await mkdtemp(join(tmpdir(), "switchyard-ablation-"));
-const children: ChildProcess[] = [];
 try {
   await bundle("bench/workerd/ablation-entry.ts", join(dir, "ablation.js"));
   await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
@@ -73,65 +62,19 @@ try {
       bindings: { KV_JSON: kv(urls), NO_TRAFFIC: "true" },
     },
   ];
-  const procs: { label: string; port: number; pid: number }[] = [];
-  let port = 19_700 + Math.floor(Math.random() * 200);
-  for (const [i, v] of variants.entries()) {
-    const config = join(dir, `v${i}.capnp`);
-    await writeFile(
-      config,
-      workerdConfig([{ name: `v${i}`, port, entry: v.entry, bindings: v.bindings }]),
-    );
-    const child = spawn("taskset", ["-c", "0", WORKERD_BINARY, "serve", config, "--experimental"], {
-      stdio: "ignore",
-    });
-    children.push(child);
-    await waitForPort(port);
-    procs.push({ label: v.label, port, pid: child.pid as number });
-    port++;
-  }
-  const wrk = (p: { port: number }, seconds: number) =>
-    run("taskset", [
-      "-c",
-      "1",
-      "wrk",
-      "-t1",
-      "-c32",
-      `-d${seconds}s`,
-      "-H",
-      "Host: x.test",
-      `http://127.0.0.1:${p.port}/bench`,
-    ]);
-  for (const p of procs) await wrk(p, 2);
-  const cpu = new Map<string, number[]>();
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const p of procs) {
-      const before = await cpuSeconds(p.pid);
-      const { stdout } = await wrk(p, 4);
-      if (/Non-2xx/.test(stdout)) throw new Error(`${p.label} answered errors`);
-      const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
-      cpu.set(p.label, [
-        ...(cpu.get(p.label) ?? []),
-        (((await cpuSeconds(p.pid)) - before) * 1e6) / requests,
-      ]);
-    }
-  }
-  const median = (xs: number[]) =>
-    [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  const figures = await measureCpu(dir, variants, {
+    rounds: ROUNDS,
+    seconds: 4,
+    firstPort: 19_700 + Math.floor(Math.random() * 200),
+  });
   console.log(`| variant | CPU µs/request, median of ${ROUNDS} | all rounds |`);
   console.log("|---|---|---|");
-  for (const p of procs) {
-    const xs = cpu.get(p.label) as number[];
+  for (const f of figures) {
     console.log(
-      `| ${p.label} | ${median(xs).toFixed(0)} | ${xs.map((x) => x.toFixed(0)).join(" ")} |`,
+      `| ${f.label} | ${median(f.cpu).toFixed(0)} | ${f.cpu.map((x) => x.toFixed(0)).join(" ")} |`,
     );
   }
 } finally {
-  for (const child of children) child.kill("SIGTERM");
-  await Promise.all(
-    children.map((c) =>
-      c.exitCode === null && c.signalCode === null ? once(c, "exit") : undefined,
-    ),
-  );
   for (const b of backends) await b.close();
   await rm(dir, { recursive: true, force: true });
 }

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Echo } from "../../local/backends.ts";
-import { backends, harness, hits, lastRequest, pool, putRoutes } from "./harness.ts";
+import { backends, CookieJar, harness, hits, lastRequest, pool, putRoutes } from "./harness.ts";
 
 /**
  * HTTPRoute filters in workerd against real loopback backends. The rules copy the `filters` of
@@ -580,6 +580,13 @@ describe("CORS (HTTPRouteCORS)", () => {
     },
   );
 
+  it("sends each CORS header of a preflight once", async () => {
+    const response = await preflight("/cors-1", "https://www.foo.com", "GET");
+    expect(response.headers.get("access-control-allow-origin")).toBe("https://www.foo.com");
+    expect(response.headers.get("access-control-allow-credentials")).toBe("true");
+    expect(response.headers.get("vary")).toBe("Origin");
+  });
+
   it("gives a preflight from another origin no CORS headers", async () => {
     const response = await preflight("/cors-1", "https://foobar.com", "GET");
     expect([200, 204, 403]).toContain(response.status);
@@ -705,45 +712,64 @@ describe("filters of a backendRef", () => {
   ];
   beforeAll(() =>
     putRoutes(
-      routes([
-        {
-          matches: [{ path: { type: "PathPrefix", value: "/split" } }],
-          filters: [
-            {
-              type: "RequestHeaderModifier",
-              requestHeaderModifier: { set: [{ name: "X-Rule", value: "yes" }] },
-            },
-          ],
-          backendRefs: [
-            { pool: "a", filters: tag("to-a") },
-            {
-              pool: "b",
-              filters: [
-                ...tag("to-b"),
-                {
-                  type: "URLRewrite",
-                  urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/v2" } },
-                },
-              ],
-            },
-            { pool: "c" },
-          ],
-        },
-        {
-          matches: [{ path: { type: "PathPrefix", value: "/moved" } }],
-          backendRefs: [
-            {
-              pool: "a",
-              filters: [
-                {
-                  type: "RequestRedirect",
-                  requestRedirect: { hostname: "new.example.com", statusCode: 301 },
-                },
-              ],
-            },
-          ],
-        },
-      ]),
+      routes(
+        [
+          {
+            matches: [{ path: { type: "PathPrefix", value: "/split" } }],
+            filters: [
+              {
+                type: "RequestHeaderModifier",
+                requestHeaderModifier: { set: [{ name: "X-Rule", value: "yes" }] },
+              },
+            ],
+            backendRefs: [
+              { pool: "a", filters: tag("to-a") },
+              {
+                pool: "b",
+                filters: [
+                  ...tag("to-b"),
+                  {
+                    type: "URLRewrite",
+                    urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/v2" } },
+                  },
+                ],
+              },
+              { pool: "c" },
+            ],
+          },
+          {
+            matches: [{ path: { type: "PathPrefix", value: "/retried" } }],
+            backendRefs: [
+              { pool: "flaky", filters: tag("to-flaky") },
+              { pool: "b", filters: tag("to-b") },
+            ],
+            retry: { attempts: 1, codes: [503] },
+          },
+          {
+            matches: [{ path: { type: "PathPrefix", value: "/sticky" } }],
+            backendRefs: [
+              { pool: "a", filters: tag("to-a") },
+              { pool: "c", filters: tag("to-c") },
+            ],
+            sessionPersistence: { cookieName: "sticky" },
+          },
+          {
+            matches: [{ path: { type: "PathPrefix", value: "/moved" } }],
+            backendRefs: [
+              {
+                pool: "a",
+                filters: [
+                  {
+                    type: "RequestRedirect",
+                    requestRedirect: { hostname: "new.example.com", statusCode: 301 },
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+        { flaky: pool(b.unavailable) },
+      ),
     ),
   );
 
@@ -764,11 +790,95 @@ describe("filters of a backendRef", () => {
     for (const echo of seen.values()) expect(echo.headers["x-rule"]).toBe("yes");
   });
 
+  it("a retry to another backendRef's endpoint gets that ref's filters", async () => {
+    for (let i = 0; i < 2; i++) {
+      const response = await h.fetch("http://gw.test/retried");
+      const echo = (await response.json()) as Echo;
+      expect(echo.backend).toBe("b");
+      expect(echo.headers["x-ref"]).toBe("to-b");
+      expect(response.headers.get("x-via-ref")).toBe("to-b");
+    }
+    // The first pick of one of the two requests was the failing ref, with its own filters.
+    expect((await lastRequest(b.unavailable))?.headers["x-ref"]).toBe("to-flaky");
+  });
+
+  it("a sticky endpoint gets the filters of its backendRef", async () => {
+    const jar = new CookieJar();
+    const first = await h.fetch("http://gw.test/sticky");
+    jar.take(first);
+    const pinned = ((await first.json()) as Echo).backend;
+    for (let i = 0; i < 3; i++) {
+      const response = await h.fetch("http://gw.test/sticky", { headers: jar.header() });
+      const echo = (await response.json()) as Echo;
+      expect(echo.backend).toBe(pinned);
+      expect(echo.headers["x-ref"]).toBe(`to-${pinned}`);
+    }
+  });
+
   it("a RequestRedirect on the picked backendRef answers without touching it", async () => {
     const before = await hits(b.a);
     const response = await h.fetch("http://gw.test/moved/here?q=1");
     expect(response.status).toBe(301);
     expect(response.headers.get("location")).toBe("http://new.example.com/moved/here?q=1");
     expect(await hits(b.a)).toBe(before);
+  });
+});
+
+describe("a document that breaks a combination rule", () => {
+  it.each<[string, unknown, string]>([
+    [
+      "a redirect with backendRefs",
+      prefixRule("/x", [{ type: "RequestRedirect", requestRedirect: { scheme: "https" } }]),
+      "routes[0].rules[0].filters[0].type: a RequestRedirect answers the request itself",
+    ],
+    [
+      "a redirect and a rewrite",
+      prefixRule(
+        "/x",
+        [
+          { type: "RequestRedirect", requestRedirect: {} },
+          { type: "URLRewrite", urlRewrite: {} },
+        ],
+        [],
+      ),
+      "routes[0].rules[0].filters[1].type: RequestRedirect and URLRewrite cannot be used together",
+    ],
+    [
+      "a repeated filter",
+      prefixRule("/x", [
+        { type: "ResponseHeaderModifier", responseHeaderModifier: {} },
+        { type: "ResponseHeaderModifier", responseHeaderModifier: {} },
+      ]),
+      "routes[0].rules[0].filters[1].type: ResponseHeaderModifier filter cannot be repeated",
+    ],
+    [
+      "ReplacePrefixMatch on an Exact match",
+      {
+        matches: [{ path: { type: "Exact", value: "/x" } }],
+        filters: [
+          {
+            type: "URLRewrite",
+            urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/y" } },
+          },
+        ],
+        backendRefs: [{ pool: "a" }],
+      },
+      "routes[0].rules[0].filters[0].urlRewrite.path.type: ReplacePrefixMatch needs the rule to have exactly one match",
+    ],
+    [
+      "an ExtensionRef",
+      prefixRule("/x", [
+        { type: "ExtensionRef", extensionRef: { group: "example.net", kind: "F", name: "f" } },
+      ]),
+      "routes[0].rules[0].filters[0].type: ExtensionRef filters are not supported",
+    ],
+  ])("is refused (%s); the last good one keeps serving", async (_, rule, problem) => {
+    const h = harness({ refreshSeconds: 1 });
+    await putRoutes(routes([prefixRule("/", [])]));
+    expect(await h.backendOf("http://gw.test/x")).toBe("a");
+    await putRoutes(routes([rule]));
+    h.advance(1_000);
+    expect(await h.backendOf("http://gw.test/x")).toBe("a");
+    expect(h.store.lastError?.message).toContain(problem);
   });
 });
