@@ -10,6 +10,7 @@ import {
   ROUTES_PER_SLICE,
 } from "../../contract/index.ts";
 import { compilePoolDocument } from "../../worker/core/compiled-pool.ts";
+import { redirectLocation } from "../../worker/core/filters.ts";
 import { requestView } from "../../worker/core/request.ts";
 import { compileSnapshot } from "../../worker/core/snapshot.ts";
 import { RUNS } from "./runs.ts";
@@ -31,6 +32,107 @@ const ORIGINS = [
   "http://[::1]:9000",
   "http://10.0.0.1:80",
 ];
+
+const pathModifier = fc.oneof(
+  fc.record({
+    type: mostly(fc.constant("ReplaceFullPath"), fc.string()),
+    replaceFullPath: mostly(fc.constantFrom("/", "/full", "/a/b/"), fc.string()),
+  }),
+  fc.record({
+    type: fc.constant("ReplacePrefixMatch"),
+    replacePrefixMatch: mostly(fc.constantFrom("", "/", "/v2", "/v2/"), fc.string()),
+  }),
+);
+const headerEdits = fc.record(
+  {
+    set: fc.array(
+      fc.record({
+        name: mostly(fc.constant("X-A"), fc.constantFrom("Host", "x-a")),
+        value: mostly(fc.constantFrom("1", "a b"), fc.string()),
+      }),
+      { maxLength: 1 },
+    ),
+    add: fc.array(fc.record({ name: fc.constant("X-C"), value: fc.constantFrom("1", "a b") }), {
+      maxLength: 1,
+    }),
+    remove: fc.array(mostly(fc.constant("X-D"), fc.constantFrom("x-c", "Connection")), {
+      maxLength: 1,
+    }),
+  },
+  { requiredKeys: [] },
+);
+/** Filters near valid ones: every type, odd settings now and then. */
+const filterLike = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      type: fc.constant("RequestHeaderModifier"),
+      requestHeaderModifier: headerEdits,
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      type: fc.constant("ResponseHeaderModifier"),
+      responseHeaderModifier: headerEdits,
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant("RequestRedirect"),
+      requestRedirect: fc.record(
+        {
+          scheme: mostly(fc.constantFrom("http", "https"), fc.string()),
+          hostname: mostly(fc.constantFrom("example.org", "a.b.test"), fc.string()),
+          port: mostly(fc.integer({ min: 1, max: 65535 }), fc.integer()),
+          path: pathModifier,
+          statusCode: mostly(fc.constantFrom(301, 302, 303, 307, 308), fc.integer()),
+        },
+        { requiredKeys: [] },
+      ),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      type: fc.constant("URLRewrite"),
+      urlRewrite: fc.record({ path: pathModifier }, { requiredKeys: [] }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      type: fc.constant("RequestMirror"),
+      requestMirror: fc.record(
+        {
+          backendRef: fc.record({ pool: fc.constantFrom(...NAMES) }),
+          percent: mostly(fc.nat(100), fc.integer()),
+        },
+        { requiredKeys: ["backendRef"] },
+      ),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      type: fc.constant("CORS"),
+      cors: fc.record(
+        {
+          allowOrigins: fc.array(
+            mostly(fc.constantFrom("*", "https://a.test", "https://*.b.test:8443"), fc.string()),
+            { maxLength: 2 },
+          ),
+          allowMethods: fc.array(fc.constantFrom("GET", "*", "PUT"), { maxLength: 2 }),
+          allowCredentials: fc.boolean(),
+          maxAge: mostly(fc.integer({ min: 1, max: 86400 }), fc.integer()),
+        },
+        { requiredKeys: [] },
+      ),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ type: fc.constantFrom("ExtensionRef", "Bogus", "CORS") }) },
+);
 
 const routesLike = fc.record({
   version: mostly(fc.constant(1), fc.jsonValue()),
@@ -79,16 +181,18 @@ const routesLike = fc.record({
                 ),
                 { maxLength: 3 },
               ),
+              filters: fc.option(fc.array(filterLike, { maxLength: 2 }), { nil: undefined }),
               backendRefs: fc.array(
                 fc.record(
                   {
                     pool: fc.constantFrom(...NAMES),
                     weight: mostly(fc.nat(1000), fc.oneof(fc.integer(), fc.double())),
                     priority: mostly(fc.nat(16), fc.nat(40)),
+                    filters: fc.option(fc.array(filterLike, { maxLength: 2 }), { nil: undefined }),
                   },
                   { requiredKeys: ["pool"] },
                 ),
-                { minLength: 1, maxLength: 4 },
+                { maxLength: 4 },
               ),
               sessionPersistence: fc.option(
                 fc.record(
@@ -145,8 +249,12 @@ const routesLike = fc.record({
 
 describe("documents from KV, fuzzed", () => {
   it("draws documents that validate, not only ones that do not", () => {
-    const valid = fc.sample(routesLike, 300).filter((d) => parseRoutesDocument(d).ok).length;
-    expect(valid).toBeGreaterThan(10);
+    const valid = fc.sample(routesLike, 2000).filter((d) => parseRoutesDocument(d).ok);
+    expect(valid.length).toBeGreaterThan(10);
+    const withFilters = valid.filter((d) =>
+      d.routes.some((r) => r.rules.some((rule) => rule.filters?.length)),
+    );
+    expect(withFilters.length).toBeGreaterThan(5);
   });
 
   it("validating a long routes list in slices gives what validating it whole gives", async () => {
@@ -208,12 +316,31 @@ describe("documents from KV, fuzzed", () => {
             kvPools: new Map(),
             local: true,
           });
-          const found = snapshot.matcher.match(requestView(req));
+          const view = requestView(req);
+          const found = snapshot.matcher.match(view);
           if (found) {
             const rule = snapshot.rule(found.routeIndex, found.ruleIndex);
             expect(rule).toBeDefined();
+            const filters = [
+              rule?.filters,
+              ...(rule?.tiers ?? []).flatMap((t) => t.refs.map((r) => r.filters)),
+            ];
             for (const tier of rule?.tiers ?? [])
               for (const ref of tier.refs) if (ref.pool) expect(ref.pool.endpoints).toBeDefined();
+            // Compiled filters turn any matched request into a path and a Location that parse.
+            for (const f of filters) {
+              if (f?.rewritePath) expect(f.rewritePath(view.path)).toMatch(/^\//);
+              if (f?.redirect) {
+                const at = {
+                  scheme: "https",
+                  host: "gw.test",
+                  port: 443,
+                  path: view.path,
+                  search: "",
+                };
+                expect(() => new URL(redirectLocation(f.redirect as never, at))).not.toThrow();
+              }
+            }
           }
         },
       ),
