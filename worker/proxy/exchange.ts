@@ -224,18 +224,16 @@ function sendMirror(
       reason:
         "the body is not buffered (larger than retry.bodyBufferBytes, or the buffer budget is spent)",
     });
-  const candidate: Candidate = { endpoint, pool };
+  // The mirror's endpoint, with the path and headers the first try gets (its backendRef's filters).
+  const candidate: Candidate = { endpoint, pool, ref: choice.first.ref };
   const { requestMs, backendRequestMs } = rule.timeouts;
   const signal = AbortSignal.timeout(backendRequestMs ?? requestMs ?? MIRROR_TIMEOUT_MS);
-  // Headers and path as the first try sends them.
   const init = initOf(
     { ...planned, body: body.kind === "stream" ? NO_BODY : body },
-    choice.first,
+    candidate,
     signal,
   );
-  const rewrite = choice.first.ref?.filters?.rewritePath ?? rule.filters?.rewritePath;
-  const url = planned.url;
-  const target = `${endpoint.origin}${rewrite ? rewrite(url.pathname) : url.pathname}${url.search}`;
+  const target = targetOf(planned.url, rule, candidate);
   const sent = (async () => {
     try {
       const response = await upstreamFor(candidate, deps.env).fetch(target, init);
