@@ -9,7 +9,7 @@ import { type CompiledPoolDocument, compilePoolDocument } from "./compiled-pool.
 import { type CompiledFilters, compileFilters, matchedPrefix } from "./filters.ts";
 import { compileMatcher, type Matcher } from "./match.ts";
 import { type RetrySettings, retrySettings } from "./retry-policy.ts";
-import { SmoothWrr } from "./wrr.ts";
+import { type Balancer, balancer, SmoothWrr } from "./wrr.ts";
 
 /**
  * A snapshot is everything a request needs, built from the routes document and the pool
@@ -40,7 +40,7 @@ export type RuleFilters = CompiledFilters<CompiledPool | undefined>;
 export interface Tier {
   priority: number;
   refs: CompiledRef[];
-  wrr: SmoothWrr;
+  wrr: Balancer;
 }
 
 export interface Timeouts {
@@ -78,6 +78,8 @@ export interface SnapshotInput {
   allowedBindings?: ReadonlySet<string>;
 }
 
+/** Shared by every rule without passiveHealth.failureCodes: an empty Set costs 152 bytes. */
+const NO_CODES: ReadonlySet<number> = new Set();
 const NO_TIMEOUTS: Timeouts = Object.freeze({ requestMs: undefined, backendRequestMs: undefined });
 /** An origin whose host is an IPv4 or IPv6 literal. */
 const IP_ORIGIN = /^https?:\/\/(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])(:\d+)?$/i;
@@ -213,7 +215,9 @@ export class Snapshot {
         refFilters: tiers.some((tier) => tier.refs.some((ref) => ref.filters !== undefined)),
         source,
         retry: retrySettings(source),
-        healthCodes: new Set(source.passiveHealth?.failureCodes ?? []),
+        healthCodes: source.passiveHealth?.failureCodes.length
+          ? new Set(source.passiveHealth.failureCodes)
+          : NO_CODES,
         session: source.sessionPersistence
           ? sessionSettings(source.sessionPersistence, route.name, source.name ?? ruleIndex)
           : undefined,
@@ -241,8 +245,11 @@ export class Snapshot {
     }));
     const priorities = [...new Set(refs.map((r) => r.priority))].sort((a, b) => a - b);
     return priorities.map((priority) => {
-      const tierRefs = refs.filter((r) => r.priority === priority);
-      return { priority, refs: tierRefs, wrr: new SmoothWrr(tierRefs.map((r) => r.weight)) };
+      // One priority (most rules): the refs as mapped, exactly as long as they are; a filtered
+      // array keeps spare capacity for the rule's lifetime.
+      const tierRefs =
+        priorities.length === 1 ? refs : refs.filter((r) => r.priority === priority).slice();
+      return { priority, refs: tierRefs, wrr: balancer(tierRefs.map((r) => r.weight)) };
     });
   }
 }

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SmoothWrr } from "./wrr.ts";
+import { balancer, SmoothWrr } from "./wrr.ts";
 
 function sequence(weights: number[], picks: number, names = "abcdefghij"): string {
   const wrr = new SmoothWrr(weights);
@@ -76,6 +76,21 @@ describe("SmoothWrr", () => {
           for (let i = 0; i < picks; i++) expect(fast.next()).toBe(slow.next(() => true));
         },
       ),
+    );
+  });
+});
+
+describe("the shared single-peer balancer", () => {
+  it("picks as a SmoothWrr of one peer does, for any weight and eligibility", () => {
+    fc.assert(
+      fc.property(fc.nat(1_000_000), fc.array(fc.option(fc.boolean())), (weight, asks) => {
+        const shared = balancer([weight]);
+        const own = new SmoothWrr([weight]);
+        for (const ask of asks) {
+          const eligible = ask === null ? undefined : () => ask;
+          expect(shared.next(eligible)).toBe(own.next(eligible));
+        }
+      }),
     );
   });
 });
