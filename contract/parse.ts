@@ -5,6 +5,7 @@ import {
   type RoutesDocument,
   routeSliceSchema,
   routesDocumentSchema,
+  shareEmptyConditions,
   uniqueRouteNames,
 } from "./routes.ts";
 
@@ -41,7 +42,9 @@ export function parseRoutesDocument(input: unknown): Parsed<RoutesDocument> {
       problems: [{ path: 'pools["__proto__"]', message: '"__proto__" cannot name a pool' }],
     };
   }
-  return validate(routesDocumentSchema, input);
+  const parsed = validate(routesDocumentSchema, input);
+  if (parsed.ok) shareEmptyConditions(parsed.value);
+  return parsed;
 }
 
 /** Validates a pool document given as parsed JSON. */
@@ -101,5 +104,5 @@ export async function parseRoutesTextInSlices(
     }));
     return { ok: false, problems: problemsOf(new z.ZodError(issues), input) };
   }
-  return { ok: true, value: { ...head.value, routes: valid } };
+  return { ok: true, value: shareEmptyConditions({ ...head.value, routes: valid }) };
 }

@@ -34,6 +34,24 @@ describe("configuration loading", () => {
     expect(await h.backendOf("http://x.test/")).toBe("b");
   });
 
+  it("tells a changed text of the same length from the one it parsed (texts are not kept)", async () => {
+    // b.a and b.b are loopback URLs of the same length: only the port's digits differ.
+    expect(b.a.length).toBe(b.b.length);
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness({ refreshSeconds: 1 });
+    expect(await h.backendOf("http://x.test/")).toBe("a");
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.b) }));
+    h.advance(1_000);
+    await h.backendOf("http://x.test/");
+    expect(await h.backendOf("http://x.test/")).toBe("b");
+    const generation = h.store.snapshot?.generation;
+    // The same text written again: recognised, nothing rebuilt.
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.b) }));
+    h.advance(1_000);
+    await h.backendOf("http://x.test/");
+    expect(h.store.snapshot?.generation).toBe(generation);
+  });
+
   it("picks up a changed pool document, and keeps WRR state while nothing changed", async () => {
     await putPool("svc", {
       version: 1,
