@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * HTTPRoute filters (docs/filters.md): Gateway API v1 `HTTPRouteFilter` objects with their field

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { poolDocumentSchema } from "./pool.ts";
 import { routesDocumentSchema } from "./routes.ts";
 

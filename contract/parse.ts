@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { type PoolDocument, poolDocumentSchema } from "./pool.ts";
 import { type Problem, problemsOf } from "./problems.ts";
 import {

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** Name of a Workers binding, as wrangler accepts it. */
 const BINDING_NAME = /^[A-Za-z_$][A-Za-z0-9_$]*$/;

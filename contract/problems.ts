@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as z from "zod";
 
 /** One reason a document was refused, at a JSON path such as `routes[2].rules[0].name`. */
 export interface Problem {

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { DURATION_PATTERN, parseDuration } from "./duration.ts";
 import { filtersSchema, prefixReplacements } from "./filters.ts";
 import { inlinePoolSchema, weight, wholeNumber } from "./pool.ts";
