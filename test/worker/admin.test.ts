@@ -36,7 +36,7 @@ describe("admin API", () => {
     expect(status).toMatchObject({
       lastError: null,
       ageSeconds: 0,
-      routes: [{ name: "all", hostnames: [], rules: 1 }],
+      routes: [{ name: "all", hostnames: [], rules: 1, filters: [] }],
       retryBudget: { ratio: 0.2 },
     });
     expect(status.generation).toMatch(/^[0-9a-f]{14}$/);
@@ -51,6 +51,47 @@ describe("admin API", () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.b) }));
     await h.fetch("http://x.test/_lb/reload", { method: "POST", headers: auth });
     expect(await h.backendOf("http://x.test/")).toBe("b");
+  });
+
+  it("lists the filter types each route uses, its rules' and its backendRefs'", async () => {
+    await putRoutes({
+      version: 1,
+      routes: [
+        {
+          name: "shop",
+          rules: [
+            {
+              filters: [{ type: "CORS", cors: { allowOrigins: ["https://a.example"] } }],
+              backendRefs: [
+                {
+                  pool: "p",
+                  filters: [
+                    {
+                      type: "RequestHeaderModifier",
+                      requestHeaderModifier: { set: [{ name: "x-a", value: "1" }] },
+                    },
+                  ],
+                },
+              ],
+            },
+            { filters: [{ type: "RequestRedirect", requestRedirect: { hostname: "b.example" } }] },
+          ],
+        },
+      ],
+      pools: { p: pool(b.a) },
+    });
+    const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
+    const status = (await (
+      await h.fetch("http://x.test/__switchyard/status", { headers: auth })
+    ).json()) as { routes: unknown[] };
+    expect(status.routes).toEqual([
+      {
+        name: "shop",
+        hostnames: [],
+        rules: 2,
+        filters: ["CORS", "RequestHeaderModifier", "RequestRedirect"],
+      },
+    ]);
   });
 
   it("shows this isolate's traffic: per endpoint series, configured and observed split, ejections, generations", async () => {

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import type { HttpRoute } from "../../contract/index.ts";
 import type { ConfigStore } from "../config/store.ts";
 import { explain } from "../core/explain.ts";
 import { type HealthRegistry, healthKey } from "../core/health.ts";
@@ -50,9 +51,21 @@ export function status(deps: AdminDeps) {
         name: r.name,
         hostnames: r.hostnames,
         rules: r.rules.length,
+        filters: filterTypes(r),
       })) ?? [],
     retryBudget: deps.budget.status(at),
   };
+}
+
+/** The filter types a route's rules and backendRefs use, in order of first use. */
+function filterTypes(route: HttpRoute): string[] {
+  const types = new Set<string>();
+  for (const rule of route.rules) {
+    for (const filter of rule.filters ?? []) types.add(filter.type);
+    for (const ref of rule.backendRefs)
+      for (const filter of ref.filters ?? []) types.add(filter.type);
+  }
+  return [...types];
 }
 
 export function pools(deps: AdminDeps) {

@@ -51,7 +51,7 @@ async function refresh() {
     $("error").hidden = !status.lastError;
     $("error-text").textContent = status.lastError ? status.lastError.message + " (" + status.lastError.at + ")" : "";
     $("warnings").innerHTML = status.warnings.map((w) => "<li>" + esc(w) + "</li>").join("") || "<li class=muted>none</li>";
-    $("routes").innerHTML = status.routes.map((r) => "<tr><td>" + esc(r.name) + "</td><td>" + esc(r.hostnames.join(", ") || "any host") + "</td><td>" + r.rules + "</td></tr>").join("");
+    $("routes").innerHTML = status.routes.map((r) => "<tr><td>" + esc(r.name) + "</td><td>" + esc(r.hostnames.join(", ") || "any host") + "</td><td>" + r.rules + "</td><td>" + esc(r.filters.join(", ") || "none") + "</td></tr>").join("");
     $("pools").innerHTML = pools.map((p) => p.endpoints.map((e, i) =>
       "<tr>" + (i === 0 ? "<td rowspan=" + p.endpoints.length + ">" + esc(p.name) + "<div class=muted>" + esc(p.source) + (p.generation !== null ? " · gen " + p.generation : "") + (p.panic ? " · panic" : "") + "</div></td>" : "") +
       "<td>" + esc(e.url) + "</td><td>" + e.weight + "</td><td class=" + esc(e.state) + ">" + esc(e.state) + "</td><td class=" + esc(e.health) + ">" + esc(e.health) +
@@ -178,7 +178,11 @@ export function dashboard(base: string) {
             <h2>Last load error</h2>
             <div id="error-text" />
           </section>
-          <TableSection title="Routes" body="routes" columns={["route", "hostnames", "rules"]} />
+          <TableSection
+            title="Routes"
+            body="routes"
+            columns={["route", "hostnames", "rules", "filters"]}
+          />
           <TableSection
             title="Pools, as this isolate sees them"
             body="pools"
