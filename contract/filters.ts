@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { HTTP_METHODS, TOKEN } from "./http.ts";
 
 /**
  * HTTPRoute filters (docs/filters.md): Gateway API v1 `HTTPRouteFilter` objects with their field
@@ -7,8 +8,6 @@ import * as z from "zod";
  * the match, a redirect and backendRefs) are checked in routes.ts.
  */
 
-/** RFC 7230 token: a header name. */
-export const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
 /** RFC 1123 hostname without a wildcard (Gateway API `PreciseHostname`). */
 const PRECISE_HOSTNAME =
   /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*$/;
@@ -65,7 +64,7 @@ function headerNameSchema() {
   return z
     .string()
     .max(256, { error: "must be at most 256 characters" })
-    .regex(HEADER_NAME, { error: "must be a valid header name" });
+    .regex(TOKEN, { error: "must be a valid header name" });
 }
 
 const httpHeaderSchema = z.strictObject({
@@ -235,18 +234,7 @@ function wildcardAlone(items: string[], ctx: z.RefinementCtx) {
     ctx.addIssue({ code: "custom", message: 'cannot contain "*" alongside other entries' });
 }
 
-const CORS_METHODS = [
-  "GET",
-  "HEAD",
-  "POST",
-  "PUT",
-  "DELETE",
-  "CONNECT",
-  "OPTIONS",
-  "TRACE",
-  "PATCH",
-  "*",
-] as const;
+const CORS_METHODS = [...HTTP_METHODS, "*"] as const;
 
 const corsSchema = z.strictObject({
   allowOrigins: z

@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { DURATION_PATTERN, parseDuration } from "./duration.ts";
 import { filtersSchema, prefixReplacements } from "./filters.ts";
+import { HTTP_METHODS, TOKEN } from "./http.ts";
 import { inlinePoolSchema, weight, wholeNumber } from "./pool.ts";
 import { regexProblem } from "./regex.ts";
 
@@ -15,20 +16,6 @@ const NAME = NAME_PATTERN;
 /** RFC 1123 hostname, optionally with a leading `*.` (Gateway API `Hostname`). */
 const HOSTNAME =
   /^(\*\.)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*$/;
-/** RFC 7230 token: header names and cookie names. */
-const TOKEN = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
-
-const HTTP_METHODS = [
-  "GET",
-  "HEAD",
-  "POST",
-  "PUT",
-  "DELETE",
-  "CONNECT",
-  "OPTIONS",
-  "TRACE",
-  "PATCH",
-] as const;
 
 const duration = z
   .string()
@@ -294,4 +281,4 @@ export type RoutesDocumentInput = z.input<typeof routesDocumentSchema>;
 export type HttpRoute = z.output<typeof httpRouteSchema>;
 export type HttpRouteRule = z.output<typeof httpRouteRuleSchema>;
 export type HttpRouteMatch = z.output<typeof httpRouteMatchSchema>;
-export type HttpMethod = (typeof HTTP_METHODS)[number];
+export type { HttpMethod } from "./http.ts";

@@ -46,6 +46,7 @@ try {
     );
   }
 
+  /** The KV of one route on x.test with this rule: by default a PathPrefix to pool "p". */
   const kv = (rule: Record<string, unknown>) =>
     JSON.stringify({
       routes: JSON.stringify({
@@ -57,8 +58,8 @@ try {
             rules: [
               {
                 matches: [{ path: { type: "PathPrefix", value: "/bench" } }],
-                ...rule,
                 backendRefs: [{ pool: "p" }],
+                ...rule,
               },
             ],
           },
@@ -130,21 +131,9 @@ try {
       label: "RequestRedirect (answered at the edge)",
       entry: "switchyard.js",
       bindings: {
-        KV_JSON: JSON.stringify({
-          routes: JSON.stringify({
-            version: 1,
-            routes: [
-              {
-                name: "bench",
-                hostnames: ["x.test"],
-                rules: [
-                  {
-                    filters: [{ type: "RequestRedirect", requestRedirect: { hostname: "y.test" } }],
-                  },
-                ],
-              },
-            ],
-          }),
+        KV_JSON: kv({
+          ...filter("RequestRedirect", "requestRedirect", { hostname: "y.test" }),
+          backendRefs: [],
         }),
       },
     },
