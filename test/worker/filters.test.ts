@@ -882,3 +882,23 @@ describe("a document that breaks a combination rule", () => {
     expect(h.store.lastError?.message).toContain(problem);
   });
 });
+
+describe("a ResponseHeaderModifier on a sticky rule", () => {
+  it("cannot remove the session's own cookie", async () => {
+    await putRoutes(
+      routes([
+        {
+          ...prefixRule("/", [
+            {
+              type: "ResponseHeaderModifier",
+              responseHeaderModifier: { remove: ["Set-Cookie"] },
+            },
+          ]),
+          sessionPersistence: { cookieName: "pin" },
+        },
+      ]),
+    );
+    const response = await harness().fetch("http://gw.test/");
+    expect(response.headers.getSetCookie().some((c) => c.startsWith("pin="))).toBe(true);
+  });
+});

@@ -123,7 +123,10 @@ export interface ResponseEdits {
   setCookie?: string;
   /** Headers to set (X-Switchyard-Retry-Skipped with DEBUG_HEADERS). */
   set?: [string, string][];
-  /** The edits of HTTPRoute filters (ResponseHeaderModifier, CORS), applied last. */
+  /**
+   * The edits of HTTPRoute filters (ResponseHeaderModifier, CORS), applied to the backend's
+   * headers before the sticky cookie and the debug headers, which no filter can remove.
+   */
   filters?: (headers: Headers) => void;
 }
 
@@ -163,8 +166,9 @@ export function clientResponse(
         out.headers.set(name, clientLocation(value, endpointOrigin, clientOrigin));
     }
   }
+  // Filters edit what the backend sent; the sticky cookie and debug headers are the worker's own.
+  edits.filters?.(out.headers);
   if (edits.setCookie) out.headers.append("set-cookie", edits.setCookie);
   for (const [name, value] of edits.set ?? []) out.headers.set(name, value);
-  edits.filters?.(out.headers);
   return out;
 }
