@@ -14,6 +14,8 @@ interface BenchEnv {
   NO_EJECT?: string;
   /** "true": the dashboard's traffic counters record nothing (for the ablation). */
   NO_TRAFFIC?: string;
+  /** "true": every read returns a new copy of the text, as Workers KV does (for bench:heap). */
+  FRESH_TEXTS?: string;
 }
 
 /** Counts nothing: what the dashboard's counters cost, by their absence. */
@@ -28,9 +30,15 @@ class NeverEject extends HealthRegistry {
   }
 }
 
-function memoryKv(entries: Record<string, string>): KVNamespace {
+/** A copy of a text in memory of its own, as Workers KV hands out on every read. */
+function copied(text: string | undefined): string | null {
+  return text === undefined ? null : (JSON.parse(JSON.stringify(text)) as string);
+}
+
+function memoryKv(entries: Record<string, string>, fresh: boolean): KVNamespace {
+  const one = (key: string) => (fresh ? copied(entries[key]) : (entries[key] ?? null));
   const get = async (key: string | string[]) =>
-    Array.isArray(key) ? new Map(key.map((k) => [k, entries[k] ?? null])) : (entries[key] ?? null);
+    Array.isArray(key) ? new Map(key.map((k) => [k, one(k)])) : one(key);
   return { get } as unknown as KVNamespace;
 }
 
@@ -38,13 +46,32 @@ let app: ReturnType<typeof createApp> | undefined;
 /** The environment the app sees: the bindings with the in-memory KV as SWITCHYARD, built once. */
 let appEnv: (BenchEnv & { SWITCHYARD: KVNamespace }) | undefined;
 
+let store: ConfigStore | undefined;
+
+/**
+ * Paths for bench:heap, answered before the app: `/__bench/kv` only builds the in-memory KV (the
+ * heap before the store loads anything), `/__bench/touch` builds every rule of the loaded
+ * snapshot, as if each had served a request.
+ */
+function benchPath(path: string): Response | undefined {
+  if (path === "/__bench/kv") return new Response("kv");
+  if (path !== "/__bench/touch") return undefined;
+  const snapshot = store?.snapshot;
+  if (!snapshot) return new Response("no snapshot", { status: 503 });
+  let rules = 0;
+  snapshot.document.routes.forEach((route, r) => {
+    for (let i = 0; i < route.rules.length; i++) if (snapshot.rule(r, i)) rules++;
+  });
+  return new Response(String(rules));
+}
+
 export default {
   fetch(request: Request, env: BenchEnv, ctx: ExecutionContext) {
     if (!app) {
       const log = { ...consoleLogger, info: () => {} };
-      const kv = memoryKv(JSON.parse(env.KV_JSON));
+      const kv = memoryKv(JSON.parse(env.KV_JSON), env.FRESH_TEXTS === "true");
       appEnv = { ...env, SWITCHYARD: kv };
-      const store = new ConfigStore({
+      store = new ConfigStore({
         kv,
         refreshMs: 10_000,
         now: Date.now,
@@ -53,14 +80,16 @@ export default {
       });
       const noEject = env.NO_EJECT === "true";
       const traffic = env.NO_TRAFFIC === "true" ? new NoTraffic() : new TrafficCounters();
+      const loaded = store;
       app = createApp({
-        store: () => store,
+        store: () => loaded,
         log,
         state: noEject
           ? { health: new NeverEject(), budget: new RetryBudget({ ratio: 1e9 }), traffic }
           : { health: new HealthRegistry(), budget: new RetryBudget(), traffic },
       });
     }
-    return app.fetch(request, appEnv as never, ctx);
+    const bench = benchPath(new URL(request.url).pathname);
+    return bench ?? app.fetch(request, appEnv as never, ctx);
   },
 };
