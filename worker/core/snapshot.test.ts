@@ -10,6 +10,29 @@ const routes = (refs: unknown[], pools: Record<string, unknown> = {}) => ({
 });
 
 describe("compileSnapshot", () => {
+  it("warns of a rule that answers 500 and of a redirect that sends a request to itself", () => {
+    const redirect = (settings: Record<string, unknown>) => ({
+      filters: [{ type: "RequestRedirect", requestRedirect: settings }],
+    });
+    const snapshot = snapshotOf({
+      version: 1,
+      routes: [
+        {
+          name: "r",
+          rules: [
+            { name: "none" },
+            { name: "https", ...redirect({ scheme: "https", statusCode: 301 }) },
+            { name: "moved", ...redirect({ scheme: "https", hostname: "b.example" }) },
+          ],
+        },
+      ],
+    });
+    expect(snapshot.warnings).toEqual([
+      "route r, rule none: no backendRefs and no RequestRedirect; it answers 500",
+      "route r, rule https: its RequestRedirect only sets the scheme to https, so a request that already uses https is sent to itself (routes take both schemes; docs/filters.md)",
+    ]);
+  });
+
   it("prefers an inline pool over a KV pool of the same name, and says so", () => {
     const snapshot = snapshotOf(routes([{ pool: "p" }], { p: poolOf({ inline: 1 }) }), {
       p: poolOf({ kv: 1 }),

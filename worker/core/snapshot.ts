@@ -2,6 +2,7 @@ import {
   durationMs,
   type HttpRouteRule,
   MAX_RULES_PER_ROUTE,
+  type RequestRedirect,
   type RoutesDocument,
 } from "../../contract/index.ts";
 import { type SessionSettings, sessionSettings } from "../sticky/cookie.ts";
@@ -109,6 +110,19 @@ function referencedPools(routes: RoutesDocument): string[] {
 }
 
 /** Referenced pools that must be read from KV: those not defined inline. */
+/**
+ * The scheme of a redirect that changes nothing but the scheme (and the status): such a redirect
+ * sends a request that already uses that scheme to its own URL.
+ */
+function selfRedirectFor(redirect: RequestRedirect): string | undefined {
+  const only =
+    redirect.scheme !== undefined &&
+    redirect.hostname === undefined &&
+    redirect.port === undefined &&
+    redirect.path === undefined;
+  return only ? redirect.scheme : undefined;
+}
+
 export function kvPoolNames(routes: RoutesDocument): string[] {
   return referencedPools(routes).filter((name) => !Object.hasOwn(routes.pools, name));
 }
@@ -172,9 +186,13 @@ export class Snapshot {
     }
     for (const route of routes.routes) {
       route.rules.forEach((rule, index) => {
-        if (rule.backendRefs.length === 0 && !rule.filters?.some((f) => f.requestRedirect))
+        const label = `route ${route.name}, rule ${rule.name ?? index}`;
+        const redirect = rule.filters?.find((f) => f.requestRedirect)?.requestRedirect;
+        if (rule.backendRefs.length === 0 && !redirect)
+          this.warnings.push(`${label}: no backendRefs and no RequestRedirect; it answers 500`);
+        if (redirect && selfRedirectFor(redirect) !== undefined)
           this.warnings.push(
-            `route ${route.name}, rule ${rule.name ?? index}: no backendRefs and no RequestRedirect; it answers 500`,
+            `${label}: its RequestRedirect only sets the scheme to ${redirect.scheme}, so a request that already uses ${redirect.scheme} is sent to itself (routes take both schemes; docs/filters.md)`,
           );
       });
     }
