@@ -146,9 +146,10 @@ describe("switchyard explain", () => {
       "/api/items",
     ]);
     expect(result.code).toBe(0);
-    expect(result.stdout.split("\n").slice(0, 3)).toEqual([
+    expect(result.stdout.split("\n").slice(0, 4)).toEqual([
       "GET shop.localhost/api/items",
       "  → route shop, rule api, match 0: api (weight 1)",
+      "    filter ResponseHeaderModifier: set Cache-Control: no-store",
       "  shop/web match 0: matches, lower precedence: loses on path length",
     ]);
   });
