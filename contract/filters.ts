@@ -1,5 +1,5 @@
-import * as z from "zod";
 import { HTTP_METHODS, TOKEN } from "./http.ts";
+import * as z from "./zod.ts";
 
 /**
  * HTTPRoute filters (docs/filters.md): Gateway API v1 `HTTPRouteFilter` objects with their field
@@ -63,57 +63,59 @@ const UNEDITABLE_HEADERS: Record<string, string> = {
 function headerNameSchema() {
   return z
     .string()
-    .max(256, { error: "must be at most 256 characters" })
-    .regex(TOKEN, { error: "must be a valid header name" });
+    .check(
+      z.maxLength(256, { error: "must be at most 256 characters" }),
+      z.regex(TOKEN, { error: "must be a valid header name" }),
+    );
 }
+
+const maxEntries = (n: number) => z.maxLength(n, { error: `must have at most ${n} entries` });
 
 const httpHeaderSchema = z.strictObject({
   name: headerNameSchema(),
-  value: z
-    .string()
-    .min(1, { error: "must not be empty" })
-    .max(4096, { error: "must be at most 4096 characters" })
-    .regex(HEADER_VALUE, {
+  value: z.string().check(
+    z.minLength(1, { error: "must not be empty" }),
+    z.maxLength(4096, { error: "must be at most 4096 characters" }),
+    z.regex(HEADER_VALUE, {
       error: "must be printable ASCII, words separated by single spaces or tabs",
     }),
+  ),
 });
 
 const headerFilterSchema = z
   .strictObject({
-    set: z.array(httpHeaderSchema).max(16, { error: "must have at most 16 entries" }).optional(),
-    add: z.array(httpHeaderSchema).max(16, { error: "must have at most 16 entries" }).optional(),
-    remove: z
-      .array(headerNameSchema())
-      .max(16, { error: "must have at most 16 entries" })
-      .optional(),
+    set: z.optional(z.array(httpHeaderSchema).check(maxEntries(16))),
+    add: z.optional(z.array(httpHeaderSchema).check(maxEntries(16))),
+    remove: z.optional(z.array(headerNameSchema()).check(maxEntries(16))),
   })
-  .superRefine((filter, ctx) => {
-    // Gateway API: one action per header name, names compared without case.
-    const seen = new Map<string, string>();
-    const check = (name: string, path: (string | number)[]) => {
-      const lower = name.toLowerCase();
-      const why = UNEDITABLE_HEADERS[lower];
-      if (why) ctx.addIssue({ code: "custom", path, message: `${name}: ${why}` });
-      const first = seen.get(lower);
-      if (first !== undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path,
-          message: `${name} is already edited at ${first}: one action per header name`,
-        });
-      } else seen.set(lower, `${path[0]}[${path[1]}]`);
-    };
-    for (const [i, h] of (filter.set ?? []).entries()) check(h.name, ["set", i, "name"]);
-    for (const [i, h] of (filter.add ?? []).entries()) check(h.name, ["add", i, "name"]);
-    for (const [i, name] of (filter.remove ?? []).entries()) check(name, ["remove", i]);
-  });
+  .check(
+    z.superRefine((filter, ctx) => {
+      // Gateway API: one action per header name, names compared without case.
+      const seen = new Map<string, string>();
+      const check = (name: string, path: (string | number)[]) => {
+        const lower = name.toLowerCase();
+        const why = UNEDITABLE_HEADERS[lower];
+        if (why) ctx.addIssue({ code: "custom", path, message: `${name}: ${why}` });
+        const first = seen.get(lower);
+        if (first !== undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path,
+            message: `${name} is already edited at ${first}: one action per header name`,
+          });
+        } else seen.set(lower, `${path[0]}[${path[1]}]`);
+      };
+      for (const [i, h] of (filter.set ?? []).entries()) check(h.name, ["set", i, "name"]);
+      for (const [i, h] of (filter.add ?? []).entries()) check(h.name, ["add", i, "name"]);
+      for (const [i, name] of (filter.remove ?? []).entries()) check(name, ["remove", i]);
+    }),
+  );
 
 /** A path for a redirect's Location or a rewritten request: absolute, no query or fragment. */
 function modifierPath(allowEmpty: boolean) {
-  return z
-    .string()
-    .max(1024, { error: "must be at most 1024 characters" })
-    .superRefine((value, ctx) => {
+  return z.string().check(
+    z.maxLength(1024, { error: "must be at most 1024 characters" }),
+    z.superRefine((value, ctx) => {
       if (value === "" && allowEmpty) return;
       if (!value.startsWith("/")) {
         ctx.addIssue({
@@ -123,7 +125,8 @@ function modifierPath(allowEmpty: boolean) {
       } else if (/[?#\s]/.test(value)) {
         ctx.addIssue({ code: "custom", message: "must not contain '?', '#' or white space" });
       }
-    });
+    }),
+  );
 }
 
 const pathModifierSchema = z
@@ -131,142 +134,165 @@ const pathModifierSchema = z
     type: z.enum(["ReplaceFullPath", "ReplacePrefixMatch"], {
       error: 'must be "ReplaceFullPath" or "ReplacePrefixMatch"',
     }),
-    replaceFullPath: modifierPath(false).optional(),
-    replacePrefixMatch: modifierPath(true).optional(),
+    replaceFullPath: z.optional(modifierPath(false)),
+    replacePrefixMatch: z.optional(modifierPath(true)),
   })
-  .superRefine((path, ctx) => {
-    const want = path.type === "ReplaceFullPath" ? "replaceFullPath" : "replacePrefixMatch";
-    const other = path.type === "ReplaceFullPath" ? "replacePrefixMatch" : "replaceFullPath";
-    if (path[want] === undefined)
-      ctx.addIssue({
-        code: "custom",
-        path: [want],
-        message: `is required when type is ${path.type}`,
-      });
-    if (path[other] !== undefined)
-      ctx.addIssue({
-        code: "custom",
-        path: [other],
-        message: `must not be set when type is ${path.type}`,
-      });
-  });
+  .check(
+    z.superRefine((path, ctx) => {
+      const want = path.type === "ReplaceFullPath" ? "replaceFullPath" : "replacePrefixMatch";
+      const other = path.type === "ReplaceFullPath" ? "replacePrefixMatch" : "replaceFullPath";
+      if (path[want] === undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: [want],
+          message: `is required when type is ${path.type}`,
+        });
+      if (path[other] !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: [other],
+          message: `must not be set when type is ${path.type}`,
+        });
+    }),
+  );
+
+const PORT_ERROR = "must be a port from 1 to 65535";
 
 const requestRedirectSchema = z.strictObject({
-  scheme: z.enum(["http", "https"], { error: 'must be "http" or "https"' }).optional(),
-  hostname: z
-    .string()
-    .max(253, { error: "must be at most 253 characters" })
-    .regex(PRECISE_HOSTNAME, { error: 'must be a hostname such as "www.example.com"' })
-    .optional(),
-  path: pathModifierSchema.optional(),
-  port: z
-    .int({ error: "must be a whole number" })
-    .min(1, { error: "must be a port from 1 to 65535" })
-    .max(65535, { error: "must be a port from 1 to 65535" })
-    .optional(),
-  statusCode: z
-    .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], {
+  scheme: z.optional(z.enum(["http", "https"], { error: 'must be "http" or "https"' })),
+  hostname: z.optional(
+    z
+      .string()
+      .check(
+        z.maxLength(253, { error: "must be at most 253 characters" }),
+        z.regex(PRECISE_HOSTNAME, { error: 'must be a hostname such as "www.example.com"' }),
+      ),
+  ),
+  path: z.optional(pathModifierSchema),
+  port: z.optional(
+    z
+      .int({ error: "must be a whole number" })
+      .check(z.gte(1, { error: PORT_ERROR }), z.lte(65535, { error: PORT_ERROR })),
+  ),
+  statusCode: z._default(
+    z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], {
       error: "must be 301, 302, 303, 307 or 308",
-    })
-    .default(302),
+    }),
+    302,
+  ),
 });
 
 const urlRewriteSchema = z.strictObject({
-  hostname: z
-    .string()
-    .optional()
-    .superRefine((hostname, ctx) => {
-      if (hostname === undefined) return;
-      ctx.addIssue({
-        code: "custom",
-        message:
-          "cannot be honoured: a Worker's fetch sends the host of the endpoint URL as Host, and Cloudflare refuses any other outside the worker's zone; give the pool endpoints with that host instead",
-      });
-    }),
-  path: pathModifierSchema.optional(),
+  hostname: z.optional(
+    z.string().check(
+      z.superRefine((_hostname, ctx) => {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            "cannot be honoured: a Worker's fetch sends the host of the endpoint URL as Host, and Cloudflare refuses any other outside the worker's zone; give the pool endpoints with that host instead",
+        });
+      }),
+    ),
+  ),
+  path: z.optional(pathModifierSchema),
 });
+
+const PERCENT_ERROR = "must be from 0 to 100";
 
 const requestMirrorSchema = z
   .strictObject({
     backendRef: z.strictObject({
       pool: z
         .string()
-        .min(1, { error: "must name a pool" })
-        .max(500, { error: "must be at most 500 characters" }),
+        .check(
+          z.minLength(1, { error: "must name a pool" }),
+          z.maxLength(500, { error: "must be at most 500 characters" }),
+        ),
     }),
-    percent: z
-      .int({ error: "must be a whole number" })
-      .min(0, { error: "must be from 0 to 100" })
-      .max(100, { error: "must be from 0 to 100" })
-      .optional(),
-    fraction: z
-      .strictObject({
-        numerator: z
-          .int({ error: "must be a whole number" })
-          .min(0, { error: "must be 0 or more" }),
-        denominator: z
-          .int({ error: "must be a whole number" })
-          .min(1, { error: "must be 1 or more" })
-          .default(100),
-      })
-      .superRefine((fraction, ctx) => {
-        if (fraction.numerator > fraction.denominator)
-          ctx.addIssue({
-            code: "custom",
-            path: ["numerator"],
-            message: "must not be more than denominator",
-          });
-      })
-      .optional(),
+    percent: z.optional(
+      z
+        .int({ error: "must be a whole number" })
+        .check(z.gte(0, { error: PERCENT_ERROR }), z.lte(100, { error: PERCENT_ERROR })),
+    ),
+    fraction: z.optional(
+      z
+        .strictObject({
+          numerator: z
+            .int({ error: "must be a whole number" })
+            .check(z.gte(0, { error: "must be 0 or more" })),
+          denominator: z._default(
+            z
+              .int({ error: "must be a whole number" })
+              .check(z.gte(1, { error: "must be 1 or more" })),
+            100,
+          ),
+        })
+        .check(
+          z.superRefine((fraction, ctx) => {
+            if (fraction.numerator > fraction.denominator)
+              ctx.addIssue({
+                code: "custom",
+                path: ["numerator"],
+                message: "must not be more than denominator",
+              });
+          }),
+        ),
+    ),
   })
-  .superRefine((mirror, ctx) => {
-    if (mirror.percent !== undefined && mirror.fraction !== undefined)
-      ctx.addIssue({
-        code: "custom",
-        path: ["fraction"],
-        message: "only one of percent or fraction may be set",
-      });
-  });
+  .check(
+    z.superRefine((mirror, ctx) => {
+      if (mirror.percent !== undefined && mirror.fraction !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["fraction"],
+          message: "only one of percent or fraction may be set",
+        });
+    }),
+  );
 
 /** A list where "*" stands alone (Gateway API's CORS lists). */
-function wildcardAlone(items: string[], ctx: z.RefinementCtx) {
+const wildcardAlone = z.superRefine((items: string[], ctx) => {
   if (items.length > 1 && items.includes("*"))
     ctx.addIssue({ code: "custom", message: 'cannot contain "*" alongside other entries' });
-}
+});
 
 const CORS_METHODS = [...HTTP_METHODS, "*"] as const;
 
 const corsSchema = z.strictObject({
-  allowOrigins: z
-    .array(
-      z.string().max(253, { error: "must be at most 253 characters" }).regex(CORS_ORIGIN, {
-        error:
-          'must be "*" or an origin such as "https://www.example.com" or "https://*.example.com"',
-      }),
-    )
-    .max(64, { error: "must have at most 64 entries" })
-    .superRefine(wildcardAlone)
-    .optional(),
-  allowMethods: z
-    .array(z.enum(CORS_METHODS, { error: `must be one of ${CORS_METHODS.join(", ")}` }))
-    .max(9, { error: "must have at most 9 entries" })
-    .superRefine(wildcardAlone)
-    .optional(),
-  allowHeaders: z
-    .array(z.union([z.literal("*"), headerNameSchema()]))
-    .max(64, { error: "must have at most 64 entries" })
-    .superRefine(wildcardAlone)
-    .optional(),
-  exposeHeaders: z
-    .array(z.union([z.literal("*"), headerNameSchema()]))
-    .max(64, { error: "must have at most 64 entries" })
-    .optional(),
-  allowCredentials: z.boolean({ error: "must be true or false" }).optional(),
-  maxAge: z
-    .int({ error: "must be a whole number of seconds" })
-    .min(1, { error: "must be 1 or more" })
-    .max(2_147_483_647, { error: "must be at most 2147483647" })
-    .default(5),
+  allowOrigins: z.optional(
+    z
+      .array(
+        z.string().check(
+          z.maxLength(253, { error: "must be at most 253 characters" }),
+          z.regex(CORS_ORIGIN, {
+            error:
+              'must be "*" or an origin such as "https://www.example.com" or "https://*.example.com"',
+          }),
+        ),
+      )
+      .check(maxEntries(64), wildcardAlone),
+  ),
+  allowMethods: z.optional(
+    z
+      .array(z.enum(CORS_METHODS, { error: `must be one of ${CORS_METHODS.join(", ")}` }))
+      .check(maxEntries(9), wildcardAlone),
+  ),
+  allowHeaders: z.optional(
+    z.array(z.union([z.literal("*"), headerNameSchema()])).check(maxEntries(64), wildcardAlone),
+  ),
+  exposeHeaders: z.optional(
+    z.array(z.union([z.literal("*"), headerNameSchema()])).check(maxEntries(64)),
+  ),
+  allowCredentials: z.optional(z.boolean({ error: "must be true or false" })),
+  maxAge: z._default(
+    z
+      .int({ error: "must be a whole number of seconds" })
+      .check(
+        z.gte(1, { error: "must be 1 or more" }),
+        z.lte(2_147_483_647, { error: "must be at most 2147483647" }),
+      ),
+    5,
+  ),
 });
 
 export const httpRouteFilterSchema = z
@@ -274,51 +300,52 @@ export const httpRouteFilterSchema = z
     type: z.enum([...FILTER_TYPES, "ExtensionRef", "ExternalAuth"], {
       error: `must be one of ${FILTER_TYPES.join(", ")}`,
     }),
-    requestHeaderModifier: headerFilterSchema.optional(),
-    responseHeaderModifier: headerFilterSchema.optional(),
-    requestRedirect: requestRedirectSchema.optional(),
-    urlRewrite: urlRewriteSchema.optional(),
-    requestMirror: requestMirrorSchema.optional(),
-    cors: corsSchema.optional(),
-    extensionRef: z.unknown().optional(),
-    externalAuth: z.unknown().optional(),
+    requestHeaderModifier: z.optional(headerFilterSchema),
+    responseHeaderModifier: z.optional(headerFilterSchema),
+    requestRedirect: z.optional(requestRedirectSchema),
+    urlRewrite: z.optional(urlRewriteSchema),
+    requestMirror: z.optional(requestMirrorSchema),
+    cors: z.optional(corsSchema),
+    extensionRef: z.optional(z.unknown()),
+    externalAuth: z.optional(z.unknown()),
   })
-  .superRefine((filter, ctx) => {
-    const refused = REFUSED_TYPES[filter.type];
-    if (refused) {
-      ctx.addIssue({ code: "custom", path: ["type"], message: refused });
-      return;
-    }
-    const own = FILTER_FIELDS[filter.type as FilterType];
-    if (filter[own] === undefined)
-      ctx.addIssue({
-        code: "custom",
-        path: [own],
-        message: `is required when type is ${filter.type}`,
-      });
-    for (const field of [
-      ...Object.values(FILTER_FIELDS),
-      "extensionRef",
-      "externalAuth",
-    ] as const) {
-      if (field !== own && filter[field] !== undefined)
+  .check(
+    z.superRefine((filter, ctx) => {
+      const refused = REFUSED_TYPES[filter.type];
+      if (refused) {
+        ctx.addIssue({ code: "custom", path: ["type"], message: refused });
+        return;
+      }
+      const own = FILTER_FIELDS[filter.type as FilterType];
+      if (filter[own] === undefined)
         ctx.addIssue({
           code: "custom",
-          path: [field],
-          message: `must not be set when type is ${filter.type}`,
+          path: [own],
+          message: `is required when type is ${filter.type}`,
         });
-    }
-  })
-  .meta({ id: "HTTPRouteFilter", description: "A Gateway API v1 HTTPRouteFilter" });
+      for (const field of [
+        ...Object.values(FILTER_FIELDS),
+        "extensionRef",
+        "externalAuth",
+      ] as const) {
+        if (field !== own && filter[field] !== undefined)
+          ctx.addIssue({
+            code: "custom",
+            path: [field],
+            message: `must not be set when type is ${filter.type}`,
+          });
+      }
+    }),
+    z.meta({ id: "HTTPRouteFilter", description: "A Gateway API v1 HTTPRouteFilter" }),
+  );
 
 /**
  * A `filters` list (of a rule or of a backendRef): at most 16; each type at most once except
  * RequestMirror; never a RequestRedirect and a URLRewrite together.
  */
-export const filtersSchema = z
-  .array(httpRouteFilterSchema)
-  .max(16, { error: "must have at most 16 entries" })
-  .superRefine((filters, ctx) => {
+export const filtersSchema = z.array(httpRouteFilterSchema).check(
+  maxEntries(16),
+  z.superRefine((filters, ctx) => {
     const first = new Map<string, number>();
     filters.forEach((filter, index) => {
       if (filter.type === "RequestMirror") return;
@@ -339,7 +366,8 @@ export const filtersSchema = z
         path: [Math.max(redirect, rewrite), "type"],
         message: "RequestRedirect and URLRewrite cannot be used together",
       });
-  });
+  }),
+);
 
 export type HttpRouteFilter = z.output<typeof httpRouteFilterSchema>;
 export type HeaderFilter = z.output<typeof headerFilterSchema>;

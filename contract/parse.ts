@@ -1,4 +1,3 @@
-import * as z from "zod";
 import { type PoolDocument, poolDocumentSchema } from "./pool.ts";
 import { type Problem, problemsOf } from "./problems.ts";
 import {
@@ -8,6 +7,7 @@ import {
   shareEmptyConditions,
   uniqueRouteNames,
 } from "./routes.ts";
+import * as z from "./zod.ts";
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problems: Problem[] };
 
@@ -22,7 +22,7 @@ function parseJson(text: string): Parsed<unknown> {
   }
 }
 
-function validate<T>(schema: z.ZodType<T>, input: unknown): Parsed<T> {
+function validate<T>(schema: z.ZodMiniType<T>, input: unknown): Parsed<T> {
   const result = schema.safeParse(input);
   return result.success
     ? { ok: true, value: result.data }
@@ -95,14 +95,14 @@ export async function parseRoutesTextInSlices(
     if (!slice.success) return parseRoutesDocument(input);
     valid.push(...slice.data);
   }
-  const names = z.array(z.object({ name: z.string() })).superRefine(uniqueRouteNames);
+  const names = z.array(z.object({ name: z.string() })).check(z.superRefine(uniqueRouteNames));
   const unique = names.safeParse(valid);
   if (!unique.success) {
     const issues = unique.error.issues.map((issue) => ({
       ...issue,
       path: ["routes", ...issue.path],
     }));
-    return { ok: false, problems: problemsOf(new z.ZodError(issues), input) };
+    return { ok: false, problems: problemsOf(new z.$ZodError(issues), input) };
   }
   return { ok: true, value: shareEmptyConditions({ ...head.value, routes: valid }) };
 }

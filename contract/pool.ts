@@ -1,4 +1,4 @@
-import * as z from "zod";
+import * as z from "./zod.ts";
 
 /** Name of a Workers binding, as wrangler accepts it. */
 const BINDING_NAME = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -39,78 +39,96 @@ export function endpointOrigin(url: string): string {
   return url.endsWith("/") ? url.slice(0, -1) : url;
 }
 
-const endpointUrl = z.string().superRefine((text, ctx) => {
-  const problem = originProblem(text);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
+const endpointUrl = z.string().check(
+  z.superRefine((text, ctx) => {
+    const problem = originProblem(text);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  }),
+);
 
 /** A whole number from `min` to `max`, with the contract's wording for each way it can fail. */
 export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
-  const number = z
-    .int({ error: "must be a whole number" })
-    .min(min, { error: `must be ${min} or more` });
   return max === Number.MAX_SAFE_INTEGER
-    ? number
-    : number.max(max, { error: `must be at most ${max}` });
+    ? z
+        .int({ error: "must be a whole number" })
+        .check(z.gte(min, { error: `must be ${min} or more` }))
+    : z
+        .int({ error: "must be a whole number" })
+        .check(
+          z.gte(min, { error: `must be ${min} or more` }),
+          z.lte(max, { error: `must be at most ${max}` }),
+        );
 }
 
 export const weight = wholeNumber(0, MAX_WEIGHT);
 
 const endpointSchema = z
   .strictObject({
-    url: endpointUrl.describe("Origin the request is sent to, e.g. https://pod-a.example.com:8443"),
-    weight: weight.default(1).describe("Share of new traffic within the pool; 0 = none"),
+    url: endpointUrl.check(
+      z.describe("Origin the request is sent to, e.g. https://pod-a.example.com:8443"),
+    ),
+    weight: z
+      ._default(weight, 1)
+      .check(z.describe("Share of new traffic within the pool; 0 = none")),
     state: z
-      .enum(["ready", "draining"])
-      .default("ready")
-      .describe("draining: keeps sticky sessions, gets no new ones"),
-    zone: z.string().min(1).optional(),
-    readySince: z.string().regex(RFC3339, { error: "must be an RFC 3339 date-time" }).optional(),
+      ._default(z.enum(["ready", "draining"]), "ready")
+      .check(z.describe("draining: keeps sticky sessions, gets no new ones")),
+    zone: z.optional(z.string().check(z.minLength(1))),
+    readySince: z.optional(
+      z.string().check(z.regex(RFC3339, { error: "must be an RFC 3339 date-time" })),
+    ),
   })
-  .describe("One backend of a pool");
+  .check(z.describe("One backend of a pool"));
 
 const transportSchema = z.strictObject({
   binding: z
     .string()
-    .regex(BINDING_NAME, { error: "must be a Workers binding name such as VPC_SHOP" })
-    .describe("Fetch through env[binding].fetch (Workers VPC / Tunnel) instead of the Internet"),
+    .check(
+      z.regex(BINDING_NAME, { error: "must be a Workers binding name such as VPC_SHOP" }),
+      z.describe("Fetch through env[binding].fetch (Workers VPC / Tunnel) instead of the Internet"),
+    ),
 });
 
 const poolFields = {
-  endpoints: z.array(endpointSchema).superRefine((endpoints, ctx) => {
-    const seen = new Map<string, number>();
-    endpoints.forEach((endpoint, index) => {
-      const key = endpointOrigin(endpoint.url).toLowerCase();
-      const first = seen.get(key);
-      if (first === undefined) seen.set(key, index);
-      else {
-        ctx.addIssue({
-          code: "custom",
-          path: [index, "url"],
-          message: `duplicates endpoints[${first}].url`,
-        });
-      }
-    });
-  }),
-  transport: transportSchema.optional(),
+  endpoints: z.array(endpointSchema).check(
+    z.superRefine((endpoints, ctx) => {
+      const seen = new Map<string, number>();
+      endpoints.forEach((endpoint, index) => {
+        const key = endpointOrigin(endpoint.url).toLowerCase();
+        const first = seen.get(key);
+        if (first === undefined) seen.set(key, index);
+        else {
+          ctx.addIssue({
+            code: "custom",
+            path: [index, "url"],
+            message: `duplicates endpoints[${first}].url`,
+          });
+        }
+      });
+    }),
+  ),
+  transport: z.optional(transportSchema),
 };
+
+const rfc3339 = () =>
+  z.string().check(z.regex(RFC3339, { error: "must be an RFC 3339 date-time" }));
 
 /** A pool document, the value of a `pool:<name>` key (docs/kv-schema.md). */
 export const poolDocumentSchema = z
   .strictObject({
-    $schema: z.string().optional(),
+    $schema: z.optional(z.string()),
     version: z.literal(1, { error: "must be 1" }),
-    generation: wholeNumber(0).optional().describe("Grows with every write by the owner"),
-    updatedAt: z.string().regex(RFC3339, { error: "must be an RFC 3339 date-time" }).optional(),
+    generation: z.optional(wholeNumber(0)).check(z.describe("Grows with every write by the owner")),
+    updatedAt: z.optional(rfc3339()),
     ...poolFields,
   })
-  .describe("Switchyard pool document: the value of a KV key pool:<name>");
+  .check(z.describe("Switchyard pool document: the value of a KV key pool:<name>"));
 
 /** An inline pool in the routes document: the same shape, version and bookkeeping optional. */
 export const inlinePoolSchema = z.strictObject({
-  version: z.literal(1, { error: "must be 1" }).optional(),
-  generation: z.int().min(0).optional(),
-  updatedAt: z.string().regex(RFC3339, { error: "must be an RFC 3339 date-time" }).optional(),
+  version: z.optional(z.literal(1, { error: "must be 1" })),
+  generation: z.optional(z.int().check(z.gte(0))),
+  updatedAt: z.optional(rfc3339()),
   ...poolFields,
 });
 

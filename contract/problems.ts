@@ -1,4 +1,4 @@
-import type * as z from "zod";
+import type * as z from "./zod.ts";
 
 /** One reason a document was refused, at a JSON path such as `routes[2].rules[0].name`. */
 export interface Problem {
@@ -30,7 +30,7 @@ function describe(value: unknown): string {
   return typeof value === "object" ? "an object" : typeof value;
 }
 
-function messageOf(issue: z.core.$ZodIssue, input: unknown): string {
+function messageOf(issue: z.$ZodIssue, input: unknown): string {
   const missing = valueAt(input, issue.path) === undefined;
   switch (issue.code) {
     case "invalid_type":
@@ -61,7 +61,7 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 /** Every issue of a failed parse as a Problem, in document order. */
-export function problemsOf(error: z.core.$ZodError, input: unknown): Problem[] {
+export function problemsOf(error: z.$ZodError, input: unknown): Problem[] {
   return error.issues.map((issue) => ({
     path: jsonPath(issue.path),
     message: messageOf(issue, input),

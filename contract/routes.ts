@@ -1,9 +1,9 @@
-import * as z from "zod";
 import { DURATION_PATTERN, parseDuration } from "./duration.ts";
 import { filtersSchema, prefixReplacements } from "./filters.ts";
 import { HTTP_METHODS, TOKEN } from "./http.ts";
 import { inlinePoolSchema, weight, wholeNumber } from "./pool.ts";
 import { regexProblem } from "./regex.ts";
+import * as z from "./zod.ts";
 
 /**
  * The routes document, the value of the KV key `routes` (docs/kv-schema.md). Field names and semantics
@@ -17,51 +17,63 @@ const NAME = NAME_PATTERN;
 const HOSTNAME =
   /^(\*\.)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*$/;
 
-const duration = z
-  .string()
-  .regex(DURATION_PATTERN, { error: 'must be a duration such as "500ms", "10s", "5m" or "1h"' });
+const duration = () =>
+  z.string().check(
+    z.regex(DURATION_PATTERN, {
+      error: 'must be a duration such as "500ms", "10s", "5m" or "1h"',
+    }),
+  );
 
 const pathMatchSchema = z
   .strictObject({
-    type: z.enum(["Exact", "PathPrefix", "RegularExpression"]).default("PathPrefix"),
-    value: z.string().max(1024, { error: "must be at most 1024 characters" }).default("/"),
+    type: z._default(z.enum(["Exact", "PathPrefix", "RegularExpression"]), "PathPrefix"),
+    value: z._default(
+      z.string().check(z.maxLength(1024, { error: "must be at most 1024 characters" })),
+      "/",
+    ),
   })
-  .superRefine((path, ctx) => {
-    if (path.type === "RegularExpression") {
-      const problem = regexProblem(path.value);
-      if (problem) ctx.addIssue({ code: "custom", path: ["value"], message: problem });
-      return;
-    }
-    if (!path.value.startsWith("/")) {
-      ctx.addIssue({ code: "custom", path: ["value"], message: 'must start with "/"' });
-    } else if (/[?#\s]/.test(path.value)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["value"],
-        message: "must not contain '?', '#' or white space",
-      });
-    }
-  });
+  .check(
+    z.superRefine((path, ctx) => {
+      if (path.type === "RegularExpression") {
+        const problem = regexProblem(path.value);
+        if (problem) ctx.addIssue({ code: "custom", path: ["value"], message: problem });
+        return;
+      }
+      if (!path.value.startsWith("/")) {
+        ctx.addIssue({ code: "custom", path: ["value"], message: 'must start with "/"' });
+      } else if (/[?#\s]/.test(path.value)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["value"],
+          message: "must not contain '?', '#' or white space",
+        });
+      }
+    }),
+  );
 
 function valueMatchSchema(kind: "header" | "query parameter", namePattern: RegExp) {
   return z
     .strictObject({
-      type: z.enum(["Exact", "RegularExpression"]).default("Exact"),
+      type: z._default(z.enum(["Exact", "RegularExpression"]), "Exact"),
       name: z
         .string()
-        .regex(namePattern, { error: `must be a valid ${kind} name` })
-        .max(256, { error: "must be at most 256 characters" }),
-      value: z.string().max(4096, { error: "must be at most 4096 characters" }),
+        .check(
+          z.regex(namePattern, { error: `must be a valid ${kind} name` }),
+          z.maxLength(256, { error: "must be at most 256 characters" }),
+        ),
+      value: z.string().check(z.maxLength(4096, { error: "must be at most 4096 characters" })),
     })
-    .superRefine((match, ctx) => {
-      if (match.type !== "RegularExpression") return;
-      const problem = regexProblem(match.value);
-      if (problem) ctx.addIssue({ code: "custom", path: ["value"], message: problem });
-    });
+    .check(
+      z.superRefine((match, ctx) => {
+        if (match.type !== "RegularExpression") return;
+        const problem = regexProblem(match.value);
+        if (problem) ctx.addIssue({ code: "custom", path: ["value"], message: problem });
+      }),
+    );
 }
 
 function uniqueNames<T extends { name: string }>(fold: (name: string) => string) {
-  return (items: T[], ctx: z.RefinementCtx) => {
+  return (items: T[], ctx: z.$RefinementCtx<T[]>) => {
     const seen = new Map<string, number>();
     items.forEach((item, index) => {
       const first = seen.get(fold(item.name));
@@ -96,168 +108,211 @@ export function shareEmptyConditions<
   return document;
 }
 
+const maxEntries = (n: number) => z.maxLength(n, { error: `must have at most ${n} entries` });
+
 const httpRouteMatchSchema = z.strictObject({
-  path: pathMatchSchema.default({ type: "PathPrefix", value: "/" }),
-  method: z.enum(HTTP_METHODS, { error: `must be one of ${HTTP_METHODS.join(", ")}` }).optional(),
-  headers: z
-    .array(valueMatchSchema("header", TOKEN))
-    .max(16, { error: "must have at most 16 entries" })
-    .superRefine(uniqueNames((name) => name.toLowerCase()))
-    .default(() => NO_CONDITIONS),
-  queryParams: z
-    .array(valueMatchSchema("query parameter", /^[^\s]+$/))
-    .max(16, { error: "must have at most 16 entries" })
-    .superRefine(uniqueNames((name) => name))
-    .default(() => NO_CONDITIONS),
+  path: z._default(pathMatchSchema, { type: "PathPrefix", value: "/" }),
+  method: z.optional(z.enum(HTTP_METHODS, { error: `must be one of ${HTTP_METHODS.join(", ")}` })),
+  headers: z._default(
+    z
+      .array(valueMatchSchema("header", TOKEN))
+      .check(maxEntries(16), z.superRefine(uniqueNames((name) => name.toLowerCase()))),
+    () => NO_CONDITIONS,
+  ),
+  queryParams: z._default(
+    z
+      .array(valueMatchSchema("query parameter", /^[^\s]+$/))
+      .check(maxEntries(16), z.superRefine(uniqueNames((name) => name))),
+    () => NO_CONDITIONS,
+  ),
 });
 
 const backendRefSchema = z.strictObject({
   pool: z
     .string()
-    .min(1, { error: "must name a pool" })
-    .max(500, { error: "must be at most 500 characters" })
-    .describe("Pool name: an inline pool of this document or a KV key pool:<name>"),
-  weight: weight.default(1).describe("Share of new traffic among refs of one priority; 0 = none"),
-  priority: wholeNumber(0, 16)
-    .default(0)
-    .describe("0 takes traffic; higher values only while every lower one has no healthy endpoint"),
-  filters: filtersSchema.optional().describe("Applied only when this backendRef is picked"),
+    .check(
+      z.minLength(1, { error: "must name a pool" }),
+      z.maxLength(500, { error: "must be at most 500 characters" }),
+      z.describe("Pool name: an inline pool of this document or a KV key pool:<name>"),
+    ),
+  weight: z
+    ._default(weight, 1)
+    .check(z.describe("Share of new traffic among refs of one priority; 0 = none")),
+  priority: z
+    ._default(wholeNumber(0, 16), 0)
+    .check(
+      z.describe(
+        "0 takes traffic; higher values only while every lower one has no healthy endpoint",
+      ),
+    ),
+  filters: z
+    .optional(filtersSchema)
+    .check(z.describe("Applied only when this backendRef is picked")),
 });
 
 const sessionPersistenceSchema = z.strictObject({
-  type: z.literal("Cookie", { error: 'must be "Cookie"' }).default("Cookie"),
-  cookieName: z.string().regex(TOKEN, { error: "must be a valid cookie name" }).max(64).optional(),
-  absoluteTimeout: duration.optional(),
-  idleTimeout: duration.optional(),
+  type: z._default(z.literal("Cookie", { error: 'must be "Cookie"' }), "Cookie"),
+  cookieName: z.optional(
+    z.string().check(z.regex(TOKEN, { error: "must be a valid cookie name" }), z.maxLength(64)),
+  ),
+  absoluteTimeout: z.optional(duration()),
+  idleTimeout: z.optional(duration()),
 });
 
+/** A status within [min, max], said as such. */
+const status = (min: number, max: number) => {
+  const error = `must be an HTTP status from ${min} to ${max}`;
+  return z
+    .int({ error: "must be a whole number" })
+    .check(z.gte(min, { error }), z.lte(max, { error }));
+};
+
 const retrySchema = z.strictObject({
-  attempts: wholeNumber(0, 10).default(1).describe("Retries after the first try (GEP-1731)"),
-  codes: z
-    .array(
-      z
-        .int({ error: "must be a whole number" })
-        .min(400, { error: "must be an HTTP status from 400 to 599" })
-        .max(599, { error: "must be an HTTP status from 400 to 599" }),
-    )
-    .default([]),
-  backoff: duration.optional(),
+  attempts: z
+    ._default(wholeNumber(0, 10), 1)
+    .check(z.describe("Retries after the first try (GEP-1731)")),
+  codes: z._default(z.array(status(400, 599)), []),
+  backoff: z.optional(duration()),
   bodyBufferBytes: z
-    .int({ error: "must be a whole number of bytes" })
-    .min(0, { error: "must be 0 or more" })
-    .max(16 * 1024 * 1024, { error: "must be at most 16777216 (16 MiB)" })
-    .optional()
-    .describe(
-      "Largest request body buffered for retries (default 1 MiB); larger bodies stream once",
+    .optional(
+      z
+        .int({ error: "must be a whole number of bytes" })
+        .check(
+          z.gte(0, { error: "must be 0 or more" }),
+          z.lte(16 * 1024 * 1024, { error: "must be at most 16777216 (16 MiB)" }),
+        ),
+    )
+    .check(
+      z.describe(
+        "Largest request body buffered for retries (default 1 MiB); larger bodies stream once",
+      ),
     ),
   idempotencyKey: z
-    .enum(["Ignore", "Honor"], { error: 'must be "Ignore" or "Honor"' })
-    .default("Ignore")
-    .describe(
-      "Honor: a POST or PATCH carrying an Idempotency-Key header may be retried (the backend must deduplicate)",
+    ._default(z.enum(["Ignore", "Honor"], { error: 'must be "Ignore" or "Honor"' }), "Ignore")
+    .check(
+      z.describe(
+        "Honor: a POST or PATCH carrying an Idempotency-Key header may be retried (the backend must deduplicate)",
+      ),
     ),
 });
 
 const passiveHealthSchema = z.strictObject({
   failureCodes: z
-    .array(
-      z
-        .int({ error: "must be a whole number" })
-        .min(500, { error: "must be an HTTP status from 500 to 599" })
-        .max(599, { error: "must be an HTTP status from 500 to 599" }),
-    )
-    .default([])
-    .describe(
-      "Statuses that count as an endpoint's failure for passive health (no answer and timeouts always do)",
+    ._default(z.array(status(500, 599)), [])
+    .check(
+      z.describe(
+        "Statuses that count as an endpoint's failure for passive health (no answer and timeouts always do)",
+      ),
     ),
 });
 
 const timeoutsSchema = z
   .strictObject({
-    request: duration.optional().describe("Bounds the whole exchange, retries included"),
-    backendRequest: duration.optional().describe("Bounds each try"),
+    request: z
+      .optional(duration())
+      .check(z.describe("Bounds the whole exchange, retries included")),
+    backendRequest: z.optional(duration()).check(z.describe("Bounds each try")),
   })
-  .superRefine((timeouts, ctx) => {
-    const request = timeouts.request === undefined ? undefined : parseDuration(timeouts.request);
-    const backend =
-      timeouts.backendRequest === undefined ? undefined : parseDuration(timeouts.backendRequest);
-    if (request && backend && backend > request) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["backendRequest"],
-        message: "must not be longer than timeouts.request",
-      });
-    }
-  });
+  .check(
+    z.superRefine((timeouts, ctx) => {
+      const request = timeouts.request === undefined ? undefined : parseDuration(timeouts.request);
+      const backend =
+        timeouts.backendRequest === undefined ? undefined : parseDuration(timeouts.backendRequest);
+      if (request && backend && backend > request) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["backendRequest"],
+          message: "must not be longer than timeouts.request",
+        });
+      }
+    }),
+  );
+
+const NAME_ERROR = "must be a name of letters, digits, '.', '_', '-'";
 
 const httpRouteRuleSchema = z
   .strictObject({
-    name: z
-      .string()
-      .regex(NAME, { error: "must be a name of letters, digits, '.', '_', '-'" })
-      .optional(),
-    matches: z
-      .array(httpRouteMatchSchema)
-      .max(64, { error: "must have at most 64 entries" })
-      .default([{ path: { type: "PathPrefix", value: "/" }, headers: [], queryParams: [] }]),
-    filters: filtersSchema.optional().describe("Gateway API HTTPRouteFilters (docs/filters.md)"),
+    name: z.optional(z.string().check(z.regex(NAME, { error: NAME_ERROR }))),
+    matches: z._default(z.array(httpRouteMatchSchema).check(maxEntries(64)), [
+      { path: { type: "PathPrefix", value: "/" }, headers: [], queryParams: [] },
+    ]),
+    filters: z
+      .optional(filtersSchema)
+      .check(z.describe("Gateway API HTTPRouteFilters (docs/filters.md)")),
     backendRefs: z
-      .array(backendRefSchema)
-      .max(16, { error: "must have at most 16 entries" })
-      .default([])
-      .describe("May be empty when a RequestRedirect answers; otherwise an empty list answers 500"),
-    sessionPersistence: sessionPersistenceSchema.optional(),
-    retry: retrySchema.optional(),
-    passiveHealth: passiveHealthSchema.optional(),
-    timeouts: timeoutsSchema.optional(),
-  })
-  .superRefine((rule, ctx) => {
-    // Gateway API: a redirect answers by itself, so it never comes with backends.
-    const redirect = rule.filters?.findIndex((f) => f.type === "RequestRedirect") ?? -1;
-    if (redirect !== -1 && rule.backendRefs.length > 0)
-      ctx.addIssue({
-        code: "custom",
-        path: ["filters", redirect, "type"],
-        message: "a RequestRedirect answers the request itself: the rule must have no backendRefs",
-      });
-    // ReplacePrefixMatch replaces what one PathPrefix match matched.
-    const uses = [
-      ...prefixReplacements(rule.filters ?? []).map((u) => ["filters", ...u.path]),
-      ...rule.backendRefs.flatMap((ref, i) =>
-        prefixReplacements(ref.filters ?? []).map((u) => ["backendRefs", i, "filters", ...u.path]),
+      ._default(z.array(backendRefSchema).check(maxEntries(16)), [])
+      .check(
+        z.describe(
+          "May be empty when a RequestRedirect answers; otherwise an empty list answers 500",
+        ),
       ),
-    ];
-    const only = rule.matches.length === 1 ? rule.matches[0] : undefined;
-    if (only?.path.type === "PathPrefix") return;
-    const has =
-      rule.matches.length === 1
-        ? `its match is ${only?.path.type}`
-        : `it has ${rule.matches.length} matches`;
-    for (const path of uses)
-      ctx.addIssue({
-        code: "custom",
-        path,
-        message: `ReplacePrefixMatch needs the rule to have exactly one match, of type PathPrefix: ${has}`,
-      });
-  });
+    sessionPersistence: z.optional(sessionPersistenceSchema),
+    retry: z.optional(retrySchema),
+    passiveHealth: z.optional(passiveHealthSchema),
+    timeouts: z.optional(timeoutsSchema),
+  })
+  .check(
+    z.superRefine((rule, ctx) => {
+      // Gateway API: a redirect answers by itself, so it never comes with backends.
+      const redirect = rule.filters?.findIndex((f) => f.type === "RequestRedirect") ?? -1;
+      if (redirect !== -1 && rule.backendRefs.length > 0)
+        ctx.addIssue({
+          code: "custom",
+          path: ["filters", redirect, "type"],
+          message:
+            "a RequestRedirect answers the request itself: the rule must have no backendRefs",
+        });
+      // ReplacePrefixMatch replaces what one PathPrefix match matched.
+      const uses = [
+        ...prefixReplacements(rule.filters ?? []).map((u) => ["filters", ...u.path]),
+        ...rule.backendRefs.flatMap((ref, i) =>
+          prefixReplacements(ref.filters ?? []).map((u) => [
+            "backendRefs",
+            i,
+            "filters",
+            ...u.path,
+          ]),
+        ),
+      ];
+      const only = rule.matches.length === 1 ? rule.matches[0] : undefined;
+      if (only?.path.type === "PathPrefix") return;
+      const has =
+        rule.matches.length === 1
+          ? `its match is ${only?.path.type}`
+          : `it has ${rule.matches.length} matches`;
+      for (const path of uses)
+        ctx.addIssue({
+          code: "custom",
+          path,
+          message: `ReplacePrefixMatch needs the rule to have exactly one match, of type PathPrefix: ${has}`,
+        });
+    }),
+  );
 
 /** The most rules a route may have. */
 export const MAX_RULES_PER_ROUTE = 64;
 
 const httpRouteSchema = z.strictObject({
-  name: z.string().regex(NAME, { error: "must be a name of letters, digits, '.', '_', '-'" }),
-  hostnames: z
-    .array(
-      z.string().max(253, { error: "must be at most 253 characters" }).regex(HOSTNAME, {
-        error: 'must be a hostname such as "shop.example.com" or "*.example.com"',
-      }),
-    )
-    .max(16, { error: "must have at most 16 entries" })
-    .default([]),
+  name: z.string().check(z.regex(NAME, { error: NAME_ERROR })),
+  hostnames: z._default(
+    z
+      .array(
+        z.string().check(
+          z.maxLength(253, { error: "must be at most 253 characters" }),
+          z.regex(HOSTNAME, {
+            error: 'must be a hostname such as "shop.example.com" or "*.example.com"',
+          }),
+        ),
+      )
+      .check(maxEntries(16)),
+    [],
+  ),
   rules: z
     .array(httpRouteRuleSchema)
-    .min(1, { error: "must have at least one rule" })
-    .max(MAX_RULES_PER_ROUTE, { error: `must have at most ${MAX_RULES_PER_ROUTE} entries` }),
+    .check(
+      z.minLength(1, { error: "must have at least one rule" }),
+      maxEntries(MAX_RULES_PER_ROUTE),
+    ),
 });
 
 /** Routes without the document-wide rule (unique names): for validating a long list in slices. */
@@ -267,14 +322,18 @@ export const uniqueRouteNames = uniqueNames<{ name: string }>((name) => name);
 
 export const routesDocumentSchema = z
   .strictObject({
-    $schema: z.string().optional(),
+    $schema: z.optional(z.string()),
     version: z.literal(1, { error: "must be 1" }),
-    routes: z.array(httpRouteSchema).superRefine(uniqueRouteNames),
-    pools: z
-      .record(z.string().min(1, { error: "pool names must not be empty" }), inlinePoolSchema)
-      .default({}),
+    routes: z.array(httpRouteSchema).check(z.superRefine(uniqueRouteNames)),
+    pools: z._default(
+      z.record(
+        z.string().check(z.minLength(1, { error: "pool names must not be empty" })),
+        inlinePoolSchema,
+      ),
+      {},
+    ),
   })
-  .describe("Switchyard routes document: the value of the KV key routes");
+  .check(z.describe("Switchyard routes document: the value of the KV key routes"));
 
 export type RoutesDocument = z.output<typeof routesDocumentSchema>;
 export type RoutesDocumentInput = z.input<typeof routesDocumentSchema>;
