@@ -141,6 +141,23 @@ describe("filters in the routes document", () => {
     expect(parsed.ok && parsed.value.routes[0]?.rules[10]?.filters?.[0]?.cors?.maxAge).toBe(5);
   });
 
+  it("takes header names that are also names of object members", () => {
+    const names = ["constructor", "toString", "__proto__", "hasOwnProperty"];
+    expect(
+      problems([
+        {
+          filters: [
+            {
+              type: "RequestHeaderModifier",
+              requestHeaderModifier: { set: names.map((name) => ({ name, value: "1" })) },
+            },
+          ],
+          backendRefs: toPool,
+        },
+      ]),
+    ).toEqual([]);
+  });
+
   it("takes backendRef filters, and a rule without backendRefs", () => {
     expect(
       problems([

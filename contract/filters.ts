@@ -48,17 +48,19 @@ const REFUSED_TYPES: Record<string, string> = {
  * Headers a filter may not edit, and why: the platform decides them, or they belong to one hop.
  * Request and response alike.
  */
-const UNEDITABLE_HEADERS: Record<string, string> = {
-  host: "the Host a backend sees is the host of its endpoint URL: Workers cannot send another (Cloudflare refuses a Host outside the worker's zone)",
-  "content-length": "is set by the runtime from the body",
-  connection: "is hop-by-hop: it never crosses the worker",
-  "keep-alive": "is hop-by-hop: it never crosses the worker",
-  "proxy-connection": "is hop-by-hop: it never crosses the worker",
-  "transfer-encoding": "is hop-by-hop: it never crosses the worker",
-  te: "is hop-by-hop: it never crosses the worker",
-  trailer: "is hop-by-hop: it never crosses the worker",
-  upgrade: "is hop-by-hop: it never crosses the worker",
-};
+const UNEDITABLE_HEADERS: ReadonlyMap<string, string> = new Map(
+  Object.entries({
+    host: "the Host a backend sees is the host of its endpoint URL: Workers cannot send another (Cloudflare refuses a Host outside the worker's zone)",
+    "content-length": "is set by the runtime from the body",
+    connection: "is hop-by-hop: it never crosses the worker",
+    "keep-alive": "is hop-by-hop: it never crosses the worker",
+    "proxy-connection": "is hop-by-hop: it never crosses the worker",
+    "transfer-encoding": "is hop-by-hop: it never crosses the worker",
+    te: "is hop-by-hop: it never crosses the worker",
+    trailer: "is hop-by-hop: it never crosses the worker",
+    upgrade: "is hop-by-hop: it never crosses the worker",
+  }),
+);
 
 function headerNameSchema() {
   return z
@@ -94,7 +96,7 @@ const headerFilterSchema = z
       const seen = new Map<string, string>();
       const check = (name: string, path: (string | number)[]) => {
         const lower = name.toLowerCase();
-        const why = UNEDITABLE_HEADERS[lower];
+        const why = UNEDITABLE_HEADERS.get(lower); // a Map: "constructor" is a header name like any other
         if (why) ctx.addIssue({ code: "custom", path, message: `${name}: ${why}` });
         const first = seen.get(lower);
         if (first !== undefined) {
