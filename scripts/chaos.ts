@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { kvNamespaceId, OFFLINE_ENV, ROOT, spawnWranglerDev } from "../cli/wrangler.ts";
-import { SwitchableBackend } from "../local/backends.ts";
+import { SwitchableBackend, type SwitchableMode } from "../local/backends.ts";
 import { startKubeApi, writeKubeconfig } from "../local/emulators/kube-api.ts";
 import { clientEnv, startKvRest } from "../local/emulators/kv-rest.ts";
 import { miniflareKv } from "../local/emulators/miniflare-kv.ts";
@@ -295,6 +295,14 @@ async function main(): Promise<number> {
     const load = Promise.all(Array.from({ length: CONCURRENCY }, client));
     say(`chaos: load running (${CONCURRENCY} clients, GET ${HOST}/)`);
 
+    /** A backend that behaves badly for `ms`, then echoes again for 2 s before the next phase. */
+    const misbehave = async (backend: SwitchableBackend, behavior: SwitchableMode, ms: number) => {
+      backend.set(behavior);
+      await pause(ms);
+      backend.set("echo");
+      await pause(2_000);
+      return {};
+    };
     const results: PhaseResult[] = [];
     const phase = async (name: string, run: () => Promise<Partial<PhaseResult>>) => {
       const from = Date.now();
@@ -352,27 +360,9 @@ async function main(): Promise<number> {
       await pause(2_000);
       return {};
     });
-    await phase("backend hangs for 6 s", async () => {
-      b12.set("hang");
-      await pause(6_000);
-      b12.set("echo");
-      await pause(2_000);
-      return {};
-    });
-    await phase("backend answers 503 for 6 s", async () => {
-      b13.set("unavailable");
-      await pause(6_000);
-      b13.set("echo");
-      await pause(2_000);
-      return {};
-    });
-    await phase("backend resets mid-body for 3 s", async () => {
-      b14.set("midbody");
-      await pause(3_000);
-      b14.set("echo");
-      await pause(2_000);
-      return {};
-    });
+    await phase("backend hangs for 6 s", () => misbehave(b12, "hang", 6_000));
+    await phase("backend answers 503 for 6 s", () => misbehave(b13, "unavailable", 6_000));
+    await phase("backend resets mid-body for 3 s", () => misbehave(b14, "midbody", 3_000));
     await phase("endpoint removed", () => change([b11, b12, b13]));
     await phase("watches cut, endpoint added", () => {
       kube.dropWatches();

@@ -199,30 +199,30 @@ export class TrafficCounters {
   }
 
   private endpointRing(pool: string, endpoint: string): EndpointRing | undefined {
-    let byId = this.endpoints.get(pool);
-    let ring = byId?.get(endpoint);
-    if (ring) return ring;
-    if (!this.track()) return undefined;
-    if (!byId) {
-      byId = new Map();
-      this.endpoints.set(pool, byId);
-    }
-    ring = new EndpointRing();
-    byId.set(endpoint, ring);
-    return ring;
+    return this.ringIn(this.endpoints, pool, endpoint, () => new EndpointRing());
   }
 
   private ruleRing(route: string, rule: string): RuleRing | undefined {
-    let byRule = this.rules.get(route);
-    let ring = byRule?.get(rule);
+    return this.ringIn(this.rules, route, rule, () => new RuleRing());
+  }
+
+  /** The ring under two keys, made when missing and the cap allows another. */
+  private ringIn<R>(
+    rings: Map<string, Map<string, R>>,
+    outer: string,
+    inner: string,
+    make: () => R,
+  ): R | undefined {
+    let byInner = rings.get(outer);
+    let ring = byInner?.get(inner);
     if (ring) return ring;
     if (!this.track()) return undefined;
-    if (!byRule) {
-      byRule = new Map();
-      this.rules.set(route, byRule);
+    if (!byInner) {
+      byInner = new Map();
+      rings.set(outer, byInner);
     }
-    ring = new RuleRing();
-    byRule.set(rule, ring);
+    ring = make();
+    byInner.set(inner, ring);
     return ring;
   }
 
