@@ -1,4 +1,5 @@
 import { HTTP_METHODS, TOKEN } from "./http.ts";
+import { maxEntries } from "./pool.ts";
 import * as z from "./zod.ts";
 
 /**
@@ -70,8 +71,6 @@ function headerNameSchema() {
       z.regex(TOKEN, { error: "must be a valid header name" }),
     );
 }
-
-const maxEntries = (n: number) => z.maxLength(n, { error: `must have at most ${n} entries` });
 
 const httpHeaderSchema = z.strictObject({
   name: headerNameSchema(),

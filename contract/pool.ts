@@ -60,6 +60,11 @@ export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
         );
 }
 
+/** At most `n` entries in a list, with the contract's wording. */
+export function maxEntries(n: number) {
+  return z.maxLength(n, { error: `must have at most ${n} entries` });
+}
+
 export const weight = wholeNumber(0, MAX_WEIGHT);
 
 const endpointSchema = z

@@ -1,7 +1,7 @@
 import { DURATION_PATTERN, parseDuration } from "./duration.ts";
 import { filtersSchema, prefixReplacements } from "./filters.ts";
 import { HTTP_METHODS, TOKEN } from "./http.ts";
-import { inlinePoolSchema, weight, wholeNumber } from "./pool.ts";
+import { inlinePoolSchema, maxEntries, weight, wholeNumber } from "./pool.ts";
 import { regexProblem } from "./regex.ts";
 import * as z from "./zod.ts";
 
@@ -107,8 +107,6 @@ export function shareEmptyConditions<
       }
   return document;
 }
-
-const maxEntries = (n: number) => z.maxLength(n, { error: `must have at most ${n} entries` });
 
 const httpRouteMatchSchema = z.strictObject({
   path: z._default(pathMatchSchema, { type: "PathPrefix", value: "/" }),

@@ -307,6 +307,17 @@ describe("URLRewrite (HTTPRouteRewritePath)", () => {
   const h = harness();
   const rewrite = (prefix: string, path: unknown, more: unknown[] = []) =>
     prefixRule(prefix, [{ type: "URLRewrite", urlRewrite: { path } }, ...more]);
+  /** The header filter both "rewrite-path-and-modify-headers" rules of the conformance route carry. */
+  const modifyHeaders = [
+    {
+      type: "RequestHeaderModifier",
+      requestHeaderModifier: {
+        set: [{ name: "X-Header-Set", value: "set-overwrites-values" }],
+        add: [{ name: "X-Header-Add", value: "header-val-1" }],
+        remove: ["X-Header-Remove"],
+      },
+    },
+  ];
   beforeAll(() =>
     putRoutes(
       routes([
@@ -315,16 +326,7 @@ describe("URLRewrite (HTTPRouteRewritePath)", () => {
         rewrite(
           "/full/rewrite-path-and-modify-headers",
           { type: "ReplaceFullPath", replaceFullPath: "/test" },
-          [
-            {
-              type: "RequestHeaderModifier",
-              requestHeaderModifier: {
-                set: [{ name: "X-Header-Set", value: "set-overwrites-values" }],
-                add: [{ name: "X-Header-Add", value: "header-val-1" }],
-                remove: ["X-Header-Remove"],
-              },
-            },
-          ],
+          modifyHeaders,
         ),
         rewrite(
           "/prefix/rewrite-path-and-modify-headers",
@@ -332,16 +334,7 @@ describe("URLRewrite (HTTPRouteRewritePath)", () => {
             type: "ReplacePrefixMatch",
             replacePrefixMatch: "/prefix",
           },
-          [
-            {
-              type: "RequestHeaderModifier",
-              requestHeaderModifier: {
-                set: [{ name: "X-Header-Set", value: "set-overwrites-values" }],
-                add: [{ name: "X-Header-Add", value: "header-val-1" }],
-                remove: ["X-Header-Remove"],
-              },
-            },
-          ],
+          modifyHeaders,
         ),
         rewrite("/strip-prefix", { type: "ReplacePrefixMatch", replacePrefixMatch: "/" }),
       ]),

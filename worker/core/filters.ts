@@ -145,7 +145,8 @@ export interface RedirectRequest {
   search: string;
 }
 
-function wellKnownPort(scheme: string): number {
+/** 443 for https, 80 otherwise. */
+export function wellKnownPort(scheme: string): number {
   return scheme === "https" ? 443 : 80;
 }
 

@@ -168,9 +168,7 @@ function mirrorsOf(
 /** The URL a try sends to: the endpoint's origin, the path (rewritten by URLRewrite), the query. */
 function targetOf(url: URL, rule: CompiledRule, candidate: Candidate): string {
   const rewrite = candidate.ref?.filters?.rewritePath ?? rule.filters?.rewritePath;
-  return rewrite
-    ? `${candidate.endpoint.origin}${rewrite(url.pathname)}${url.search}`
-    : upstreamUrl(url, candidate);
+  return upstreamUrl(url, candidate, rewrite?.(url.pathname));
 }
 
 /** What a try sends, with the rule's and then the backendRef's RequestHeaderModifier applied. */

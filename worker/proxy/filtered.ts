@@ -6,6 +6,7 @@ import {
   preflightHeaders,
   redirectLocation,
   responseCorsHeaders,
+  wellKnownPort,
 } from "../core/filters.ts";
 import { normalizeHost } from "../core/request.ts";
 import type { RuleFilters } from "../core/snapshot.ts";
@@ -30,7 +31,7 @@ export function redirectResponse(redirect: CompiledRedirect, url: URL, rawHost: 
   const location = redirectLocation(redirect, {
     scheme,
     host: normalizeHost(rawHost),
-    port: url.port === "" ? (scheme === "https" ? 443 : 80) : Number(url.port),
+    port: url.port === "" ? wellKnownPort(scheme) : Number(url.port),
     path: url.pathname,
     search: url.search,
   });

@@ -37,9 +37,12 @@ export function upstreamFor(candidate: Candidate, env: Env): Upstream {
   return { fetch: (url, init) => bound.fetch(url, init) };
 }
 
-/** The URL of one endpoint for this request: the endpoint's origin, the client's path and query. */
-export function upstreamUrl(url: URL, candidate: Candidate): string {
-  return `${candidate.endpoint.origin}${url.pathname}${url.search}`;
+/**
+ * The URL of one endpoint for this request: the endpoint's origin, the client's path (or the one
+ * a URLRewrite made of it) and query.
+ */
+export function upstreamUrl(url: URL, candidate: Candidate, path = url.pathname): string {
+  return `${candidate.endpoint.origin}${path}${url.search}`;
 }
 
 /** What the exchange read of the request once, for every try. */
