@@ -351,7 +351,7 @@ export function createApp(options: AppOptions = {}): App {
     if (cookie !== undefined) edits.setCookie = cookie;
     if (filters !== undefined || rule.refFilters)
       edits.filters = responseEdits(filters, servedBy.ref?.filters, request.headers.get("origin"));
-    const response = clientResponse(result.response, servedBy.endpoint.origin, url.origin, edits);
+    const response = clientResponse(result.response, servedBy.endpoint.origin, url, edits);
     const sticky =
       session === undefined
         ? undefined

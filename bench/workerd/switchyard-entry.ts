@@ -14,6 +14,8 @@ interface BenchEnv {
   NO_EJECT?: string;
   /** "true": the dashboard's traffic counters record nothing (for the ablation). */
   NO_TRAFFIC?: string;
+  /** How often the store looks at KV again, in ms (10 s, as CONFIG_REFRESH_SECONDS's default). */
+  REFRESH_MS?: string;
   /** "true": every read returns a new copy of the text, as Workers KV does (for bench:heap). */
   FRESH_TEXTS?: string;
 }
@@ -73,7 +75,7 @@ export default {
       appEnv = { ...env, SWITCHYARD: kv };
       store = new ConfigStore({
         kv,
-        refreshMs: 10_000,
+        refreshMs: Number(env.REFRESH_MS ?? 10_000),
         now: Date.now,
         log,
         local: true,
@@ -89,7 +91,10 @@ export default {
           : { health: new HealthRegistry(), budget: new RetryBudget(), traffic },
       });
     }
-    const bench = benchPath(new URL(request.url).pathname);
+    // A string search, not a URL parse: the app parses the URL once, and so does the passthrough.
+    const bench = request.url.includes("/__bench/")
+      ? benchPath(new URL(request.url).pathname)
+      : undefined;
     return bench ?? app.fetch(request, appEnv as never, ctx);
   },
 };

@@ -97,22 +97,17 @@ export function clientLocation(
 }
 
 /**
- * Response headers that stay on the backend's hop. Connection and Keep-Alive are not among them:
- * the runtime drops both when it writes the response to the client (a Connection that names
- * other headers is handled below).
+ * Response headers that stay on the backend's hop and that the runtime lets through. It drops
+ * Connection, Keep-Alive, TE, Trailer and Upgrade itself when it writes the response to the
+ * client, and frames the body anew (Transfer-Encoding): test/node/wire.test.ts checks both over
+ * the wire. What is left is a header Connection names, and these two.
  */
-const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set([
-  "proxy-connection",
-  "proxy-authenticate",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
+const RESPONSE_HOP_BY_HOP = ["proxy-connection", "proxy-authenticate"] as const;
 
 /** `Connection: keep-alive` or `close`: it names no other header that must be dropped. */
 function onlyConnectionOptions(value: string | null): boolean {
-  for (const token of (value ?? "").split(",")) {
+  if (value === null) return true;
+  for (const token of value.split(",")) {
     const name = token.trim().toLowerCase();
     if (name !== "" && name !== "keep-alive" && name !== "close") return false;
   }
@@ -137,32 +132,32 @@ export interface ResponseEdits {
  * The backend's response for the client. It goes out as it came, without a copy, unless a header
  * must change: a hop-by-hop header to drop, a Location or Content-Location that names the
  * endpoint (rewritten to the client's origin, nginx's `proxy_redirect default`), or an edit of
- * the worker's own. One pass over the response's header names decides.
+ * the worker's own.
  */
 export function clientResponse(
   response: Response,
   endpointOrigin: string,
-  clientOrigin: string,
+  /** The URL the client asked for: its origin is read only when a Location is rewritten. */
+  clientUrl: URL,
   edits: ResponseEdits = {},
 ): Response {
   // A 101 carries the WebSocket itself; it must be returned untouched.
   if (response.status === 101 || response.webSocket) return response;
-  let hop = false;
-  let location = false;
-  let hasRequestId = false;
-  for (const name of response.headers.keys()) {
-    if (RESPONSE_HOP_BY_HOP.has(name)) hop = true;
-    else if (name === "connection") hop ||= !onlyConnectionOptions(response.headers.get(name));
-    else if (name === "location" || name === "content-location") location = true;
-    else if (name === "x-request-id") hasRequestId = true;
-  }
-  const addRequestId = edits.requestId !== undefined && !hasRequestId;
+  // A few lookups by name rather than a walk over every header: each Headers call crosses
+  // into the runtime, and a backend sends ten headers or more.
+  const headers = response.headers;
+  const hop =
+    !onlyConnectionOptions(headers.get("connection")) ||
+    RESPONSE_HOP_BY_HOP.some((name) => headers.has(name));
+  const location = headers.has("location") || headers.has("content-location");
+  const addRequestId = edits.requestId !== undefined && !headers.has("x-request-id");
   if (!hop && !location && !addRequestId && !edits.setCookie && !edits.set && !edits.filters)
     return response;
   const out = new Response(response.body, response);
   if (hop) dropHopByHop(out.headers);
   if (addRequestId) out.headers.set("x-request-id", edits.requestId as string);
   if (location) {
+    const clientOrigin = clientUrl.origin;
     for (const name of ["location", "content-location"]) {
       const value = out.headers.get(name);
       if (value !== null)

@@ -1,0 +1,154 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { type AddressInfo, connect, createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bundle, WORKERD_BINARY, waitForPort, workerdConfig } from "../../bench/bare-workerd.ts";
+
+/**
+ * What reaches the client on the wire when the worker returns a backend's response as it came:
+ * the worker leaves some hop-by-hop headers to the runtime (forward.ts), so this is checked on
+ * the bytes the runtime writes, not on a Response object. The worker runs in bare `workerd
+ * serve` (the real app, KV from a text binding) behind a raw TCP client, with a backend that
+ * writes its answers by hand.
+ */
+
+/** Raw HTTP/1.1 answers, by request path. */
+const ANSWERS: Record<string, string> = {
+  "/hop": [
+    "HTTP/1.1 200 OK",
+    "Content-Type: text/plain",
+    "Connection: keep-alive, X-Private",
+    "X-Private: secret",
+    "Keep-Alive: timeout=5",
+    "Proxy-Connection: keep-alive",
+    "Proxy-Authenticate: Basic",
+    "TE: trailers",
+    "Trailer: X-Checksum",
+    "Upgrade: h2c",
+    "X-Kept: yes",
+    "Transfer-Encoding: chunked",
+    "",
+    "5\r\nhello\r\n0\r\n\r\n",
+  ].join("\r\n"),
+  "/plain": [
+    "HTTP/1.1 200 OK",
+    "Content-Type: text/plain",
+    "Connection: keep-alive",
+    "Keep-Alive: timeout=5",
+    "Content-Length: 5",
+    "",
+    "plain",
+  ].join("\r\n"),
+};
+
+let backend: Server;
+let worker: ChildProcess;
+let dir: string;
+let port: number;
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+/** One request on a fresh connection; the raw bytes of the answer, split into head and body. */
+async function raw(path: string): Promise<{ head: string[]; body: string }> {
+  const socket = connect(port, "127.0.0.1");
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: wire.test\r\nConnection: close\r\n\r\n`);
+  let text = "";
+  socket.setEncoding("latin1");
+  socket.on("data", (chunk: string) => {
+    text += chunk;
+  });
+  await once(socket, "end");
+  const split = text.indexOf("\r\n\r\n");
+  return {
+    head: text.slice(0, split).split("\r\n").slice(1),
+    body: text.slice(split + 4),
+  };
+}
+
+const names = (head: string[]) =>
+  head.map((line) => line.slice(0, line.indexOf(":")).toLowerCase());
+
+beforeAll(async () => {
+  backend = createServer((socket) => {
+    let pending = "";
+    socket.on("data", (chunk) => {
+      pending += chunk.toString("latin1");
+      for (let end = pending.indexOf("\r\n\r\n"); end !== -1; end = pending.indexOf("\r\n\r\n")) {
+        const path = pending.slice(0, end).split(" ")[1] ?? "/";
+        pending = pending.slice(end + 4);
+        socket.write(ANSWERS[path] ?? (ANSWERS["/plain"] as string));
+      }
+    });
+  }).listen(0, "127.0.0.1");
+  await once(backend, "listening");
+  const origin = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  dir = await mkdtemp(join(tmpdir(), "switchyard-wire-"));
+  await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
+  const routes = {
+    version: 1,
+    routes: [{ name: "wire", hostnames: ["wire.test"], rules: [{ backendRefs: [{ pool: "p" }] }] }],
+    pools: { p: { endpoints: [{ url: origin }] } },
+  };
+  port = await freePort();
+  await writeFile(
+    join(dir, "wire.capnp"),
+    workerdConfig([
+      {
+        name: "wire",
+        port,
+        entry: "switchyard.js",
+        bindings: { KV_JSON: JSON.stringify({ routes: JSON.stringify(routes) }) },
+      },
+    ]),
+  );
+  worker = spawn(WORKERD_BINARY, ["serve", join(dir, "wire.capnp"), "--experimental"], {
+    stdio: "ignore",
+  });
+  await waitForPort(port);
+}, 60_000);
+
+afterAll(async () => {
+  if (worker && worker.exitCode === null && worker.signalCode === null) {
+    worker.kill("SIGTERM");
+    await once(worker, "exit");
+  }
+  backend?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("a backend's response on the wire", () => {
+  it("loses every hop-by-hop header and the ones Connection names; the rest and the body stay", async () => {
+    const { head, body } = await raw("/hop");
+    const sent = names(head);
+    for (const name of [
+      "x-private",
+      "keep-alive",
+      "proxy-connection",
+      "proxy-authenticate",
+      "te",
+      "trailer",
+      "upgrade",
+    ])
+      expect(sent, name).not.toContain(name);
+    expect(head).toContain("X-Kept: yes");
+    // The runtime frames the body itself: chunked, with the backend's one chunk inside.
+    expect(body).toContain("hello");
+  });
+
+  it("drops the backend's Keep-Alive from a response passed through without a copy", async () => {
+    const { head, body } = await raw("/plain");
+    expect(names(head)).not.toContain("keep-alive");
+    expect(head).toContain("Content-Length: 5");
+    expect(body).toBe("plain");
+  });
+});
