@@ -87,8 +87,7 @@ export function createApp(options: AppOptions = {}): App {
    * default under SWITCHYARD_LOCAL, one in ten otherwise). Never a header or cookie value: no
    * client secret can reach it.
    */
-  const accessLog = (env: Env, fields: () => Record<string, unknown>) => {
-    const sample = settingsOf(env).accessLogSample; // parsed once per env
+  const accessLog = (sample: number, fields: () => Record<string, unknown>) => {
     if (sample < 1 && random() >= sample) return; // nothing built for a request not logged
     log.info("access", { at: new Date(now()).toISOString(), ...fields() });
   };
@@ -131,13 +130,16 @@ export function createApp(options: AppOptions = {}): App {
     return deps;
   };
 
-  /** The admin API's answer when the request is for it (ADMIN_TOKEN set, its path and host). */
-  const adminAnswer = async (
+  /**
+   * The admin API's answer when the request is for it (ADMIN_TOKEN set, its path and host);
+   * undefined, without a promise, for every other request.
+   */
+  const adminAnswer = (
     request: Request,
     env: Env,
     ctx: ExecutionContext,
     url: URL,
-  ): Promise<Response | undefined> => {
+  ): Promise<Response> | undefined => {
     const token = env.ADMIN_TOKEN;
     if (!token) return undefined;
     const { adminPath, adminHost } = settingsOf(env);
@@ -145,8 +147,17 @@ export function createApp(options: AppOptions = {}): App {
     if (path !== adminPath && !path.startsWith(`${adminPath}/`)) return undefined;
     if (adminHost !== undefined && normalizeHost(request.headers.get("host") ?? "") !== adminHost)
       return undefined; // on every other host the admin path is routed like any other
+    return answerAdmin(request, env, ctx, `${adminPath}\n${token}`, adminPath, token);
+  };
+  const answerAdmin = async (
+    request: Request,
+    env: Env,
+    ctx: ExecutionContext,
+    key: string,
+    adminPath: string,
+    token: string,
+  ): Promise<Response> => {
     const store = storeFor(env);
-    const key = `${adminPath}\n${token}`;
     let admin = admins.get(key);
     if (!admin) {
       admin = adminApp(adminPath, token, {
@@ -225,7 +236,7 @@ export function createApp(options: AppOptions = {}): App {
     /** The request's trace: an access log line and, with ANALYTICS bound, a data point. */
     const accessed = (
       status: number,
-      exchanged?: { tries: number; retried: string[]; skipped: string | undefined },
+      exchanged?: { tries: number; retried: readonly string[]; skipped: string | undefined },
       endpoint?: { pool: string; id: string },
       cookie?: string,
     ) => {
@@ -248,7 +259,7 @@ export function createApp(options: AppOptions = {}): App {
           durationMs,
           tries,
         });
-      accessLog(env, () => ({
+      accessLog(settings.accessLogSample, () => ({
         requestId,
         route: rule.routeName,
         rule: ruleName,
@@ -386,7 +397,7 @@ export function createApp(options: AppOptions = {}): App {
       try {
         const url = new URL(request.url);
         path = url.pathname;
-        return (await adminAnswer(request, env, ctx, url)) ?? (await proxy(request, env, ctx, url));
+        return await (adminAnswer(request, env, ctx, url) ?? proxy(request, env, ctx, url));
       } catch (error) {
         return internalError(error as Error, path);
       }

@@ -49,14 +49,14 @@ export type ExchangeResult =
       servedBy: Candidate;
       tries: number;
       /** Why each retry was made: "connection-failure", "timeout" or "status 503". */
-      retried: string[];
+      retried: readonly string[];
       skipped: SkipReason | undefined;
     }
   | {
       kind: "failure";
       failure: Failure;
       tries: number;
-      retried: string[];
+      retried: readonly string[];
       skipped: SkipReason | undefined;
     };
 
@@ -72,32 +72,57 @@ interface TryResult {
   transportMissing?: string;
 }
 
-async function tryOnce(
-  candidate: Candidate,
-  target: string,
-  init: (signal: AbortSignal | undefined) => RequestInit,
-  timeoutMs: number | undefined,
-  env: Env,
-): Promise<TryResult> {
-  // No controller, timer or signal when no timeout applies: most tries have none.
-  const controller = timeoutMs === undefined ? undefined : new AbortController();
-  const timer = controller && setTimeout(() => controller.abort(), timeoutMs);
-  try {
-    const upstream = upstreamFor(candidate, env);
-    const response = await upstream.fetch(target, init(controller?.signal));
-    return { outcome: { kind: "response", status: response.status }, response };
-  } catch (error) {
-    if (error instanceof TransportMissing)
-      return { outcome: { kind: "connection-failure" }, transportMissing: error.message };
-    return {
-      outcome: controller?.signal.aborted ? { kind: "timeout" } : { kind: "connection-failure" },
-    };
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-  }
+const CONNECTION_FAILURE: TryResult = Object.freeze({
+  outcome: Object.freeze({ kind: "connection-failure" }),
+});
+const TIMED_OUT: TryResult = Object.freeze({ outcome: Object.freeze({ kind: "timeout" }) });
+
+function responded(response: Response): TryResult {
+  return { outcome: { kind: "response", status: response.status }, response };
 }
 
-export async function exchange(
+function unreachable(): TryResult {
+  return CONNECTION_FAILURE;
+}
+
+/**
+ * One try at one endpoint. Not an async function: most tries have no timeout, and then a try is
+ * the fetch and one reaction to it, which is what a request's hot path can afford.
+ */
+function tryOnce(
+  planned: Planned,
+  candidate: Candidate,
+  timeoutMs: number | undefined,
+): Promise<TryResult> {
+  let sent: Promise<Response>;
+  const controller = timeoutMs === undefined ? undefined : new AbortController();
+  try {
+    const upstream = upstreamFor(candidate, planned.deps.env);
+    const target = targetOf(planned.url, planned.rule, candidate);
+    sent = upstream.fetch(target, initOf(planned, candidate, controller?.signal));
+  } catch (error) {
+    // No request left: a transport that is not allowed or not bound, or one the runtime refused.
+    return Promise.resolve(
+      error instanceof TransportMissing
+        ? { ...CONNECTION_FAILURE, transportMissing: error.message }
+        : CONNECTION_FAILURE,
+    );
+  }
+  if (controller === undefined) return sent.then(responded, unreachable);
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  return sent.then(
+    (response) => {
+      clearTimeout(timer);
+      return responded(response);
+    },
+    () => {
+      clearTimeout(timer);
+      return controller.signal.aborted ? TIMED_OUT : CONNECTION_FAILURE;
+    },
+  );
+}
+
+export function exchange(
   request: Request,
   url: URL,
   rule: CompiledRule,
@@ -111,25 +136,17 @@ export async function exchange(
 ): Promise<ExchangeResult> {
   deps.budget.recordRequest(deps.now());
   const settings = rule.retry;
-  const method = request.method;
-  const hasIdempotencyKey = request.headers.has("idempotency-key");
-  const websocket = request.headers.get("upgrade")?.toLowerCase() === "websocket";
+  const headers = request.headers;
+  const websocket = headers.get("upgrade")?.toLowerCase() === "websocket";
+  const idempotent = isIdempotent(request.method);
+  // Read only where it decides something: a request with a safe method retries without it.
+  const hasIdempotencyKey = !idempotent && headers.has("idempotency-key");
   const mayRetry =
     !websocket &&
     settings.attempts > 0 &&
-    (isIdempotent(method) || (hasIdempotencyKey && settings.honorIdempotencyKey));
+    (idempotent || (hasIdempotencyKey && settings.honorIdempotencyKey));
   const mirrors = websocket ? NO_MIRRORS : mirrorsOf(rule, choice.first, deps.random);
-  // Most requests have no body: no promise to plan one. A mirrored one is buffered, as for retries.
-  const body =
-    request.body === null
-      ? NO_BODY
-      : await planBody(
-          request,
-          settings.bodyBufferBytes,
-          mayRetry || mirrors.length > 0,
-          deps.buffers,
-        );
-  const planned = {
+  const planned: Planned = {
     request,
     url,
     rule,
@@ -138,19 +155,43 @@ export async function exchange(
     host,
     websocket,
     deps,
-    body,
+    body: NO_BODY,
     hasIdempotencyKey,
   };
+  // Most requests have no body: no promise to plan one, and no async step of the exchange's own.
+  if (request.body === null) return start(planned, mirrors, ctx);
+  return planBody(
+    request,
+    settings.bodyBufferBytes,
+    mayRetry || mirrors.length > 0,
+    deps.buffers,
+  ).then((body) => start({ ...planned, body }, mirrors, ctx));
+}
+
+/** Sends the mirrors, then makes the tries; a buffered body's bytes go back to the budget after. */
+function start(
+  planned: Planned,
+  mirrors: readonly CompiledMirror<CompiledPool | undefined>[],
+  ctx: Pick<ExecutionContext, "waitUntil">,
+): Promise<ExchangeResult> {
   for (const mirror of mirrors) sendMirror(mirror, planned, ctx);
+  const body = planned.body;
   if (body.kind !== "buffered") return attempt(planned);
-  try {
-    return await attempt(planned);
-  } finally {
-    deps.buffers.release(body.bytes.byteLength);
-  }
+  return attempt(planned).finally(() => planned.deps.buffers.release(body.bytes.byteLength));
 }
 
 const NO_BODY: BodyPlan = { kind: "none" };
+const NO_RETRIES: readonly string[] = Object.freeze([]);
+
+/** The first candidate not tried yet that passive health does not avoid. */
+function untried(
+  list: readonly Candidate[],
+  tried: ReadonlySet<string>,
+  health: HealthRegistry,
+  now: number,
+): Candidate | undefined {
+  return list.find((c) => !tried.has(c.endpoint.id) && !health.avoids(c.endpoint.id, c.pool, now));
+}
 const NO_MIRRORS: readonly CompiledMirror<CompiledPool | undefined>[] = Object.freeze([]);
 
 /** The mirrors this request goes to: the rule's and the first backendRef's, each by its share. */
@@ -264,7 +305,7 @@ interface Planned {
 
 /** The tries of one exchange, with its body planned. */
 async function attempt(planned: Planned): Promise<ExchangeResult> {
-  const { request, url, rule, choice, deps, body, hasIdempotencyKey } = planned;
+  const { request, rule, choice, deps, body, hasIdempotencyKey } = planned;
   const { health, budget, now } = deps;
   const settings = rule.retry;
   const method = request.method;
@@ -272,33 +313,23 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
   // Timeouts run on the runtime's own clock; `now` is the clock of health and budget.
   const deadline = requestMs === undefined ? undefined : Date.now() + requestMs;
 
-  const tried = new Set<string>();
+  // Made when a retry looks for another endpoint: most requests are served by their first try.
+  let tried: Set<string> | undefined;
   let list: Candidate[] | undefined;
-  const nextCandidate = (): Candidate | undefined => {
-    list ??= choice.candidates();
-    const t = now();
-    return list.find((c) => !tried.has(c.endpoint.id) && !health.avoids(c.endpoint.id, c.pool, t));
-  };
 
   let candidate: Candidate | undefined = choice.first;
   let retries = 0;
-  const retried: string[] = [];
+  let retried: string[] | undefined;
   let last: TryResult | undefined;
   let skipped: SkipReason | undefined;
   let deadlineHit = false;
   for (;;) {
     const current = candidate as Candidate;
-    tried.add(current.endpoint.id);
+    tried?.add(current.endpoint.id);
     const left = deadline === undefined ? undefined : deadline - Date.now();
     const timeout =
       left === undefined ? backendRequestMs : Math.min(backendRequestMs ?? left, left);
-    const result = await tryOnce(
-      current,
-      targetOf(url, rule, current),
-      (signal) => initOf(planned, current, signal),
-      timeout,
-      deps.env,
-    );
+    const result = await tryOnce(planned, current, timeout);
     if (retries > 0) budget.release();
     last = result;
     if (result.transportMissing) break;
@@ -331,7 +362,9 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
       skipped = decision.reason;
       break;
     }
-    const next = nextCandidate();
+    tried ??= new Set([current.endpoint.id]);
+    list ??= choice.candidates();
+    const next = untried(list, tried, health, now());
     if (!next) {
       skipped = "no-untried-endpoint";
       break;
@@ -347,6 +380,7 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
     }
     await result.response?.body?.cancel();
     if (delay > 0) await deps.sleep(delay);
+    retried ??= [];
     retried.push(
       result.outcome.kind === "response" ? `status ${result.outcome.status}` : result.outcome.kind,
     );
@@ -356,15 +390,23 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
 
   const tries = retries + 1;
   const route = rule.routeName;
+  const reasons = retried ?? NO_RETRIES;
   if (last.response) {
     const servedBy = candidate as Candidate;
-    return { kind: "response", response: last.response, servedBy, tries, retried, skipped };
+    return {
+      kind: "response",
+      response: last.response,
+      servedBy,
+      tries,
+      retried: reasons,
+      skipped,
+    };
   }
   const failed = (failure: Failure): ExchangeResult => ({
     kind: "failure",
     failure,
     tries,
-    retried,
+    retried: reasons,
     skipped,
   });
   if (last.transportMissing)
