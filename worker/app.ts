@@ -4,7 +4,7 @@ import { isPreflight } from "./core/filters.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
 import { HealthRegistry } from "./core/health.ts";
 import { pick } from "./core/pick.ts";
-import { normalizeHost, viewOfRequest } from "./core/request.ts";
+import { normalizeHost, type RequestUrl, requestUrl, viewOfRequest } from "./core/request.ts";
 import { RetryBudget } from "./core/retry-policy.ts";
 import type { RuleFilters } from "./core/snapshot.ts";
 import { TrafficCounters } from "./core/traffic.ts";
@@ -138,7 +138,7 @@ export function createApp(options: AppOptions = {}): App {
     request: Request,
     env: Env,
     ctx: ExecutionContext,
-    url: URL,
+    url: RequestUrl,
   ): Promise<Response> | undefined => {
     const token = env.ADMIN_TOKEN;
     if (!token) return undefined;
@@ -178,7 +178,7 @@ export function createApp(options: AppOptions = {}): App {
     request: Request,
     env: Env,
     ctx: ExecutionContext,
-    url: URL,
+    url: RequestUrl,
   ): Promise<Response> => {
     const requestId = requestIdOf(request.headers.get("x-request-id"), () => crypto.randomUUID());
     const settings = settingsOf(env);
@@ -395,7 +395,7 @@ export function createApp(options: AppOptions = {}): App {
     async fetch(request, env, ctx) {
       let path = "";
       try {
-        const url = new URL(request.url);
+        const url = requestUrl(request.url);
         path = url.pathname;
         return await (adminAnswer(request, env, ctx, url) ?? proxy(request, env, ctx, url));
       } catch (error) {

@@ -1,3 +1,49 @@
+/** The parts of a request's URL the worker reads: what `URL` has under the same names. */
+export interface RequestUrl {
+  readonly href: string;
+  /** "http:" or "https:". */
+  readonly protocol: string;
+  /** Host and port as in the URL: the port only when it is not the scheme's default. */
+  readonly host: string;
+  /** The port, "" for the scheme's default. */
+  readonly port: string;
+  readonly pathname: string;
+  /** "?" and the query, or "" when there is none (an empty query too, as `URL` has it). */
+  readonly search: string;
+  readonly origin: string;
+}
+
+/**
+ * The parts of a request's URL, read from the runtime's serialization of it (`request.url`,
+ * which the runtime has already parsed and normalized) by position: the same values as
+ * `new URL(href)` for such a URL, without a URL object of the runtime's per request, or a call
+ * into it for each part.
+ */
+export function requestUrl(href: string): RequestUrl {
+  const colon = href.indexOf(":");
+  const protocol = href.slice(0, colon + 1);
+  const hostStart = colon + 3; // after "://"
+  let pathStart = hostStart;
+  while (pathStart < href.length && !"/?#".includes(href[pathStart] as string)) pathStart++;
+  const host = href.slice(hostStart, pathStart);
+  const bracket = host.lastIndexOf("]");
+  const portColon = host.indexOf(":", bracket + 1);
+  const hash = href.indexOf("#", pathStart);
+  const end = hash === -1 ? href.length : hash;
+  const query = href.indexOf("?", pathStart);
+  const pathEnd = query === -1 || query > end ? end : query;
+  const search = pathEnd === end || pathEnd + 1 === end ? "" : href.slice(pathEnd, end);
+  return {
+    href,
+    protocol,
+    host,
+    port: portColon === -1 ? "" : host.slice(portColon + 1),
+    pathname: pathStart === pathEnd ? "/" : href.slice(pathStart, pathEnd),
+    search,
+    origin: `${protocol}//${host}`,
+  };
+}
+
 /** What route matching reads of a request. Adapters build it from a `Request`. */
 export interface RequestView {
   /** Host without port, lower case, no trailing dot. */
@@ -29,7 +75,7 @@ export function normalizeHost(host: string): string {
 /** A RequestView over a fetch Request; query parameters are parsed only if a rule asks. */
 export function viewOfRequest(
   request: Request,
-  url: URL,
+  url: RequestUrl,
   /** The Host header as the client sent it, when the caller has read it already. */
   rawHost: string = request.headers.get("host") ?? url.host,
 ): RequestView {

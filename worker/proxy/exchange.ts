@@ -1,6 +1,7 @@
 import { applyHeaderEdits, type CompiledMirror, mirrored } from "../core/filters.ts";
 import { type HealthRegistry, healthKey } from "../core/health.ts";
 import type { Candidate, Choice } from "../core/pick.ts";
+import type { RequestUrl } from "../core/request.ts";
 import {
   backoffDelay,
   isIdempotent,
@@ -124,7 +125,7 @@ function tryOnce(
 
 export function exchange(
   request: Request,
-  url: URL,
+  url: RequestUrl,
   rule: CompiledRule,
   choice: Extract<Choice, { kind: "endpoints" }>,
   requestId: string,
@@ -207,7 +208,7 @@ function mirrorsOf(
 }
 
 /** The URL a try sends to: the endpoint's origin, the path (rewritten by URLRewrite), the query. */
-function targetOf(url: URL, rule: CompiledRule, candidate: Candidate): string {
+function targetOf(url: RequestUrl, rule: CompiledRule, candidate: Candidate): string {
   const rewrite = candidate.ref?.filters?.rewritePath ?? rule.filters?.rewritePath;
   return upstreamUrl(url, candidate, rewrite?.(url.pathname));
 }
@@ -292,7 +293,7 @@ function sendMirror(
 
 interface Planned {
   request: Request;
-  url: URL;
+  url: RequestUrl;
   rule: CompiledRule;
   choice: Extract<Choice, { kind: "endpoints" }>;
   requestId: string;

@@ -8,6 +8,7 @@ import {
   responseCorsHeaders,
   wellKnownPort,
 } from "../core/filters.ts";
+import type { RequestUrl } from "../core/request.ts";
 import { normalizeHost } from "../core/request.ts";
 import type { RuleFilters } from "../core/snapshot.ts";
 
@@ -26,7 +27,11 @@ export function corsRequestOf(request: Request): CorsRequest {
 }
 
 /** A RequestRedirect's answer: its status and Location, no body, no backend. */
-export function redirectResponse(redirect: CompiledRedirect, url: URL, rawHost: string): Response {
+export function redirectResponse(
+  redirect: CompiledRedirect,
+  url: RequestUrl,
+  rawHost: string,
+): Response {
   const scheme = url.protocol.slice(0, -1);
   const location = redirectLocation(redirect, {
     scheme,

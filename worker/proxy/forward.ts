@@ -1,5 +1,6 @@
 import { dropHopByHop, forwardHeaders } from "../core/forward-headers.ts";
 import type { Candidate } from "../core/pick.ts";
+import type { RequestUrl } from "../core/request.ts";
 import { type Env, settingsOf } from "../env.ts";
 
 /**
@@ -41,7 +42,7 @@ export function upstreamFor(candidate: Candidate, env: Env): Upstream {
  * The URL of one endpoint for this request: the endpoint's origin, the client's path (or the one
  * a URLRewrite made of it) and query.
  */
-export function upstreamUrl(url: URL, candidate: Candidate, path = url.pathname): string {
+export function upstreamUrl(url: RequestUrl, candidate: Candidate, path = url.pathname): string {
   return `${candidate.endpoint.origin}${path}${url.search}`;
 }
 
@@ -60,7 +61,7 @@ export interface TryFacts {
  */
 export function upstreamInit(
   request: Request,
-  url: URL,
+  url: RequestUrl,
   body: BodyInit | null,
   signal: AbortSignal | undefined,
   facts: TryFacts,
@@ -138,7 +139,7 @@ export function clientResponse(
   response: Response,
   endpointOrigin: string,
   /** The URL the client asked for: its origin is read only when a Location is rewritten. */
-  clientUrl: URL,
+  clientUrl: RequestUrl,
   edits: ResponseEdits = {},
 ): Response {
   // A 101 carries the WebSocket itself; it must be returned untouched.
