@@ -86,7 +86,14 @@ describe("hostile input, fuzzed", async () => {
           fc.tuple(
             fc.oneof(
               name,
-              fc.constantFrom("host", "connection", "x-forwarded-for", "upgrade", "te"),
+              fc.constantFrom(
+                "host",
+                "connection",
+                "x-forwarded-for",
+                "upgrade",
+                "te",
+                "proxy-authorization",
+              ),
             ),
             value,
           ),
@@ -104,8 +111,20 @@ describe("hostile input, fuzzed", async () => {
             forwardedFor: "replace",
           });
           expect(out.get("x-forwarded-for")).toBe("203.0.113.7");
-          expect(out.has("connection")).toBe(false);
-          expect(out.has("te")).toBe(false);
+          expect(out.has("proxy-authorization")).toBe(false);
+          // What Connection names stays on this hop (Connection itself, TE and the like are the
+          // runtime's to drop when it writes the subrequest).
+          for (const token of (incoming.get("connection") ?? "").split(",")) {
+            const named = token.trim().toLowerCase();
+            const ours = named.startsWith("x-forwarded-") || named === "x-request-id"; // set after
+            if (
+              /^[a-z][a-z0-9-]*$/.test(named) &&
+              !ours &&
+              named !== "keep-alive" &&
+              named !== "close"
+            )
+              expect(out.has(named), named).toBe(false);
+          }
           expect(out.get("x-forwarded-host")).toBe("shop.example.com");
         },
       ),

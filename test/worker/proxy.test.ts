@@ -19,6 +19,10 @@ describe("proxying", () => {
         "x-drop-me": "1",
         "keep-alive": "timeout=5",
         te: "trailers",
+        upgrade: "h2c",
+        "proxy-connection": "keep-alive",
+        "proxy-authorization": "Basic cHJveHk6c2VjcmV0",
+        "cf-worker": "other.example",
       },
       body: "hello body",
     });
@@ -38,8 +42,17 @@ describe("proxying", () => {
       "x-forwarded-host": "shop.example.com",
     });
     expect(echo.headers.host).toBe(new URL(b.a).host);
-    for (const name of ["x-drop-me", "te", "cf-connecting-ip"])
+    for (const name of [
+      "x-drop-me",
+      "te",
+      "upgrade",
+      "proxy-connection",
+      "proxy-authorization",
+      "cf-connecting-ip",
+    ])
       expect(echo.headers[name], name).toBeUndefined();
+    // The platform names the worker in CF-Worker on its subrequests; the client's never passes.
+    expect(echo.headers["cf-worker"]).not.toBe("other.example");
     expect(echo.headers["keep-alive"]).not.toBe("timeout=5");
   });
 

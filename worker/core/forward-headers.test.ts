@@ -10,28 +10,29 @@ const facts = {
 };
 
 describe("forwardHeaders", () => {
-  it("drops hop-by-hop headers and those Connection names", () => {
+  it("drops the headers Connection names, the proxy's own and the platform's", () => {
     const incoming = new Headers({
       connection: "keep-alive, x-private",
-      "keep-alive": "timeout=5",
       "x-private": "1",
-      te: "trailers",
       "proxy-authorization": "Basic x",
-      upgrade: "h2c",
+      "proxy-connection": "keep-alive",
+      "cf-connecting-ip": "203.0.113.7",
+      "cf-worker": "example.com",
       accept: "text/html",
     });
     const headers = forwardHeaders(incoming, facts);
     for (const name of [
-      "connection",
-      "keep-alive",
       "x-private",
-      "te",
       "proxy-authorization",
-      "upgrade",
+      "proxy-connection",
+      "cf-connecting-ip",
+      "cf-worker",
     ]) {
       expect(headers.has(name), name).toBe(false);
     }
     expect(headers.get("accept")).toBe("text/html");
+    // Connection, Keep-Alive, TE, Trailer, Transfer-Encoding and Upgrade are the runtime's to
+    // drop when it writes the subrequest: test/worker/proxy.test.ts checks what a backend gets.
   });
 
   it("sets X-Forwarded-For, -Proto and -Host", () => {
