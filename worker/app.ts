@@ -57,6 +57,11 @@ function writeAnalytics(
   );
 }
 
+/** A request id for a request that came without a usable one. */
+function mintRequestId(): string {
+  return crypto.randomUUID();
+}
+
 /** An answer a filter makes at the edge (a redirect, a preflight), with the filters' response edits. */
 function edgeAnswer(
   response: Response,
@@ -87,9 +92,8 @@ export function createApp(options: AppOptions = {}): App {
    * default under SWITCHYARD_LOCAL, one in ten otherwise). Never a header or cookie value: no
    * client secret can reach it.
    */
-  const accessLog = (sample: number, fields: () => Record<string, unknown>) => {
-    if (sample < 1 && random() >= sample) return; // nothing built for a request not logged
-    log.info("access", { at: new Date(now()).toISOString(), ...fields() });
+  const accessLog = (fields: Record<string, unknown>) => {
+    log.info("access", { at: new Date(now()).toISOString(), ...fields });
   };
   const buffers = state.buffers ?? new BufferBudget();
   const traffic = state.traffic ?? new TrafficCounters();
@@ -169,7 +173,7 @@ export function createApp(options: AppOptions = {}): App {
       });
       admins.set(key, admin);
     }
-    if (!store.snapshot) await store.current((promise) => ctx.waitUntil(promise));
+    if (!store.snapshot) await store.current(ctx);
     return admin.fetch(request, env, ctx);
   };
 
@@ -180,7 +184,7 @@ export function createApp(options: AppOptions = {}): App {
     ctx: ExecutionContext,
     url: RequestUrl,
   ): Promise<Response> => {
-    const requestId = requestIdOf(request.headers.get("x-request-id"), () => crypto.randomUUID());
+    const requestId = requestIdOf(request.headers.get("x-request-id"), mintRequestId);
     const settings = settingsOf(env);
     const debugHeaders = settings.debugHeaders;
     /** The client gets a reason code; the log gets what happened, under the same request id. */
@@ -214,7 +218,7 @@ export function createApp(options: AppOptions = {}): App {
       return response;
     };
     const store = storeFor(env);
-    const current = store.current((promise) => ctx.waitUntil(promise));
+    const current = store.current(ctx);
     const snapshot = current instanceof Promise ? await current : current;
     if (!snapshot) {
       return unrouted({
@@ -259,7 +263,10 @@ export function createApp(options: AppOptions = {}): App {
           durationMs,
           tries,
         });
-      accessLog(settings.accessLogSample, () => ({
+      // Nothing is built for a request the sample leaves out.
+      const sample = settings.accessLogSample;
+      if (sample < 1 && random() >= sample) return;
+      accessLog({
         requestId,
         route: rule.routeName,
         rule: ruleName,
@@ -271,7 +278,7 @@ export function createApp(options: AppOptions = {}): App {
         ...(exchanged?.skipped ? { retrySkipped: exchanged.skipped } : {}),
         ...(cookie ? { sticky: cookie } : {}),
         generation: snapshot.generation,
-      }));
+      });
     };
     const filters = rule.filters;
     // A rule's RequestRedirect answers by itself: no session, no backend.

@@ -128,11 +128,12 @@ export class ConfigStore {
    * refresh is scheduled with `waitUntil` when one is due. Waits on KV only when there is none yet.
    */
   current(
-    waitUntil: (promise: Promise<unknown>) => void,
+    /** The request's context: a due refresh goes on in its waitUntil. */
+    ctx: { waitUntil(promise: Promise<unknown>): void },
   ): Snapshot | undefined | Promise<Snapshot | undefined> {
     const now = this.options.now();
     if (this.snapshot) {
-      if (now - this.attemptedAt >= this.options.refreshMs) waitUntil(this.refresh());
+      if (now - this.attemptedAt >= this.options.refreshMs) ctx.waitUntil(this.refresh());
       return this.snapshot;
     }
     if (this.inFlight || now - this.attemptedAt >= COLD_RETRY_MS)
