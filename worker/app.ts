@@ -184,7 +184,9 @@ export function createApp(options: AppOptions = {}): App {
     ctx: ExecutionContext,
     url: RequestUrl,
   ): Promise<Response> => {
-    const requestId = requestIdOf(request.headers.get("x-request-id"), mintRequestId);
+    // Read once: every Headers call crosses into the runtime.
+    const headers = request.headers;
+    const requestId = requestIdOf(headers.get("x-request-id"), mintRequestId);
     const settings = settingsOf(env);
     const debugHeaders = settings.debugHeaders;
     /** The client gets a reason code; the log gets what happened, under the same request id. */
@@ -228,7 +230,7 @@ export function createApp(options: AppOptions = {}): App {
     }
 
     // Read once: the route match normalizes it, X-Forwarded-Host carries it as it came.
-    const rawHost = request.headers.get("host") ?? url.host;
+    const rawHost = headers.get("host") ?? url.host;
     const view = viewOfRequest(request, url, rawHost);
     const matched = snapshot.matcher.match(view);
     if (!matched) return unrouted({ kind: "no-route", host: view.host, path: view.path });
@@ -363,9 +365,10 @@ export function createApp(options: AppOptions = {}): App {
       if (debugHeaders) edits.set = [[RETRY_SKIPPED_HEADER, result.skipped]];
     }
     // A WebSocket upgrade's headers are already sent: no cookie for it.
-    const cookie = result.response.webSocket
-      ? undefined
-      : await session?.stamp(servedBy.endpoint.id, now(), url.protocol === "https:");
+    const cookie =
+      session === undefined || result.status === 101
+        ? undefined
+        : await session.stamp(servedBy.endpoint.id, now(), url.protocol === "https:");
     if (cookie !== undefined) edits.setCookie = cookie;
     if (filters !== undefined || rule.refFilters)
       edits.filters = responseEdits(filters, servedBy.ref?.filters, request.headers.get("origin"));
@@ -378,12 +381,7 @@ export function createApp(options: AppOptions = {}): App {
             ? "hit, reissued"
             : "hit"
           : "new";
-    accessed(
-      response.status,
-      result,
-      { pool: servedBy.pool.name, id: servedBy.endpoint.id },
-      sticky,
-    );
+    accessed(result.status, result, { pool: servedBy.pool.name, id: servedBy.endpoint.id }, sticky);
     return response;
   };
 

@@ -47,6 +47,8 @@ export type ExchangeResult =
       kind: "response";
       /** The backend's response as it came; clientResponse makes it the client's. */
       response: Response;
+      /** Its status, read once. */
+      status: number;
       servedBy: Candidate;
       tries: number;
       /** Why each retry was made: "connection-failure", "timeout" or "status 503". */
@@ -137,9 +139,11 @@ export function exchange(
 ): Promise<ExchangeResult> {
   deps.budget.recordRequest(deps.now());
   const settings = rule.retry;
+  // Read once: every Headers call and property of a Request crosses into the runtime.
   const headers = request.headers;
+  const method = request.method;
   const websocket = headers.get("upgrade")?.toLowerCase() === "websocket";
-  const idempotent = isIdempotent(request.method);
+  const idempotent = isIdempotent(method);
   // Read only where it decides something: a request with a safe method retries without it.
   const hasIdempotencyKey = !idempotent && headers.has("idempotency-key");
   const mayRetry =
@@ -149,6 +153,8 @@ export function exchange(
   const mirrors = websocket ? NO_MIRRORS : mirrorsOf(rule, choice.first, deps.random);
   const planned: Planned = {
     request,
+    headers,
+    method,
     url,
     rule,
     choice,
@@ -219,8 +225,8 @@ function initOf(
   candidate: Candidate,
   signal: AbortSignal | undefined,
 ): RequestInit {
-  const { request, url, rule, body, requestId, host, websocket, deps } = planned;
-  const init = upstreamInit(request, url, bodyForTry(body), signal, {
+  const { url, rule, body, requestId, host, websocket, deps } = planned;
+  const init = upstreamInit(planned, url, bodyForTry(body), signal, {
     requestId,
     host,
     websocket,
@@ -293,6 +299,9 @@ function sendMirror(
 
 interface Planned {
   request: Request;
+  /** The request's headers and method, read once. */
+  headers: Headers;
+  method: string;
   url: RequestUrl;
   rule: CompiledRule;
   choice: Extract<Choice, { kind: "endpoints" }>;
@@ -306,10 +315,9 @@ interface Planned {
 
 /** The tries of one exchange, with its body planned. */
 async function attempt(planned: Planned): Promise<ExchangeResult> {
-  const { request, rule, choice, deps, body, hasIdempotencyKey } = planned;
+  const { rule, choice, deps, body, hasIdempotencyKey, method } = planned;
   const { health, budget, now } = deps;
   const settings = rule.retry;
-  const method = request.method;
   const { requestMs, backendRequestMs } = rule.timeouts;
   // Timeouts run on the runtime's own clock; `now` is the clock of health and budget.
   const deadline = requestMs === undefined ? undefined : Date.now() + requestMs;
@@ -392,11 +400,12 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
   const tries = retries + 1;
   const route = rule.routeName;
   const reasons = retried ?? NO_RETRIES;
-  if (last.response) {
+  if (last.response && last.outcome.kind === "response") {
     const servedBy = candidate as Candidate;
     return {
       kind: "response",
       response: last.response,
+      status: last.outcome.status,
       servedBy,
       tries,
       retried: reasons,

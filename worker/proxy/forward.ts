@@ -60,7 +60,8 @@ export interface TryFacts {
  * without a Request object of its own. No signal unless a timeout applies.
  */
 export function upstreamInit(
-  request: Request,
+  /** The client's request's headers and method, each read from it once. */
+  request: { headers: Headers; method: string },
   url: RequestUrl,
   body: BodyInit | null,
   signal: AbortSignal | undefined,
@@ -142,8 +143,9 @@ export function clientResponse(
   clientUrl: RequestUrl,
   edits: ResponseEdits = {},
 ): Response {
-  // A 101 carries the WebSocket itself; it must be returned untouched.
-  if (response.status === 101 || response.webSocket) return response;
+  // A 101 carries the WebSocket itself (the runtime answers an upgrade with 101 and the socket);
+  // it must be returned untouched.
+  if (response.status === 101) return response;
   // A few lookups by name rather than a walk over every header: each Headers call crosses
   // into the runtime, and a backend sends ten headers or more.
   const headers = response.headers;
