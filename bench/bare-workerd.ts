@@ -2,7 +2,7 @@
 // for a set of workers each on its own loopback port, and waiting for a port to answer.
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFile, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, request } from "node:http";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -39,6 +39,33 @@ export async function bundle(entry: string, outfile: string): Promise<void> {
     mainFields: ["module", "main"],
     logLevel: "error",
   });
+}
+
+/**
+ * Bundles the bench entry `entry` as it was at `commit` (its worker, contract and bench files,
+ * unpacked inside the repository so that their imports resolve to this node_modules). With
+ * `currentEntry`, the entry file itself is today's, so that only the worker differs. Throws when
+ * the clone has no such commit.
+ */
+export async function bundleAtCommit(
+  commit: string,
+  entry: string,
+  outfile: string,
+  options: { currentEntry?: boolean } = {},
+): Promise<void> {
+  const dir = join(ROOT, ".bench-baseline");
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  try {
+    execFileSync("sh", ["-c", `git archive ${commit} worker contract bench | tar -x -C ${dir}`], {
+      cwd: ROOT,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    if (options.currentEntry) await copyFile(join(ROOT, entry), join(dir, entry));
+    await bundle(join(".bench-baseline", entry), outfile);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** A workerd config serving each worker on 127.0.0.1:port, with loopback allowed outbound. */

@@ -4,15 +4,15 @@
 // each filter, all against the passthrough worker, each in its own `workerd serve` pinned to
 // core 0 with wrk and the backend on core 1. Medians of BENCH_ROUNDS (default 6) rounds of 4 s.
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   bundle,
+  bundleAtCommit,
   type CpuVariant,
   measureCpu,
   median,
-  ROOT,
   startBenchBackends,
 } from "../bench/bare-workerd.ts";
 
@@ -25,20 +25,12 @@ execFileSync("taskset", ["-pc", "1", String(process.pid)], { stdio: "ignore" });
 const [backend] = await startBenchBackends(1);
 const url = (backend as { url: string }).url;
 const dir = await mkdtemp(join(tmpdir(), "switchyard-filters-"));
-// Inside the repository, so that the baseline's imports resolve to this node_modules.
-const baselineDir = join(ROOT, ".bench-baseline");
 try {
   await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
   await bundle("bench/workerd/passthrough-entry.ts", join(dir, "passthrough.js"));
   let baseline = false;
   try {
-    await mkdir(baselineDir, { recursive: true });
-    execFileSync(
-      "sh",
-      ["-c", `git archive ${BASELINE} worker contract bench | tar -x -C ${baselineDir}`],
-      { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
-    );
-    await bundle(".bench-baseline/bench/workerd/switchyard-entry.ts", join(dir, "baseline.js"));
+    await bundleAtCommit(BASELINE, "bench/workerd/switchyard-entry.ts", join(dir, "baseline.js"));
     baseline = true;
   } catch (error) {
     console.log(
@@ -159,5 +151,4 @@ try {
 } finally {
   await backend?.close();
   await rm(dir, { recursive: true, force: true });
-  await rm(baselineDir, { recursive: true, force: true });
 }
