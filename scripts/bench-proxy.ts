@@ -25,10 +25,21 @@ import { syntheticRoutes } from "../bench/fixtures.ts";
 import { haproxyConfig, nginxConfig, proxyChart } from "../bench/proxies.ts";
 import { closedPortUrl } from "../local/backends.ts";
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 32;
 const SCALING_SECONDS = Number(process.env.BENCH_SCALING_SECONDS ?? 3);
+/**
+ * The paced runs: latency at a fixed, moderate load rather than at saturation, where a closed
+ * loop of 32 connections measures mostly the queue in front of a busy core. Each of PACED
+ * connections waits PACED_DELAY_MS between an answer and its next request.
+ */
+const PACED_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 6);
+const PACED_ROUNDS = Number(process.env.BENCH_PACED_ROUNDS ?? 2);
+const PACED_CONNECTIONS = 8;
+const PACED_DELAY_MS = 4;
+/** Targets of the paced runs. */
+const PACED = ["passthrough", "oneRoute", "tenThousandRoutes", "sticky", "nginx", "haproxy"];
 const PROXY_CORE = "0";
 const LOAD_CORE = "1";
 
@@ -65,7 +76,16 @@ function toMs(value: string): number {
 async function wrk(
   target: Target,
   seconds: number,
-): Promise<{ rps: number; p50Ms: number; p99Ms: number; requests: number; errors: number }> {
+  /** A wrk script whose delay() paces each connection, and how many connections. */
+  paced?: { script: string; connections: number },
+): Promise<{
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  requests: number;
+  errors: number;
+}> {
   // wrk replaces its own Host header only when given one spelled "Host".
   const headers = Object.entries({ Host: target.host, ...target.headers }).flatMap(([k, v]) => [
     "-H",
@@ -78,7 +98,8 @@ async function wrk(
       LOAD_CORE,
       "wrk",
       "-t1",
-      `-c${CONNECTIONS}`,
+      `-c${paced?.connections ?? CONNECTIONS}`,
+      ...(paced ? ["-s", paced.script] : []),
       `-d${seconds}s`,
       "--latency",
       ...headers,
@@ -90,11 +111,12 @@ async function wrk(
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? "";
   const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? "";
+  const max = /^\s+Latency\s+\S+\s+\S+\s+(\S+)/m.exec(out)?.[1] ?? "";
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors = non2xx + (socket ? socket.slice(1).reduce((n, x) => n + Number(x), 0) : 0);
   if (errors > 0 && process.env.BENCH_VERBOSE) say(out);
-  return { rps, p50Ms: toMs(p50), p99Ms: toMs(p99), requests, errors };
+  return { rps, p50Ms: toMs(p50), p99Ms: toMs(p99), maxMs: toMs(max), requests, errors };
 }
 
 function pinned(command: string, args: string[]): ChildProcess {
@@ -192,7 +214,12 @@ async function main(): Promise<void> {
         name: "big",
         port: base + 2,
         entry: "switchyard.js",
-        bindings: { KV_JSON: kv({ ...big, pools: { "pool-0": threeEndpoints } }) },
+        // A refresh every 2 s (CONFIG_REFRESH_SECONDS is 10 by default), so that every run
+        // spans refreshes of the 7.4 MB document.
+        bindings: {
+          KV_JSON: kv({ ...big, pools: { "pool-0": threeEndpoints } }),
+          REFRESH_MS: "2000",
+        },
         host: "svc-4242.example.com",
       },
       {
@@ -337,6 +364,37 @@ async function main(): Promise<void> {
         );
       }
     }
+    // Latency at a fixed load: the same targets, paced, alternating, the medians of the rounds.
+    const pacedScript = join(dir, "paced.lua");
+    await writeFile(pacedScript, `function delay()\n  return ${PACED_DELAY_MS}\nend\n`);
+    const pacedRuns = new Map<
+      string,
+      { rps: number; p50Ms: number; p99Ms: number; maxMs: number }[]
+    >();
+    for (let r = 0; r < PACED_ROUNDS; r++) {
+      for (const t of targets.filter((x) => PACED.includes(x.key))) {
+        if (t.key === "sticky") t.headers = { Cookie: await stickyCookie(t.port, t.host) };
+        const run = await wrk(t, PACED_SECONDS, {
+          script: pacedScript,
+          connections: PACED_CONNECTIONS,
+        });
+        if (run.errors > 0) throw new Error(`${t.label} answered errors in a paced run`);
+        const runs = pacedRuns.get(t.key) ?? [];
+        runs.push(run);
+        pacedRuns.set(t.key, runs);
+        say(`paced ${r + 1} ${t.label}: ${run.rps.toFixed(0)} req/s, p99 ${run.p99Ms} ms`);
+      }
+    }
+    const paced = [...pacedRuns].map(([key, runs]) => ({
+      key,
+      label: targets.find((t) => t.key === key)?.label ?? key,
+      rps: median(runs.map((x) => x.rps)),
+      p50Ms: median(runs.map((x) => x.p50Ms)),
+      p99Ms: median(runs.map((x) => x.p99Ms)),
+      maxMs: Math.max(...runs.map((x) => x.maxMs)),
+      rounds: runs,
+    }));
+
     // Scaling: routes × endpoints per pool, each against the passthrough in the same minute.
     const scaling: {
       routes: number;
@@ -444,6 +502,13 @@ async function main(): Promise<void> {
       bundleBytes,
       startup,
       targets: summary,
+      paced: {
+        connections: PACED_CONNECTIONS,
+        delayMs: PACED_DELAY_MS,
+        seconds: PACED_SECONDS,
+        rounds: PACED_ROUNDS,
+        targets: paced,
+      },
       scaling,
     };
     await mkdir(join(ROOT, "bench-results"), { recursive: true });
@@ -466,6 +531,16 @@ async function main(): Promise<void> {
     for (const s of summary)
       console.log(
         `| ${s.label} | ${s.rps.toFixed(0)} | ${s.throughput.toFixed(2)} | ${s.cpuUsPerRequest === null ? "–" : s.cpuUsPerRequest.toFixed(1)} | ${s.cpu === null ? "–" : s.cpu.toFixed(2)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.errors} |`,
+      );
+    const pacedPass = paced.find((x) => x.key === "passthrough");
+    console.log(
+      `\nLatency at a fixed load: wrk -t1 -c${PACED_CONNECTIONS}, each connection waiting ${PACED_DELAY_MS} ms between an answer and its next request; ${PACED_ROUNDS} rounds of ${PACED_SECONDS} s, medians (max: the longest of all rounds).\n`,
+    );
+    console.log("| target | req/s | p50 ms | p99 ms | p99 − passthrough's, ms | max ms |");
+    console.log("|---|---|---|---|---|---|");
+    for (const x of paced)
+      console.log(
+        `| ${x.label} | ${x.rps.toFixed(0)} | ${x.p50Ms.toFixed(2)} | ${x.p99Ms.toFixed(2)} | ${pacedPass ? (x.p99Ms - pacedPass.p99Ms).toFixed(2) : "–"} | ${x.maxMs.toFixed(1)} |`,
       );
     if (scaling.length > 0) {
       console.log(
