@@ -343,12 +343,9 @@ export function createApp(options: AppOptions = {}): App {
     }
 
     const result = await exchange(
-      request,
-      url,
+      { request, headers, method: view.method, url, requestId, host: rawHost },
       rule,
       choice,
-      requestId,
-      rawHost,
       depsFor(env),
       ctx,
     );

@@ -10,14 +10,13 @@ const facts = {
 };
 
 describe("forwardHeaders", () => {
-  it("drops the headers Connection names, the proxy's own and the platform's", () => {
+  it("drops the headers Connection names, the proxy's own and the client's address", () => {
     const incoming = new Headers({
       connection: "keep-alive, x-private",
       "x-private": "1",
       "proxy-authorization": "Basic x",
       "proxy-connection": "keep-alive",
       "cf-connecting-ip": "203.0.113.7",
-      "cf-worker": "example.com",
       accept: "text/html",
     });
     const headers = forwardHeaders(incoming, facts);
@@ -26,13 +25,13 @@ describe("forwardHeaders", () => {
       "proxy-authorization",
       "proxy-connection",
       "cf-connecting-ip",
-      "cf-worker",
     ]) {
       expect(headers.has(name), name).toBe(false);
     }
     expect(headers.get("accept")).toBe("text/html");
     // Connection, Keep-Alive, TE, Trailer, Transfer-Encoding and Upgrade are the runtime's to
-    // drop when it writes the subrequest: test/worker/proxy.test.ts checks what a backend gets.
+    // drop when it writes the subrequest, and CF-Worker the platform's to set:
+    // test/worker/proxy.test.ts checks what a backend gets.
   });
 
   it("sets X-Forwarded-For, -Proto and -Host", () => {

@@ -59,10 +59,11 @@ export function requestIdOf(incoming: string | null, mint: () => string): string
 /**
  * Request headers that must not go upstream and that the runtime would send: the ones it drops
  * itself when it writes a subrequest (Connection, Keep-Alive, TE, Trailer, Transfer-Encoding,
- * Upgrade but a WebSocket's; it frames the body on its own) are not looked for.
- * test/worker/proxy.test.ts checks what a backend receives.
+ * Upgrade but a WebSocket's; it frames the body on its own) are not looked for, nor is
+ * CF-Worker, which the platform sets on every subrequest itself. test/worker/proxy.test.ts
+ * checks what a backend receives.
  */
-const NOT_FORWARDED = ["proxy-connection", "proxy-authorization", "cf-worker"] as const;
+const NOT_FORWARDED = ["proxy-connection", "proxy-authorization"] as const;
 
 /**
  * Headers for the upstream request. Each Headers call crosses into the runtime, so the headers

@@ -125,23 +125,31 @@ function tryOnce(
   );
 }
 
+/**
+ * What the worker read of the client's request before the exchange, each part once: every
+ * property of a Request and every Headers call crosses into the runtime.
+ */
+export interface ClientRequest {
+  request: Request;
+  headers: Headers;
+  method: string;
+  url: RequestUrl;
+  requestId: string;
+  /** The Host the client asked for, as the route match read it. */
+  host: string;
+}
+
 export function exchange(
-  request: Request,
-  url: RequestUrl,
+  client: ClientRequest,
   rule: CompiledRule,
   choice: Extract<Choice, { kind: "endpoints" }>,
-  requestId: string,
-  /** The Host the client asked for, as the route match read it. */
-  host: string,
   deps: ExchangeDeps,
   /** The request's context: mirrored requests go out through its waitUntil. */
   ctx: Pick<ExecutionContext, "waitUntil">,
 ): Promise<ExchangeResult> {
   deps.budget.recordRequest(deps.now());
   const settings = rule.retry;
-  // Read once: every Headers call and property of a Request crosses into the runtime.
-  const headers = request.headers;
-  const method = request.method;
+  const { request, headers, method, url, requestId, host } = client;
   const websocket = headers.get("upgrade")?.toLowerCase() === "websocket";
   const idempotent = isIdempotent(method);
   // Read only where it decides something: a request with a safe method retries without it.
