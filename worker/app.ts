@@ -177,6 +177,48 @@ export function createApp(options: AppOptions = {}): App {
     return admin.fetch(request, env, ctx);
   };
 
+  /** The client gets a reason code; the log gets what happened, under the same request id. */
+  const failed = (
+    failure: Failure,
+    requestId: string,
+    debugHeaders: boolean,
+    skipped?: string,
+  ): Response => {
+    if (failure.kind !== "no-route") {
+      log.warn(detail(failure), {
+        error: failure.kind,
+        requestId,
+        ...("route" in failure ? { route: failure.route } : {}),
+        ...(skipped ? { retrySkipped: skipped } : {}),
+      });
+    }
+    const response = failureResponse(failure, requestId);
+    if (skipped && debugHeaders) response.headers.set(RETRY_SKIPPED_HEADER, skipped);
+    return response;
+  };
+
+  /** An answer without a route (none matched, or none loaded): counted, as routed ones are. */
+  const unroutedAnswer = (
+    failure: Failure,
+    request: Request,
+    env: Env,
+    requestId: string,
+  ): Response => {
+    const response = failed(failure, requestId, settingsOf(env).debugHeaders);
+    traffic.recordUnrouted(now());
+    if (env.ANALYTICS)
+      writeAnalytics(env.ANALYTICS, request, {
+        route: "",
+        rule: "",
+        pool: "",
+        endpoint: "",
+        status: response.status,
+        durationMs: 0,
+        tries: 0,
+      });
+    return response;
+  };
+
   /** The data path: snapshot → match → session → pick → exchange → stamp. */
   const proxy = async (
     request: Request,
@@ -189,51 +231,32 @@ export function createApp(options: AppOptions = {}): App {
     const requestId = requestIdOf(headers.get("x-request-id"), mintRequestId);
     const settings = settingsOf(env);
     const debugHeaders = settings.debugHeaders;
-    /** The client gets a reason code; the log gets what happened, under the same request id. */
-    const fail = (failure: Failure, skipped?: string) => {
-      if (failure.kind !== "no-route") {
-        log.warn(detail(failure), {
-          error: failure.kind,
-          requestId,
-          ...("route" in failure ? { route: failure.route } : {}),
-          ...(skipped ? { retrySkipped: skipped } : {}),
-        });
-      }
-      const response = failureResponse(failure, requestId);
-      if (skipped && debugHeaders) response.headers.set(RETRY_SKIPPED_HEADER, skipped);
-      return response;
-    };
-    /** An answer without a route (none matched, or none loaded): counted, as routed ones are. */
-    const unrouted = (failure: Failure) => {
-      const response = fail(failure);
-      traffic.recordUnrouted(now());
-      if (env.ANALYTICS)
-        writeAnalytics(env.ANALYTICS, request, {
-          route: "",
-          rule: "",
-          pool: "",
-          endpoint: "",
-          status: response.status,
-          durationMs: 0,
-          tries: 0,
-        });
-      return response;
-    };
     const store = storeFor(env);
     const current = store.current(ctx);
     const snapshot = current instanceof Promise ? await current : current;
     if (!snapshot) {
-      return unrouted({
-        kind: "no-config",
-        message: `no routes loaded yet: ${store.lastError?.message ?? "the routes document is missing or invalid"}`,
-      });
+      return unroutedAnswer(
+        {
+          kind: "no-config",
+          message: `no routes loaded yet: ${store.lastError?.message ?? "the routes document is missing or invalid"}`,
+        },
+        request,
+        env,
+        requestId,
+      );
     }
 
     // Read once: the route match normalizes it, X-Forwarded-Host carries it as it came.
     const rawHost = headers.get("host") ?? url.host;
     const view = viewOfRequest(request, url, rawHost);
     const matched = snapshot.matcher.match(view);
-    if (!matched) return unrouted({ kind: "no-route", host: view.host, path: view.path });
+    if (!matched)
+      return unroutedAnswer(
+        { kind: "no-route", host: view.host, path: view.path },
+        request,
+        env,
+        requestId,
+      );
     const rule = snapshot.rule(matched.routeIndex, matched.ruleIndex);
     if (!rule) throw new Error(`matcher returned an unknown rule ${JSON.stringify(matched)}`);
 
@@ -328,15 +351,21 @@ export function createApp(options: AppOptions = {}): App {
       }
     }
     if (rule.tiers.length === 0) {
-      const response = fail({ kind: "no-backends", route: rule.routeName, rule: ruleName });
+      const response = failed(
+        { kind: "no-backends", route: rule.routeName, rule: ruleName },
+        requestId,
+        debugHeaders,
+      );
       accessed(response.status);
       return response;
     }
     if (choice.kind !== "endpoints") {
-      const response = fail(
+      const response = failed(
         choice.kind === "missing-pool"
           ? { kind: "missing-pool", route: rule.routeName, pool: choice.ref.poolName }
           : { kind: "unavailable", route: rule.routeName, message: choice.reason },
+        requestId,
+        debugHeaders,
       );
       accessed(response.status);
       return response;
@@ -350,7 +379,7 @@ export function createApp(options: AppOptions = {}): App {
       ctx,
     );
     if (result.kind === "failure") {
-      const response = fail(result.failure, result.skipped);
+      const response = failed(result.failure, requestId, debugHeaders, result.skipped);
       accessed(response.status, result);
       return response;
     }
