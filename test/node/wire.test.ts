@@ -58,8 +58,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** One request on a fresh connection; the raw bytes of the answer, split into head and body. */
-async function raw(path: string): Promise<{ head: string[]; body: string }> {
+/** One request on a fresh connection; the raw bytes of the answer: status, head and body. */
+async function raw(path: string): Promise<{ status: number; head: string[]; body: string }> {
   const socket = connect(port, "127.0.0.1");
   socket.write(`GET ${path} HTTP/1.1\r\nHost: wire.test\r\nConnection: close\r\n\r\n`);
   let text = "";
@@ -70,6 +70,7 @@ async function raw(path: string): Promise<{ head: string[]; body: string }> {
   await once(socket, "end");
   const split = text.indexOf("\r\n\r\n");
   return {
+    status: Number(text.slice(9, 12)),
     head: text.slice(0, split).split("\r\n").slice(1),
     body: text.slice(split + 4),
   };
@@ -96,8 +97,21 @@ beforeAll(async () => {
   await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
   const routes = {
     version: 1,
-    routes: [{ name: "wire", hostnames: ["wire.test"], rules: [{ backendRefs: [{ pool: "p" }] }] }],
-    pools: { p: { endpoints: [{ url: origin }] } },
+    routes: [
+      {
+        name: "wire",
+        hostnames: ["wire.test"],
+        rules: [
+          // Requests under /x answer 503 (a pool without endpoints): the path normalization test.
+          {
+            matches: [{ path: { type: "PathPrefix", value: "/x" } }],
+            backendRefs: [{ pool: "none" }],
+          },
+          { backendRefs: [{ pool: "p" }] },
+        ],
+      },
+    ],
+    pools: { p: { endpoints: [{ url: origin }] }, none: { endpoints: [] } },
   };
   port = await freePort();
   await writeFile(
@@ -142,6 +156,15 @@ describe("a backend's response on the wire", () => {
       expect(sent, name).not.toContain(name);
     expect(head).toContain("X-Kept: yes");
     // The runtime frames the body itself: chunked, with the backend's one chunk inside.
+    expect(body).toContain("hello");
+  });
+
+  it("routes and forwards the path normalized, as URL reads it, not as the request line had it", async () => {
+    // The runtime's request.url keeps `/x/%2e%2e/../hop` as sent. Read as sent, it would match
+    // the /x rule (503); normalized, it is /hop, for the catch-all and the backend.
+    const { status, head, body } = await raw("/x/%2e%2e/../hop");
+    expect(status).toBe(200);
+    expect(head).toContain("X-Kept: yes"); // the answer the backend gives for /hop
     expect(body).toContain("hello");
   });
 

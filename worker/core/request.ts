@@ -14,32 +14,54 @@ export interface RequestUrl {
 }
 
 /**
- * The parts of a request's URL, read from the runtime's serialization of it (`request.url`,
- * which the runtime has already parsed and normalized) by position: the same values as
- * `new URL(href)` for such a URL, without a URL object of the runtime's per request, or a call
- * into it for each part.
+ * A request URL already in the form `URL` gives it, so that its parts can be read by position:
+ * http(s), a lower-case name for a host (no IP literal: `URL` rewrites those), a port that is
+ * not the scheme's default and has no leading zero, and a path and query of characters `URL`
+ * keeps as they are. The runtime's `request.url` is not normalized (`/a/../b`, `Host:
+ * EXAMPLE.com:80` come as sent), so everything else goes through `URL`.
+ */
+const CANONICAL_URL =
+  /^(https?:)\/\/([a-z0-9.-]+)(?::([1-9][0-9]{0,4}))?(\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*)(\?[A-Za-z0-9\-._~!$&()*+,;=:@/?%]*)?$/;
+/** A path `URL` would rewrite: a dot segment, plain or percent-encoded, may be in it. */
+const DOT_SEGMENT = /\/\.|%2e/i;
+/** A host whose last label is a number: `URL` reads it as an IPv4 address and rewrites it. */
+const NUMERIC_LAST_LABEL = /(^|\.)(0x[0-9a-f]*|[0-9]+)\.?$/;
+
+/**
+ * The parts of a request's URL: the same values as `new URL(href)`. A URL in the form `URL`
+ * gives it (nearly every request) is read by position, without a runtime URL object per
+ * request or a call into it for each part; any other is parsed by `URL`, which normalizes it
+ * (dot segments, the host's case, a default port) before anything routes on it.
  */
 export function requestUrl(href: string): RequestUrl {
-  const colon = href.indexOf(":");
-  const protocol = href.slice(0, colon + 1);
-  const hostStart = colon + 3; // after "://"
-  let pathStart = hostStart;
-  while (pathStart < href.length && !"/?#".includes(href[pathStart] as string)) pathStart++;
-  const host = href.slice(hostStart, pathStart);
-  const bracket = host.lastIndexOf("]");
-  const portColon = host.indexOf(":", bracket + 1);
-  const hash = href.indexOf("#", pathStart);
-  const end = hash === -1 ? href.length : hash;
-  const query = href.indexOf("?", pathStart);
-  const pathEnd = query === -1 || query > end ? end : query;
-  const search = pathEnd === end || pathEnd + 1 === end ? "" : href.slice(pathEnd, end);
+  const m = CANONICAL_URL.exec(href);
+  const [, protocol, hostname, port, pathname, query] = m ?? [];
+  if (
+    m === null ||
+    DOT_SEGMENT.test(pathname as string) ||
+    NUMERIC_LAST_LABEL.test(hostname as string) ||
+    port === (protocol === "http:" ? "80" : "443") ||
+    (port !== undefined && Number(port) > 65_535)
+  ) {
+    const url = new URL(href);
+    return {
+      href: url.href,
+      protocol: url.protocol,
+      host: url.host,
+      port: url.port,
+      pathname: url.pathname,
+      search: url.search,
+      origin: url.origin,
+    };
+  }
+  const host = port === undefined ? (hostname as string) : `${hostname}:${port}`;
   return {
     href,
-    protocol,
+    protocol: protocol as string,
     host,
-    port: portColon === -1 ? "" : host.slice(portColon + 1),
-    pathname: pathStart === pathEnd ? "/" : href.slice(pathStart, pathEnd),
-    search,
+    port: port ?? "",
+    pathname: pathname as string,
+    search: query === undefined || query === "?" ? "" : query,
     origin: `${protocol}//${host}`,
   };
 }
