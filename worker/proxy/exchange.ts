@@ -197,6 +197,7 @@ function start(
 
 const NO_BODY: BodyPlan = { kind: "none" };
 const NO_RETRIES: readonly string[] = Object.freeze([]);
+const NO_MIRRORS: readonly CompiledMirror<CompiledPool | undefined>[] = Object.freeze([]);
 
 /** The first candidate not tried yet that passive health does not avoid. */
 function untried(
@@ -207,7 +208,6 @@ function untried(
 ): Candidate | undefined {
   return list.find((c) => !tried.has(c.endpoint.id) && !health.avoids(c.endpoint.id, c.pool, now));
 }
-const NO_MIRRORS: readonly CompiledMirror<CompiledPool | undefined>[] = Object.freeze([]);
 
 /** The mirrors this request goes to: the rule's and the first backendRef's, each by its share. */
 function mirrorsOf(
