@@ -9,9 +9,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { build } from "esbuild";
+import type * as Ws from "ws";
 import { listenOnLoopback } from "../local/listen.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const { WebSocket } = createRequire(import.meta.url)("ws") as typeof Ws;
 /** The workerd binary itself (not its Node launcher), so that its PID is the process measured. */
 export const WORKERD_BINARY = createRequire(import.meta.url).resolve(
   "@cloudflare/workerd-linux-64/bin/workerd",
@@ -92,6 +94,50 @@ const config :Workerd.Config = (
   sockets = [${sockets.join(", ")}]
 );
 `;
+}
+
+/** The promise's value, or an error naming what did not answer within 20 s. */
+export function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what}: no answer in 20 s (did workerd end the isolate?)`)),
+      20_000,
+    );
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A Chrome DevTools Protocol session with workerd's inspector (`--inspector-addr`, the
+ * service's name as the path): `send` a method and wait, at most 20 s, for its answer.
+ */
+export async function inspectorSession(url: string): Promise<{
+  send(method: string, params?: Record<string, unknown>): Promise<unknown>;
+  close(): void;
+}> {
+  const socket = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    socket.once("open", resolve);
+    socket.once("error", reject);
+  });
+  let id = 0;
+  const waiting = new Map<number, (result: unknown) => void>();
+  socket.on("message", (data) => {
+    const message = JSON.parse(data.toString()) as { id?: number; result?: unknown };
+    if (message.id !== undefined) waiting.get(message.id)?.(message.result);
+  });
+  return {
+    send: (method, params = {}) =>
+      within(
+        new Promise<unknown>((resolve) => {
+          waiting.set(++id, resolve);
+          socket.send(JSON.stringify({ id, method, params }));
+        }),
+        method,
+      ),
+    close: () => socket.close(),
+  };
 }
 
 /** Resolves once something answers HTTP on the port (any status). */

@@ -6,50 +6,24 @@
 // every read. docs/benchmarks.md.
 import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type * as Ws from "ws";
-import { bundle, WORKERD_BINARY, waitForPort, workerdConfig } from "../bench/bare-workerd.ts";
+import {
+  bundle,
+  inspectorSession,
+  WORKERD_BINARY,
+  waitForPort,
+  within,
+  workerdConfig,
+} from "../bench/bare-workerd.ts";
 import { syntheticPool, syntheticRoutes } from "../bench/fixtures.ts";
 
-const { WebSocket } = createRequire(import.meta.url)("ws") as typeof Ws;
 const PORT = 19_850 + Math.floor(Math.random() * 50);
 const INSPECTOR = PORT + 100;
 
-/** The promise's value, or an error naming what did not answer within 20 s. */
-function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what}: no answer in 20 s (did workerd end the isolate?)`)),
-      20_000,
-    );
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-
-/** One CDP session: send a method, wait for its answer. */
+/** workerd's inspector, with the one measure this script takes. */
 async function inspector(url: string) {
-  const socket = new WebSocket(url);
-  await new Promise((resolve, reject) => {
-    socket.once("open", resolve);
-    socket.once("error", reject);
-  });
-  let id = 0;
-  const waiting = new Map<number, (result: unknown) => void>();
-  socket.on("message", (data) => {
-    const message = JSON.parse(data.toString()) as { id?: number; result?: unknown };
-    if (message.id !== undefined) waiting.get(message.id)?.(message.result);
-  });
-  const send = (method: string) =>
-    within(
-      new Promise<unknown>((resolve) => {
-        waiting.set(++id, resolve);
-        socket.send(JSON.stringify({ id, method }));
-      }),
-      method,
-    );
+  const { send, close } = await inspectorSession(url);
   return {
     /**
      * The isolate's used heap after a full collection, in MiB. workerd runs the collection when
@@ -71,7 +45,7 @@ async function inspector(url: string) {
       const usage = (await send("Runtime.getHeapUsage")) as { usedSize: number };
       return usage.usedSize / 2 ** 20;
     },
-    close: () => socket.close(),
+    close,
   };
 }
 
