@@ -71,7 +71,11 @@ export async function bundleAtCommit(
 }
 
 /** A workerd config serving each worker on 127.0.0.1:port, with loopback allowed outbound. */
-export function workerdConfig(services: WorkerService[]): string {
+export function workerdConfig(
+  services: WorkerService[],
+  /** V8 flags for every isolate (`--trace-gc-nvp` for bench:gc). */
+  options: { v8Flags?: string[] } = {},
+): string {
   const workers = services.map(
     (s) => `(name = "${s.name}", worker = (
       modules = [(name = "worker", esModule = embed "${s.entry}")],
@@ -90,10 +94,36 @@ const config :Workerd.Config = (
   services = [
     ${workers.join(",\n    ")},
     (name = "internet", network = (allow = ["public", "private", "local"]))
-  ],
+  ],${options.v8Flags ? `\n  v8Flags = [${options.v8Flags.map((f) => JSON.stringify(f)).join(", ")}],` : ""}
   sockets = [${sockets.join(", ")}]
 );
 `;
+}
+
+/**
+ * `workerd serve` of a config written by workerdConfig: pinned to `core` when given (the
+ * process's PID is workerd's own, as taskset execs it), with its inspector on
+ * `inspectorPort`, and its stdout piped when asked for (V8's traces go there).
+ */
+export function startWorkerd(
+  config: string,
+  options: { core?: string; inspectorPort?: number; stdout?: "pipe" | "ignore" } = {},
+): ChildProcess {
+  const args = [WORKERD_BINARY, "serve", config, "--experimental"];
+  if (options.inspectorPort !== undefined)
+    args.push(`--inspector-addr=127.0.0.1:${options.inspectorPort}`);
+  const [command, ...rest] =
+    options.core === undefined ? args : ["taskset", "-c", options.core, ...args];
+  return spawn(command as string, rest, {
+    stdio: ["ignore", options.stdout ?? "ignore", "ignore"],
+  });
+}
+
+/** Stops a process started by startWorkerd and waits for it to exit. */
+export async function stopWorkerd(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  await once(child, "exit");
 }
 
 /** The promise's value, or an error naming what did not answer within 20 s. */
@@ -221,13 +251,7 @@ export async function measureCpu(
         config,
         workerdConfig([{ name: `v${i}`, port, entry: v.entry, bindings: v.bindings }]),
       );
-      const child = spawn(
-        "taskset",
-        ["-c", "0", WORKERD_BINARY, "serve", config, "--experimental"],
-        {
-          stdio: "ignore",
-        },
-      );
+      const child = startWorkerd(config, { core: "0" });
       children.push(child);
       await waitForPort(port);
       procs.push({ ...v, port, pid: child.pid as number });
@@ -265,12 +289,7 @@ export async function measureCpu(
     }
     return figures;
   } finally {
-    for (const child of children) child.kill("SIGTERM");
-    await Promise.all(
-      children.map((c) =>
-        c.exitCode === null && c.signalCode === null ? once(c, "exit") : undefined,
-      ),
-    );
+    await Promise.all(children.map(stopWorkerd));
   }
 }
 

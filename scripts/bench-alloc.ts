@@ -4,8 +4,7 @@
 // generation). Switchyard with one route over three endpoints in bare `workerd serve` pinned to
 // core 0, wrk (-t1 -c32) and the backends on core 1, BENCH_SECONDS (default 5) s after a
 // warm-up. Prints bytes a request, in all and by function. docs/benchmarks.md.
-import { execFile, execFileSync, spawn } from "node:child_process";
-import { once } from "node:events";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +13,8 @@ import {
   bundle,
   inspectorSession,
   startBenchBackends,
-  WORKERD_BINARY,
+  startWorkerd,
+  stopWorkerd,
   waitForPort,
   workerdConfig,
 } from "../bench/bare-workerd.ts";
@@ -53,19 +53,7 @@ try {
       },
     ]),
   );
-  const worker = spawn(
-    "taskset",
-    [
-      "-c",
-      "0",
-      WORKERD_BINARY,
-      "serve",
-      join(dir, "alloc.capnp"),
-      "--experimental",
-      `--inspector-addr=127.0.0.1:${port + 100}`,
-    ],
-    { stdio: "ignore" },
-  );
+  const worker = startWorkerd(join(dir, "alloc.capnp"), { core: "0", inspectorPort: port + 100 });
   try {
     await waitForPort(port);
     const wrk = (seconds: number) =>
@@ -114,8 +102,7 @@ try {
     for (const [name, bytes] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, TOP))
       console.log(`| ${name} | ${(bytes / requests).toFixed(0)} |`);
   } finally {
-    worker.kill("SIGTERM");
-    if (worker.exitCode === null && worker.signalCode === null) await once(worker, "exit");
+    await stopWorkerd(worker);
   }
 } finally {
   for (const b of backends) await b.close();

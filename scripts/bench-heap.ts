@@ -4,14 +4,15 @@
 // if each had served. The in-memory KV's own copy of the texts is measured first and left out,
 // as Workers KV's copy is not the isolate's; like Workers KV, it hands out a new copy of a text on
 // every read. docs/benchmarks.md.
-import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   bundle,
   inspectorSession,
-  WORKERD_BINARY,
+  startWorkerd,
+  stopWorkerd,
   waitForPort,
   within,
   workerdConfig,
@@ -54,7 +55,7 @@ const entries: Record<string, string> = {
   routes: JSON.stringify(syntheticRoutes(10_000, 1_000)),
 };
 for (let p = 0; p < 1_000; p++) entries[`pool:pool-${p}`] = JSON.stringify(syntheticPool(p, 100));
-let child: ReturnType<typeof spawn> | undefined;
+let child: ChildProcess | undefined;
 try {
   await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
   await writeFile(
@@ -68,11 +69,7 @@ try {
       },
     ]),
   );
-  child = spawn(
-    WORKERD_BINARY,
-    ["serve", join(dir, "heap.capnp"), "--experimental", `--inspector-addr=127.0.0.1:${INSPECTOR}`],
-    { stdio: "ignore" },
-  );
+  child = startWorkerd(join(dir, "heap.capnp"), { inspectorPort: INSPECTOR });
   // A config with 17 MB of text bindings takes workerd a few seconds to read.
   for (let i = 0; ; i++) {
     try {
@@ -110,11 +107,6 @@ try {
   );
   console.log(`| + every rule built (${rules} rules) | +${(served - kv).toFixed(1)} |`);
 } finally {
-  if (child) {
-    const running = child;
-    running.kill("SIGTERM");
-    if (running.exitCode === null && running.signalCode === null)
-      await new Promise((resolve) => running.once("exit", resolve));
-  }
+  if (child) await stopWorkerd(child);
   await rm(dir, { recursive: true, force: true });
 }

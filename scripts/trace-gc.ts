@@ -4,8 +4,7 @@
 // the passthrough worker instead of Switchyard), wrk
 // (-t1 -c32) and the backends on core 1, for BENCH_SECONDS (default 6) s after a warm-up. Prints
 // each kind of collection: how many, their pauses, what they promoted. docs/benchmarks.md.
-import { execFile, execFileSync, spawn } from "node:child_process";
-import { once } from "node:events";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +13,8 @@ import {
   bundle,
   median,
   startBenchBackends,
-  WORKERD_BINARY,
+  startWorkerd,
+  stopWorkerd,
   waitForPort,
   workerdConfig,
 } from "../bench/bare-workerd.ts";
@@ -56,30 +56,29 @@ try {
         }
       : syntheticRoutes(ROUTES, 1);
   const port = 19_400 + Math.floor(Math.random() * 100);
-  const config = workerdConfig([
-    {
-      name: "gc",
-      port,
-      entry: "worker.js",
-      bindings: {
-        BACKEND: backends[0]?.url as string,
-        KV_JSON: JSON.stringify({ routes: JSON.stringify({ ...doc, pools: { "pool-0": pool } }) }),
+  const config = workerdConfig(
+    [
+      {
+        name: "gc",
+        port,
+        entry: "worker.js",
+        bindings: {
+          BACKEND: backends[0]?.url as string,
+          KV_JSON: JSON.stringify({
+            routes: JSON.stringify({ ...doc, pools: { "pool-0": pool } }),
+          }),
+        },
       },
-    },
-  ]).replace("sockets = [", 'v8Flags = ["--trace-gc-nvp"],\n  sockets = [');
-  await writeFile(join(dir, "gc.capnp"), config);
-  const worker = spawn(
-    "taskset",
-    ["-c", "0", WORKERD_BINARY, "serve", join(dir, "gc.capnp"), "--experimental"],
-    {
-      stdio: ["ignore", "pipe", "ignore"],
-    },
+    ],
+    { v8Flags: ["--trace-gc-nvp"] },
   );
+  await writeFile(join(dir, "gc.capnp"), config);
+  const worker = startWorkerd(join(dir, "gc.capnp"), { core: "0", stdout: "pipe" });
   const lines: GcLine[] = [];
   let measuring = false;
   let pending = "";
-  worker.stdout.setEncoding("utf8");
-  worker.stdout.on("data", (chunk: string) => {
+  worker.stdout?.setEncoding("utf8");
+  worker.stdout?.on("data", (chunk: string) => {
     pending += chunk;
     const complete = pending.split("\n");
     pending = complete.pop() ?? "";
@@ -134,8 +133,7 @@ try {
       `\nPromoted per request: ${(lines.reduce((n, l) => n + (l.gc === "s" ? l.promoted : 0), 0) / requests) | 0} bytes.`,
     );
   } finally {
-    worker.kill("SIGTERM");
-    if (worker.exitCode === null && worker.signalCode === null) await once(worker, "exit");
+    await stopWorkerd(worker);
   }
 } finally {
   for (const b of backends) await b.close();

@@ -1,11 +1,17 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { type AddressInfo, connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundle, WORKERD_BINARY, waitForPort, workerdConfig } from "../../bench/bare-workerd.ts";
+import {
+  bundle,
+  startWorkerd,
+  stopWorkerd,
+  waitForPort,
+  workerdConfig,
+} from "../../bench/bare-workerd.ts";
 
 /**
  * What reaches the client on the wire when the worker returns a backend's response as it came:
@@ -125,17 +131,12 @@ beforeAll(async () => {
       },
     ]),
   );
-  worker = spawn(WORKERD_BINARY, ["serve", join(dir, "wire.capnp"), "--experimental"], {
-    stdio: "ignore",
-  });
+  worker = startWorkerd(join(dir, "wire.capnp"));
   await waitForPort(port);
 }, 60_000);
 
 afterAll(async () => {
-  if (worker && worker.exitCode === null && worker.signalCode === null) {
-    worker.kill("SIGTERM");
-    await once(worker, "exit");
-  }
+  if (worker) await stopWorkerd(worker);
   backend?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
