@@ -14,6 +14,9 @@ import { listenOnLoopback } from "../local/listen.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const { WebSocket } = createRequire(import.meta.url)("ws") as typeof Ws;
+/** The core the measured proxy runs on, and the one for wrk, the backends and the script. */
+export const PROXY_CORE = "0";
+export const LOAD_CORE = "1";
 /** The workerd binary itself (not its Node launcher), so that its PID is the process measured. */
 export const WORKERD_BINARY = createRequire(import.meta.url).resolve(
   "@cloudflare/workerd-linux-64/bin/workerd",
@@ -124,6 +127,50 @@ export async function stopWorkerd(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill("SIGTERM");
   await once(child, "exit");
+}
+
+/** Moves this process (and the backends it serves) to the load core, off the proxy's. */
+export function pinToLoadCore(): void {
+  execFileSync("taskset", ["-pc", LOAD_CORE, String(process.pid)], { stdio: "ignore" });
+}
+
+/** What wrk is pointed at: a port on loopback, the Host it sends, a path and more headers. */
+export interface WrkTarget {
+  port: number;
+  host: string;
+  /** Default `/bench`. */
+  path?: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * wrk (`-t1`, keep-alive, `--latency`) on the load core for `seconds`, with 32 connections unless
+ * told otherwise and an optional Lua script; its report as text. Asynchronous, since the
+ * backends live in the caller's event loop.
+ */
+export async function runWrk(
+  target: WrkTarget,
+  seconds: number,
+  options: { connections?: number; script?: string } = {},
+): Promise<string> {
+  // wrk replaces its own Host header only when given one spelled "Host".
+  const headers = Object.entries({ Host: target.host, ...target.headers }).flatMap(([k, v]) => [
+    "-H",
+    `${k}: ${v}`,
+  ]);
+  const { stdout } = await run("taskset", [
+    "-c",
+    LOAD_CORE,
+    "wrk",
+    "-t1",
+    `-c${options.connections ?? 32}`,
+    ...(options.script ? ["-s", options.script] : []),
+    `-d${seconds}s`,
+    "--latency",
+    ...headers,
+    `http://127.0.0.1:${target.port}${target.path ?? "/bench"}`,
+  ]);
+  return stdout;
 }
 
 /** The promise's value, or an error naming what did not answer within 20 s. */
@@ -251,25 +298,14 @@ export async function measureCpu(
         config,
         workerdConfig([{ name: `v${i}`, port, entry: v.entry, bindings: v.bindings }]),
       );
-      const child = startWorkerd(config, { core: "0" });
+      const child = startWorkerd(config, { core: PROXY_CORE });
       children.push(child);
       await waitForPort(port);
       procs.push({ ...v, port, pid: child.pid as number });
       port++;
     }
     const wrk = (p: (typeof procs)[number], seconds: number) =>
-      run("taskset", [
-        "-c",
-        "1",
-        "wrk",
-        "-t1",
-        "-c32",
-        `-d${seconds}s`,
-        "-H",
-        "Host: x.test",
-        ...Object.entries(p.headers ?? {}).flatMap(([name, value]) => ["-H", `${name}: ${value}`]),
-        `http://127.0.0.1:${p.port}${p.path ?? "/bench"}`,
-      ]);
+      runWrk({ port: p.port, host: "x.test", path: p.path, headers: p.headers }, seconds);
     for (const p of procs) await wrk(p, 2);
     const figures = procs.map((p) => ({
       label: p.label,
@@ -279,7 +315,7 @@ export async function measureCpu(
     for (let r = 0; r < options.rounds; r++) {
       for (const [i, p] of procs.entries()) {
         const before = await cpuSeconds(p.pid);
-        const { stdout } = await wrk(p, options.seconds);
+        const stdout = await wrk(p, options.seconds);
         if (/Non-2xx/.test(stdout)) throw new Error(`${p.label} answered errors`);
         const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
         const figure = figures[i] as CpuFigures;

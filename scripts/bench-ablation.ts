@@ -6,12 +6,18 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bundle, measureCpu, median, startBenchBackends } from "../bench/bare-workerd.ts";
+import {
+  bundle,
+  measureCpu,
+  median,
+  pinToLoadCore,
+  startBenchBackends,
+} from "../bench/bare-workerd.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 
 execFileSync("sh", ["scripts/system-deps.sh", "bench"], { stdio: "inherit" });
-execFileSync("taskset", ["-pc", "1", String(process.pid)], { stdio: "ignore" });
+pinToLoadCore();
 const backends = await startBenchBackends(3);
 const urls = backends.map((b) => `http://127.0.0.1:${b.port}`);
 const dir = await mkdtemp(join(tmpdir(), "switchyard-ablation-"));

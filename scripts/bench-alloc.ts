@@ -4,14 +4,16 @@
 // generation). Switchyard with one route over three endpoints in bare `workerd serve` pinned to
 // core 0, wrk (-t1 -c32) and the backends on core 1, BENCH_SECONDS (default 5) s after a
 // warm-up. Prints bytes a request, in all and by function. docs/benchmarks.md.
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import {
   bundle,
   inspectorSession,
+  PROXY_CORE,
+  pinToLoadCore,
+  runWrk,
   startBenchBackends,
   startWorkerd,
   stopWorkerd,
@@ -31,7 +33,7 @@ interface SampleNode {
 }
 
 execFileSync("sh", ["scripts/system-deps.sh", "bench"], { stdio: "inherit" });
-execFileSync("taskset", ["-pc", "1", String(process.pid)], { stdio: "ignore" });
+pinToLoadCore();
 const backends = await startBenchBackends(3);
 const dir = await mkdtemp(join(tmpdir(), "switchyard-alloc-"));
 const port = 19_300 + Math.floor(Math.random() * 100);
@@ -53,21 +55,13 @@ try {
       },
     ]),
   );
-  const worker = startWorkerd(join(dir, "alloc.capnp"), { core: "0", inspectorPort: port + 100 });
+  const worker = startWorkerd(join(dir, "alloc.capnp"), {
+    core: PROXY_CORE,
+    inspectorPort: port + 100,
+  });
   try {
     await waitForPort(port);
-    const wrk = (seconds: number) =>
-      promisify(execFile)("taskset", [
-        "-c",
-        "1",
-        "wrk",
-        "-t1",
-        "-c32",
-        `-d${seconds}s`,
-        "-H",
-        "Host: x.test",
-        `http://127.0.0.1:${port}/bench`,
-      ]);
+    const wrk = (seconds: number) => runWrk({ port, host: "x.test" }, seconds);
     await wrk(2);
     const cdp = await inspectorSession(`ws://127.0.0.1:${port + 100}/alloc`);
     await cdp.send("HeapProfiler.enable");
@@ -76,7 +70,7 @@ try {
       includeObjectsCollectedByMinorGC: !PROMOTED,
       includeObjectsCollectedByMajorGC: true,
     });
-    const { stdout } = await wrk(SECONDS);
+    const stdout = await wrk(SECONDS);
     const { profile } = (await cdp.send("HeapProfiler.getSamplingProfile")) as {
       profile: { head: SampleNode };
     };

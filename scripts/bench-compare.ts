@@ -15,6 +15,7 @@ import {
   type CpuFigures,
   measureCpu,
   median,
+  pinToLoadCore,
   startBenchBackends,
 } from "../bench/bare-workerd.ts";
 
@@ -24,7 +25,7 @@ const BASELINE = process.env.BENCH_BASELINE ?? "HEAD~1";
 const ENTRY = "bench/workerd/switchyard-entry.ts";
 
 execFileSync("sh", ["scripts/system-deps.sh", "bench"], { stdio: "inherit" });
-execFileSync("taskset", ["-pc", "1", String(process.pid)], { stdio: "ignore" });
+pinToLoadCore();
 const backends = await startBenchBackends(3);
 const dir = await mkdtemp(join(tmpdir(), "switchyard-compare-"));
 try {

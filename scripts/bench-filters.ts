@@ -13,6 +13,7 @@ import {
   type CpuVariant,
   measureCpu,
   median,
+  pinToLoadCore,
   startBenchBackends,
 } from "../bench/bare-workerd.ts";
 
@@ -21,7 +22,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const BASELINE = process.env.BENCH_BASELINE ?? "5aaf566";
 
 execFileSync("sh", ["scripts/system-deps.sh", "bench"], { stdio: "inherit" });
-execFileSync("taskset", ["-pc", "1", String(process.pid)], { stdio: "ignore" });
+pinToLoadCore();
 const [backend] = await startBenchBackends(1);
 const url = (backend as { url: string }).url;
 const dir = await mkdtemp(join(tmpdir(), "switchyard-filters-"));

@@ -14,7 +14,11 @@ import { promisify } from "node:util";
 import {
   bundle,
   cpuSeconds,
+  LOAD_CORE,
+  PROXY_CORE,
+  pinToLoadCore,
   ROOT,
+  runWrk,
   startBenchBackends,
   WORKERD_BINARY,
   type WorkerService,
@@ -40,8 +44,6 @@ const PACED_CONNECTIONS = 8;
 const PACED_DELAY_MS = 4;
 /** Targets of the paced runs. */
 const PACED = ["passthrough", "oneRoute", "tenThousandRoutes", "sticky", "nginx", "haproxy"];
-const PROXY_CORE = "0";
-const LOAD_CORE = "1";
 
 interface Target {
   label: string;
@@ -62,7 +64,7 @@ interface Round {
   errors: number;
 }
 
-const execFileAsync = promisify(execFile);
+const _execFileAsync = promisify(execFile);
 const say = (line = "") => process.stderr.write(`${line}\n`);
 
 function toMs(value: string): number {
@@ -72,7 +74,7 @@ function toMs(value: string): number {
   return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
 }
 
-/** wrk on the load core; asynchronous, since the backends live in this process's event loop. */
+/** wrk on the load core, its report read into figures. */
 async function wrk(
   target: Target,
   seconds: number,
@@ -86,27 +88,7 @@ async function wrk(
   requests: number;
   errors: number;
 }> {
-  // wrk replaces its own Host header only when given one spelled "Host".
-  const headers = Object.entries({ Host: target.host, ...target.headers }).flatMap(([k, v]) => [
-    "-H",
-    `${k}: ${v}`,
-  ]);
-  const { stdout: out } = await execFileAsync(
-    "taskset",
-    [
-      "-c",
-      LOAD_CORE,
-      "wrk",
-      "-t1",
-      `-c${paced?.connections ?? CONNECTIONS}`,
-      ...(paced ? ["-s", paced.script] : []),
-      `-d${seconds}s`,
-      "--latency",
-      ...headers,
-      `http://127.0.0.1:${target.port}/bench`,
-    ],
-    { encoding: "utf8" },
-  );
+  const out = await runWrk(target, seconds, paced ?? {});
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? "";
@@ -168,7 +150,7 @@ async function main(): Promise<void> {
   const cores = cpus().length;
   if (cores < 2) throw new Error("bench:proxy needs 2 cores: one for the proxies, one for wrk");
   // This script and the backends live on the load core with wrk.
-  execFileSync("taskset", ["-pc", LOAD_CORE, String(process.pid)], { stdio: "ignore" });
+  pinToLoadCore();
   const backends = await startBenchBackends(3);
   const closed = await closedPortUrl();
   const dir = await mkdtemp(join(tmpdir(), "switchyard-bench-proxy-"));

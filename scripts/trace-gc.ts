@@ -4,14 +4,16 @@
 // the passthrough worker instead of Switchyard), wrk
 // (-t1 -c32) and the backends on core 1, for BENCH_SECONDS (default 6) s after a warm-up. Prints
 // each kind of collection: how many, their pauses, what they promoted. docs/benchmarks.md.
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import {
   bundle,
   median,
+  PROXY_CORE,
+  pinToLoadCore,
+  runWrk,
   startBenchBackends,
   startWorkerd,
   stopWorkerd,
@@ -33,7 +35,7 @@ interface GcLine {
 }
 
 execFileSync("sh", ["scripts/system-deps.sh", "bench"], { stdio: "inherit" });
-execFileSync("taskset", ["-pc", "1", String(process.pid)], { stdio: "ignore" });
+pinToLoadCore();
 const backends = await startBenchBackends(3);
 const dir = await mkdtemp(join(tmpdir(), "switchyard-gc-"));
 try {
@@ -73,7 +75,7 @@ try {
     { v8Flags: ["--trace-gc-nvp"] },
   );
   await writeFile(join(dir, "gc.capnp"), config);
-  const worker = startWorkerd(join(dir, "gc.capnp"), { core: "0", stdout: "pipe" });
+  const worker = startWorkerd(join(dir, "gc.capnp"), { core: PROXY_CORE, stdout: "pipe" });
   const lines: GcLine[] = [];
   let measuring = false;
   let pending = "";
@@ -89,22 +91,10 @@ try {
   });
   try {
     await waitForPort(port);
-    const wrk = (seconds: number) =>
-      promisify(execFile)("taskset", [
-        "-c",
-        "1",
-        "wrk",
-        "-t1",
-        "-c32",
-        `-d${seconds}s`,
-        "--latency",
-        "-H",
-        "Host: svc-0.example.com",
-        `http://127.0.0.1:${port}/bench`,
-      ]);
+    const wrk = (seconds: number) => runWrk({ port, host: "svc-0.example.com" }, seconds);
     await wrk(2);
     measuring = true;
-    const { stdout } = await wrk(SECONDS);
+    const stdout = await wrk(SECONDS);
     measuring = false;
     const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
     const p99 = /^\s+99%\s+(\S+)/m.exec(stdout)?.[1];
