@@ -87,14 +87,6 @@ export function createApp(options: AppOptions = {}): App {
     options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let isolateStore: ConfigStore | undefined;
   const sessions = new Sessions(log);
-  /**
-   * The access log: one JSON line per request, sampled by ACCESS_LOG_SAMPLE (every request by
-   * default under SWITCHYARD_LOCAL, one in ten otherwise). Never a header or cookie value: no
-   * client secret can reach it.
-   */
-  const accessLog = (fields: Record<string, unknown>) => {
-    log.info("access", { at: new Date(now()).toISOString(), ...fields });
-  };
   const buffers = state.buffers ?? new BufferBudget();
   const traffic = state.traffic ?? new TrafficCounters();
   const storeFor =
@@ -288,10 +280,13 @@ export function createApp(options: AppOptions = {}): App {
           durationMs,
           tries,
         });
-      // Nothing is built for a request the sample leaves out.
+      // The access log: one JSON line per request, sampled by ACCESS_LOG_SAMPLE (every request
+      // by default under SWITCHYARD_LOCAL, one in ten otherwise), nothing built for a request
+      // the sample leaves out. Never a header or cookie value: no client secret can reach it.
       const sample = settings.accessLogSample;
       if (sample < 1 && random() >= sample) return;
-      accessLog({
+      log.info("access", {
+        at: new Date(at).toISOString(),
         requestId,
         route: rule.routeName,
         rule: ruleName,
