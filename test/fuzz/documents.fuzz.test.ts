@@ -12,6 +12,7 @@ import {
 import { compilePoolDocument } from "../../worker/core/compiled-pool.ts";
 import { redirectLocation } from "../../worker/core/filters.ts";
 import { requestView } from "../../worker/core/request.ts";
+import { RouteTable } from "../../worker/core/route-table.ts";
 import { compileSnapshot } from "../../worker/core/snapshot.ts";
 import { RUNS } from "./runs.ts";
 
@@ -291,6 +292,22 @@ describe("documents from KV, fuzzed", () => {
         for (const result of [parseRoutesText(text), parsePoolText(text)]) {
           if (!result.ok) for (const p of result.problems) expect(typeof p.path).toBe("string");
         }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("a routes table gives back the validated document it holds as text, route by route", () => {
+    fc.assert(
+      fc.property(routesLike, (input) => {
+        const parsed = parseRoutesDocument(input);
+        if (!parsed.ok) return;
+        const table = new RouteTable(parsed.value);
+        expect(table.document()).toEqual(parsed.value);
+        parsed.value.routes.forEach((route, index) => {
+          expect(table.route(index)).toEqual(route);
+        });
+        expect(table.route(parsed.value.routes.length)).toBeUndefined();
       }),
       { numRuns: RUNS },
     );

@@ -5,10 +5,10 @@ import {
   parseRoutesTextInSlices,
   poolKey,
   ROUTES_KEY,
-  type RoutesDocument,
 } from "../../contract/index.ts";
 import { type CompiledPoolDocument, compilePoolDocument } from "../core/compiled-pool.ts";
 import { stableHash, TextHash } from "../core/hash.ts";
+import { type RouteTable, routeTableInSlices } from "../core/route-table.ts";
 import { compileSnapshot, kvPoolNames, type Snapshot } from "../core/snapshot.ts";
 import type { Logger } from "../log.ts";
 
@@ -71,7 +71,7 @@ interface GoodPool extends Seen {
 
 /** The routes document last parsed. */
 interface ParsedRoutes extends Seen {
-  document: RoutesDocument;
+  table: RouteTable;
 }
 
 /** Characters hashed between two yields of a refresh: about a millisecond of work. */
@@ -171,14 +171,18 @@ export class ConfigStore {
           this.lastInvalidRoutes = { length: routesText.length, hash: routesHash, message };
           throw new LoadFailure(message);
         }
-        parsedRoutes = { length: routesText.length, hash: routesHash, document: parsed.value };
+        parsedRoutes = {
+          length: routesText.length,
+          hash: routesHash,
+          table: await routeTableInSlices(parsed.value, breathe),
+        };
         this.lastRoutes = parsedRoutes;
         this.lastInvalidRoutes = undefined;
         // A large document takes a while to parse and to compile: let waiting requests run between.
         if (routesText.length > LARGE_DOCUMENT_CHARS) await breathe();
       }
-      const routes = { value: parsedRoutes.document };
-      const names = kvPoolNames(routes.value);
+      const routes = parsedRoutes.table;
+      const names = kvPoolNames(routes);
       const texts = await this.readPools(names);
       const kvPools = new Map<string, CompiledPoolDocument | null>();
       const generationParts = [parsedRoutes.hash];
@@ -200,7 +204,7 @@ export class ConfigStore {
         if (routesText.length > LARGE_DOCUMENT_CHARS) await breathe();
         const snapshot = compileSnapshot({
           generation,
-          routes: routes.value,
+          routes,
           kvPools,
           local: this.options.local,
           allowedBindings: this.options.allowedBindings,
@@ -211,13 +215,13 @@ export class ConfigStore {
         this.history.push({
           generation,
           loadedAt: this.loadedAt,
-          routes: routes.value.routes.length,
+          routes: routes.length,
           pools: snapshot.specs.size,
         });
         if (this.history.length > GENERATIONS_KEPT) this.history.shift();
         log.info("snapshot loaded", {
           generation,
-          routes: routes.value.routes.length,
+          routes: routes.length,
           pools: snapshot.specs.size,
         });
       }

@@ -8,6 +8,7 @@ import {
 import { compileMatcher, type RuleMatch } from "./match.ts";
 import { referenceMatch } from "./match-reference.ts";
 import { requestView } from "./request.ts";
+import { RouteTable } from "./route-table.ts";
 
 type RouteInput = RoutesDocumentInput["routes"][number];
 
@@ -275,10 +276,17 @@ describe("the compiled matcher agrees with the reference", () => {
   it("on random documents and requests", () => {
     fc.assert(
       fc.property(routes, fc.array(request, { minLength: 1, maxLength: 20 }), (doc, requests) => {
-        const matcher = compileMatcher(doc);
+        // From the routes in memory, and from a table holding them as text.
+        const matchers = [
+          compileMatcher(doc),
+          compileMatcher(new RouteTable({ version: 1, routes: doc, pools: {} })),
+        ];
         for (const r of requests) {
-          const found = matcher.match(requestView(r));
-          expect(found && strip(found)).toEqual(referenceMatch(doc, requestView(r)));
+          const expected = referenceMatch(doc, requestView(r));
+          for (const matcher of matchers) {
+            const found = matcher.match(requestView(r));
+            expect(found && strip(found)).toEqual(expected);
+          }
         }
       }),
       { numRuns: 500 },

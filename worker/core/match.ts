@@ -1,8 +1,10 @@
 import { type CompiledRegex, compileRegex, type HttpRoute } from "../../contract/index.ts";
 import { headerCandidates, type RequestView } from "./request.ts";
+import { type RouteSource, routeArray } from "./route-table.ts";
 
 /**
- * HTTPRoute matching, compiled once per snapshot (README, "How a request is routed").
+ * HTTPRoute matching, compiled per hostname when a request first names it (README, "How a
+ * request is routed").
  *
  * Hosts are indexed by exact name and by wildcard suffix, so a lookup walks the request host's
  * labels once; within a host, Exact paths and PathPrefixes are indexed by path, so a lookup walks
@@ -25,7 +27,6 @@ interface ValueCondition {
 }
 
 interface Entry extends RuleMatch {
-  order: number;
   method: string | undefined;
   headers: readonly ValueCondition[];
   query: readonly ValueCondition[];
@@ -75,13 +76,18 @@ function conditionsHold(entry: Entry, request: RequestView): boolean {
   return true;
 }
 
-/** Method match first, then more headers, then more query params, then document order. */
+/**
+ * Method match first, then more headers, then more query params, then document order (of the
+ * route, the rule, the match).
+ */
 function byPrecedence(a: Entry, b: Entry): number {
   return (
     Number(b.method !== undefined) - Number(a.method !== undefined) ||
     b.headers.length - a.headers.length ||
     b.query.length - a.query.length ||
-    a.order - b.order
+    a.routeIndex - b.routeIndex ||
+    a.ruleIndex - b.ruleIndex ||
+    a.matchIndex - b.matchIndex
   );
 }
 
@@ -120,10 +126,6 @@ function matchGroup(group: HostGroup, request: RequestView): Entry | undefined {
   return undefined;
 }
 
-function newGroup(): HostGroup {
-  return {};
-}
-
 function push(map: Map<string, Entry[]>, key: string, entry: Entry): Map<string, Entry[]> {
   const list = map.get(key);
   if (list) list.push(entry);
@@ -131,40 +133,18 @@ function push(map: Map<string, Entry[]>, key: string, entry: Entry): Map<string,
   return map;
 }
 
-export function compileMatcher(routes: readonly HttpRoute[]): Matcher {
-  const exactHosts = new Map<string, HostGroup>();
-  const wildcardHosts = new Map<string, HostGroup>(); // key: ".example.com" for "*.example.com"
-  let anyHost: HostGroup | undefined;
-  const groupFor = (hostname: string | undefined): HostGroup => {
-    if (hostname === undefined) {
-      anyHost ??= newGroup();
-      return anyHost;
-    }
-    const lower = hostname.toLowerCase();
-    const [map, key] = lower.startsWith("*.")
-      ? [wildcardHosts, lower.slice(1)]
-      : [exactHosts, lower];
-    let group = map.get(key);
-    if (!group) {
-      group = newGroup();
-      map.set(key, group);
-    }
-    return group;
-  };
-
-  let order = 0;
-  routes.forEach((route, routeIndex) => {
-    const groups =
-      route.hostnames.length === 0
-        ? [groupFor(undefined)]
-        : [...new Set(route.hostnames.map(groupFor))];
+/** The entries of the routes that share one hostname (or take any host), indexed by path. */
+function compileGroup(source: RouteSource, routeIndices: readonly number[]): HostGroup {
+  const group: HostGroup = {};
+  for (const routeIndex of routeIndices) {
+    const route = source.route(routeIndex);
+    if (route === undefined) continue;
     route.rules.forEach((rule, ruleIndex) => {
       rule.matches.forEach((match, matchIndex) => {
         const entry: Entry = {
           routeIndex,
           ruleIndex,
           matchIndex,
-          order: order++,
           method: match.method,
           headers: match.headers.length
             ? match.headers.map((h) => valueCondition(h, true))
@@ -174,39 +154,58 @@ export function compileMatcher(routes: readonly HttpRoute[]): Matcher {
             : NO_CONDITIONS,
         };
         const { type, value } = match.path;
-        for (const group of groups) {
-          if (type === "Exact") group.exact = push(group.exact ?? new Map(), value, entry);
-          else if (type === "PathPrefix") {
-            group.prefix = push(group.prefix ?? new Map(), prefixKey(value), entry);
-          } else {
-            group.regex ??= [];
-            group.regex.push({ pattern: fullMatch(value), entry });
-          }
+        if (type === "Exact") group.exact = push(group.exact ?? new Map(), value, entry);
+        else if (type === "PathPrefix") {
+          group.prefix = push(group.prefix ?? new Map(), prefixKey(value), entry);
+        } else {
+          group.regex ??= [];
+          group.regex.push({ pattern: fullMatch(value), entry });
         }
       });
     });
-  });
-  const all = [...exactHosts.values(), ...wildcardHosts.values(), ...(anyHost ? [anyHost] : [])];
-  for (const group of all) {
-    for (const list of group.exact?.values() ?? []) list.sort(byPrecedence);
-    for (const list of group.prefix?.values() ?? []) list.sort(byPrecedence);
   }
+  for (const list of group.exact?.values() ?? []) list.sort(byPrecedence);
+  for (const list of group.prefix?.values() ?? []) list.sort(byPrecedence);
+  return group;
+}
+
+/**
+ * The matcher of a routes document. A hostname's entries are compiled the first time a request
+ * names it, and kept for the matcher's life: an isolate holds what its traffic uses, and a
+ * document of 10,000 routes costs nothing at load but its host index.
+ */
+export function compileMatcher(routes: RouteSource | readonly HttpRoute[]): Matcher {
+  const source = isRouteArray(routes) ? routeArray(routes) : routes;
+  const { exact, wildcard, any } = source.hosts;
+  const groups = new Map<readonly number[], HostGroup>();
+  const groupOf = (routeIndices: readonly number[]): HostGroup => {
+    let group = groups.get(routeIndices);
+    if (group === undefined) {
+      group = compileGroup(source, routeIndices);
+      groups.set(routeIndices, group);
+    }
+    return group;
+  };
 
   return {
     match(request) {
       const host = request.host;
-      const exactGroup = exactHosts.get(host);
-      let found = exactGroup && matchGroup(exactGroup, request);
+      const exactRoutes = exact.get(host);
+      let found = exactRoutes && matchGroup(groupOf(exactRoutes), request);
       if (found) return found;
-      if (wildcardHosts.size > 0) {
+      if (wildcard.size > 0) {
         // Longest wildcard first: ".b.example.com", then ".example.com", then ".com".
         for (let dot = host.indexOf(".", 1); dot !== -1; dot = host.indexOf(".", dot + 1)) {
-          const group = wildcardHosts.get(host.slice(dot));
-          found = group && matchGroup(group, request);
+          const wildcardRoutes = wildcard.get(host.slice(dot));
+          found = wildcardRoutes && matchGroup(groupOf(wildcardRoutes), request);
           if (found) return found;
         }
       }
-      return anyHost && matchGroup(anyHost, request);
+      return any.length > 0 ? matchGroup(groupOf(any), request) : undefined;
     },
   };
+}
+
+function isRouteArray(routes: RouteSource | readonly HttpRoute[]): routes is readonly HttpRoute[] {
+  return Array.isArray(routes);
 }

@@ -2,7 +2,6 @@ import {
   durationMs,
   type HttpRouteRule,
   MAX_RULES_PER_ROUTE,
-  type RequestRedirect,
   type RoutesDocument,
 } from "../../contract/index.ts";
 import { type SessionSettings, sessionSettings } from "../sticky/cookie.ts";
@@ -10,13 +9,15 @@ import { type CompiledPoolDocument, compilePoolDocument } from "./compiled-pool.
 import { type CompiledFilters, compileFilters, matchedPrefix } from "./filters.ts";
 import { compileMatcher, type Matcher } from "./match.ts";
 import { type RetrySettings, retrySettings } from "./retry-policy.ts";
+import { RouteTable } from "./route-table.ts";
 import { type Balancer, balancer, SmoothWrr } from "./wrr.ts";
 
 /**
- * A snapshot is everything a request needs, built from the routes document and the pool
- * documents it references. The matcher is compiled up front; a rule's backends and a pool's
- * balancing state are compiled the first time a request needs them and kept for the snapshot's
- * life, so a large document costs memory only for what this isolate actually serves.
+ * A snapshot is everything a request needs, built from the routes document (held as a
+ * RouteTable) and the pool documents it references. A hostname's matcher entries, a rule's
+ * backends and a pool's balancing state are compiled the first time a request needs them and
+ * kept for the snapshot's life, so a large document costs memory only for what this isolate
+ * actually serves.
  */
 
 export interface CompiledPool extends CompiledPoolDocument {
@@ -70,7 +71,8 @@ export interface CompiledRule {
 
 export interface SnapshotInput {
   generation: string;
-  routes: RoutesDocument;
+  /** A validated routes document, or the table the store keeps of one. */
+  routes: RouteTable | RoutesDocument;
   /** Compiled pool documents from KV by pool name; absent or null: no such key. */
   kvPools: ReadonlyMap<string, CompiledPoolDocument | null>;
   /** Local mode: loopback and private IP URLs are expected, not flagged. */
@@ -90,41 +92,14 @@ export function ruleLabel(rule: CompiledRule): string {
   return `${rule.routeName}/${rule.source.name ?? rule.ruleIndex}`;
 }
 
-/** Every pool the routes document names, in backendRefs or in RequestMirror filters, in document order. */
-function referencedPools(routes: RoutesDocument): string[] {
-  const names = new Set<string>();
-  const mirrors = (filters: HttpRouteRule["filters"]) => {
-    for (const filter of filters ?? [])
-      if (filter.requestMirror) names.add(filter.requestMirror.backendRef.pool);
-  };
-  for (const route of routes.routes) {
-    for (const rule of route.rules) {
-      for (const ref of rule.backendRefs) {
-        names.add(ref.pool);
-        mirrors(ref.filters);
-      }
-      mirrors(rule.filters);
-    }
-  }
-  return [...names];
+function tableOf(routes: RouteTable | RoutesDocument): RouteTable {
+  return routes instanceof RouteTable ? routes : new RouteTable(routes);
 }
 
 /** Referenced pools that must be read from KV: those not defined inline. */
-/**
- * The scheme of a redirect that changes nothing but the scheme (and the status): such a redirect
- * sends a request that already uses that scheme to its own URL.
- */
-function selfRedirectFor(redirect: RequestRedirect): string | undefined {
-  const only =
-    redirect.scheme !== undefined &&
-    redirect.hostname === undefined &&
-    redirect.port === undefined &&
-    redirect.path === undefined;
-  return only ? redirect.scheme : undefined;
-}
-
-export function kvPoolNames(routes: RoutesDocument): string[] {
-  return referencedPools(routes).filter((name) => !Object.hasOwn(routes.pools, name));
+export function kvPoolNames(routes: RouteTable | RoutesDocument): string[] {
+  const table = tableOf(routes);
+  return table.referencedPools.filter((name) => !Object.hasOwn(table.pools, name));
 }
 
 function optionalMs(text: string | undefined): number | undefined {
@@ -133,7 +108,7 @@ function optionalMs(text: string | undefined): number | undefined {
 
 export class Snapshot {
   readonly generation: string;
-  readonly document: RoutesDocument;
+  readonly routes: RouteTable;
   readonly matcher: Matcher;
   readonly warnings: string[];
   /** Every pool the document references that exists, by name. */
@@ -142,12 +117,13 @@ export class Snapshot {
   private readonly rules = new Map<number, CompiledRule>();
 
   constructor(input: SnapshotInput) {
-    const { routes, kvPools } = input;
+    const { kvPools } = input;
+    const routes = tableOf(input.routes);
     this.generation = input.generation;
-    this.document = routes;
+    this.routes = routes;
     this.warnings = [];
     const specs = new Map<string, CompiledPoolDocument>();
-    for (const name of referencedPools(routes)) {
+    for (const name of routes.referencedPools) {
       // Own properties only: a ref to "constructor" or "__proto__" names no pool, not a prototype member.
       const inline = Object.hasOwn(routes.pools, name) ? routes.pools[name] : undefined;
       const stored = kvPools.get(name);
@@ -184,20 +160,14 @@ export class Snapshot {
         }
       }
     }
-    for (const route of routes.routes) {
-      route.rules.forEach((rule, index) => {
-        const label = `route ${route.name}, rule ${rule.name ?? index}`;
-        const redirect = rule.filters?.find((f) => f.requestRedirect)?.requestRedirect;
-        if (rule.backendRefs.length === 0 && !redirect)
-          this.warnings.push(`${label}: no backendRefs and no RequestRedirect; it answers 500`);
-        if (redirect && selfRedirectFor(redirect) !== undefined)
-          this.warnings.push(
-            `${label}: its RequestRedirect only sets the scheme to ${redirect.scheme}, so a request that already uses ${redirect.scheme} is sent to itself (routes take both schemes; docs/filters.md)`,
-          );
-      });
-    }
+    this.warnings.push(...routes.warnings);
     this.specs = specs;
-    this.matcher = compileMatcher(routes.routes);
+    this.matcher = compileMatcher(routes);
+  }
+
+  /** The whole routes document, parsed anew: for the admin API, never for a request. */
+  get document(): RoutesDocument {
+    return this.routes.document();
   }
 
   /** A pool with this snapshot's balancing state, or undefined when it does not exist. */
@@ -220,7 +190,7 @@ export class Snapshot {
     const key = routeIndex * MAX_RULES_PER_ROUTE + ruleIndex; // one number per rule position;
     let rule = this.rules.get(key);
     if (rule === undefined) {
-      const route = this.document.routes[routeIndex];
+      const route = this.routes.route(routeIndex);
       const source = route?.rules[ruleIndex];
       if (!route || !source) return undefined;
       const tiers = this.tiersOf(source);
