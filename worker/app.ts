@@ -316,7 +316,8 @@ export function createApp(options: AppOptions = {}): App {
 
     const lens = state.health.lens(started);
     // Most rules have no sessionPersistence: no promise for them on the hot path.
-    const session = rule.session && (await sessions.open(rule, request, env, started, lens));
+    const opened = rule.session && sessions.open(rule, request, env, started, lens);
+    const session = opened instanceof Promise ? await opened : opened;
     const choice = pick(rule, lens, session?.sticky);
     if (filters !== undefined || rule.refFilters) {
       // A picked backendRef's filters replace the rule's of the same type.
@@ -386,10 +387,11 @@ export function createApp(options: AppOptions = {}): App {
       if (debugHeaders) edits.set = [[RETRY_SKIPPED_HEADER, result.skipped]];
     }
     // A WebSocket upgrade's headers are already sent: no cookie for it.
-    const cookie =
+    const stamped =
       session === undefined || result.status === 101
         ? undefined
-        : await session.stamp(servedBy.endpoint.id, now(), url.protocol === "https:");
+        : session.stamp(servedBy.endpoint.id, now(), url.protocol === "https:");
+    const cookie = stamped instanceof Promise ? await stamped : stamped;
     if (cookie !== undefined) edits.setCookie = cookie;
     if (filters !== undefined || rule.refFilters)
       edits.filters = responseEdits(filters, servedBy.ref?.filters, request.headers.get("origin"));

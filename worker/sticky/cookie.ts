@@ -110,14 +110,14 @@ export async function signSticky(
  */
 export type VerifiedCookies = Map<string, number>;
 
-export async function readSticky(
+export function readSticky(
   text: string,
   scope: CookieScope,
   keys: readonly HmacKey[],
   nowS: number,
   limits: StickyLimits,
   verified?: VerifiedCookies,
-): Promise<StickyRead> {
+): StickyRead | Promise<StickyRead> {
   if (text.length > MAX_COOKIE_LENGTH) return { ok: false, reason: "oversized" };
   const parts = VALUE.exec(text);
   if (!parts) return { ok: false, reason: "malformed" };
@@ -128,19 +128,44 @@ export async function readSticky(
     string,
     string,
   ];
+  const judge = (keyIndex: number): StickyRead =>
+    keyIndex === -1
+      ? { ok: false, reason: "tampered" }
+      : judged(endpointRef, issued, seen, keyIndex, nowS, limits);
   // The scope is part of the key: a value verified for one rule proves nothing for another.
   const cacheKey =
     verified && `${scope.routeName}\n${String(scope.ruleName)}\n${scope.name}\n${text}`;
-  let keyIndex = cacheKey === undefined ? -1 : (verified?.get(cacheKey) ?? -1);
-  if (keyIndex === -1) {
-    const payload = `${endpointRef}.${issued}.${seen}`;
-    for (let i = 0; i < keys.length && keyIndex === -1; i++) {
-      if (equalInConstantTime(await mac(keys[i] as HmacKey, scope, payload), signature))
-        keyIndex = i;
-    }
-    if (keyIndex === -1) return { ok: false, reason: "tampered" };
-    if (cacheKey !== undefined) verified?.set(cacheKey, keyIndex);
+  const known = cacheKey === undefined ? undefined : verified?.get(cacheKey);
+  // A value verified before is judged at once, without a promise: a returning client's path.
+  if (known !== undefined) return judge(known);
+  return verifiedBy(keys, scope, `${endpointRef}.${issued}.${seen}`, signature).then((keyIndex) => {
+    if (keyIndex !== -1 && cacheKey !== undefined) verified?.set(cacheKey, keyIndex);
+    return judge(keyIndex);
+  });
+}
+
+/** The index of the first key whose MAC of `payload` is `signature`, or -1. */
+async function verifiedBy(
+  keys: readonly HmacKey[],
+  scope: CookieScope,
+  payload: string,
+  signature: string,
+): Promise<number> {
+  for (let i = 0; i < keys.length; i++) {
+    if (equalInConstantTime(await mac(keys[i] as HmacKey, scope, payload), signature)) return i;
   }
+  return -1;
+}
+
+/** A genuine value's parts, judged against the clock and the limits. */
+function judged(
+  endpointRef: string,
+  issued: string,
+  seen: string,
+  keyIndex: number,
+  nowS: number,
+  limits: StickyLimits,
+): StickyRead {
   const value = {
     endpointRef,
     issuedAt: Number.parseInt(issued, 36),
@@ -157,7 +182,6 @@ export async function readSticky(
   return { ok: true, value, keyIndex };
 }
 
-/** The first value of a cookie in a Cookie header, or undefined. */
 export function cookieValue(header: string | null, name: string): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(";")) {

@@ -8,6 +8,7 @@ import {
   type HmacKey,
   importStickyKey,
   readSticky,
+  type SessionSettings,
   type StickyLimits,
   type StickyRead,
   setCookieHeader,
@@ -36,10 +37,14 @@ export interface Session {
   /** The endpoint the request's cookie names, when it can still take the request. */
   readonly sticky: Candidate | undefined;
   /**
-   * The Set-Cookie for a response served by `endpointId`, when the cookie must change; undefined
-   * when the client's cookie still holds.
+   * The Set-Cookie for a response served by `endpointId`, when the cookie must change; undefined,
+   * without a promise, when the client's cookie still holds.
    */
-  stamp(endpointId: string, nowMs: number, secure: boolean): Promise<string | undefined>;
+  stamp(
+    endpointId: string,
+    nowMs: number,
+    secure: boolean,
+  ): string | undefined | Promise<string | undefined>;
 }
 
 /** How stale last-seen may get before the cookie is re-sent to move it forward. */
@@ -87,7 +92,10 @@ export class Sessions {
   private readonly keys = new Map<string, Promise<HmacKey>>();
   /** Each key's references of the endpoint ids seen so far. */
   private readonly refs = new Map<HmacKey, Map<string, Promise<string>>>();
-  private readonly indexes = new WeakMap<CompiledRule, Map<HmacKey, Promise<RefIndex>>>();
+  private readonly indexes = new WeakMap<
+    CompiledRule,
+    Map<HmacKey, RefIndex | Promise<RefIndex>>
+  >();
   private warnedNoSecret = false;
   private keyList: { current?: string; previous?: string; keys: HmacKey[] } | undefined;
   /** Cookie values verified under the current keys (bounded: cleared when it grows past a limit). */
@@ -121,31 +129,41 @@ export class Sessions {
     return ref;
   }
 
-  /** The rule's endpoints by their reference under `key`, computed once per rule and key. */
-  private refIndex(rule: CompiledRule, key: HmacKey): Promise<RefIndex> {
+  /**
+   * The rule's endpoints by their reference under `key`, computed once per rule and key: a
+   * promise until the HMACs are done, the index itself from then on.
+   */
+  private refIndex(rule: CompiledRule, key: HmacKey): RefIndex | Promise<RefIndex> {
     let byKey = this.indexes.get(rule);
     if (!byKey) {
       byKey = new Map();
       this.indexes.set(rule, byKey);
     }
-    let index = byKey.get(key);
+    const index = byKey.get(key);
     if (index === undefined) {
       const ids = new Set<string>();
       for (const tier of rule.tiers)
         for (const ref of tier.refs) for (const e of ref.pool?.endpoints ?? []) ids.add(e.id);
-      index = Promise.all(
+      const held = byKey;
+      const computing = Promise.all(
         [...ids].map(async (id) => [await this.refOf(key, id), id] as const),
-      ).then((pairs) => new Map(pairs));
-      byKey.set(key, index);
+      ).then((pairs) => {
+        const done = new Map(pairs);
+        held.set(key, done);
+        return done;
+      });
+      byKey.set(key, computing);
+      return computing;
     }
     return index;
   }
 
   /**
    * The current secret's key first, then the previous one's during a rotation; resolved once per
-   * pair of secrets. A new pair also forgets the cookies verified with the old keys.
+   * pair of secrets, and from then on given without a promise. A new pair also forgets the
+   * cookies verified with the old keys.
    */
-  private async keysOf(env: SessionSecrets): Promise<HmacKey[]> {
+  private keysOf(env: SessionSecrets): HmacKey[] | Promise<HmacKey[]> {
     const current = env.STICKY_SECRET;
     const previous = env.STICKY_SECRET_PREVIOUS;
     const held = this.keyList;
@@ -153,23 +171,41 @@ export class Sessions {
     const secrets = [current, previous].filter(
       (s): s is string => typeof s === "string" && s.length > 0,
     );
-    const keys = await Promise.all(secrets.map((s) => this.keyFor(s)));
-    this.keyList = { current, previous, keys };
-    this.verified.clear();
-    return keys;
+    return Promise.all(secrets.map((s) => this.keyFor(s))).then((keys) => {
+      this.keyList = { current, previous, keys };
+      this.verified.clear();
+      return keys;
+    });
   }
 
-  /** The session of a request for its rule; undefined when the rule has none or no secret is set. */
-  async open(
+  /**
+   * The session of a request for its rule; undefined when the rule has none or no secret is set.
+   * A returning client's session (keys imported, cookie verified before, the rule's references
+   * computed) opens without a promise; anything else resolves once the HMACs are done.
+   */
+  open(
     rule: CompiledRule,
     request: Request,
     env: SessionSecrets,
     nowMs: number,
     health: HealthLens,
-  ): Promise<Session | undefined> {
+  ): Session | undefined | Promise<Session | undefined> {
     const settings = rule.session;
     if (settings === undefined) return undefined;
-    const keys = await this.keysOf(env);
+    const keys = this.keysOf(env);
+    return keys instanceof Promise
+      ? keys.then((held) => this.openWith(held, settings, rule, request, nowMs, health))
+      : this.openWith(keys, settings, rule, request, nowMs, health);
+  }
+
+  private openWith(
+    keys: HmacKey[],
+    settings: SessionSettings,
+    rule: CompiledRule,
+    request: Request,
+    nowMs: number,
+    health: HealthLens,
+  ): Session | undefined | Promise<Session | undefined> {
     const signing = keys[0];
     if (signing === undefined) {
       if (!this.warnedNoSecret) {
@@ -180,38 +216,72 @@ export class Sessions {
       }
       return undefined;
     }
-    const { cookieName, scope, limits } = settings;
-    const text = cookieValue(request.headers.get("cookie"), cookieName);
-    const read: StickyRead | undefined =
+    const text = cookieValue(request.headers.get("cookie"), settings.cookieName);
+    const read =
       text === undefined
         ? undefined
-        : await readSticky(text, scope, keys, Math.floor(nowMs / 1000), limits, this.verified);
+        : readSticky(
+            text,
+            settings.scope,
+            keys,
+            Math.floor(nowMs / 1000),
+            settings.limits,
+            this.verified,
+          );
+    return read instanceof Promise
+      ? read.then((done) => this.sessionOf(done, keys, signing, settings, rule, health))
+      : this.sessionOf(read, keys, signing, settings, rule, health);
+  }
+
+  private sessionOf(
+    read: StickyRead | undefined,
+    keys: HmacKey[],
+    signing: HmacKey,
+    settings: SessionSettings,
+    rule: CompiledRule,
+    health: HealthLens,
+  ): Session | Promise<Session> {
     if (this.verified.size > VERIFIED_KEPT) this.verified.clear();
-    let cookieEndpoint: string | undefined;
-    if (read?.ok) {
-      const index = await this.refIndex(rule, keys[read.keyIndex] as HmacKey);
-      cookieEndpoint = index.get(read.value.endpointRef);
-    }
+    if (!read?.ok) return this.session(read, undefined, signing, settings, rule, health);
+    const index = this.refIndex(rule, keys[read.keyIndex] as HmacKey);
+    return index instanceof Promise
+      ? index.then((refs) =>
+          this.session(read, refs.get(read.value.endpointRef), signing, settings, rule, health),
+        )
+      : this.session(read, index.get(read.value.endpointRef), signing, settings, rule, health);
+  }
+
+  private session(
+    read: StickyRead | undefined,
+    cookieEndpoint: string | undefined,
+    signing: HmacKey,
+    settings: SessionSettings,
+    rule: CompiledRule,
+    health: HealthLens,
+  ): Session {
+    const { cookieName, scope, limits } = settings;
     const sticky =
       cookieEndpoint === undefined ? undefined : stickyCandidate(rule, cookieEndpoint, health);
     const refOf = (id: string) => this.refOf(signing, id);
     return {
       sticky,
-      async stamp(endpointId, stampMs, secure) {
+      stamp(endpointId, stampMs, secure) {
         const nowS = Math.floor(stampMs / 1000);
         const same = read?.ok === true && cookieEndpoint === endpointId;
+        // The client's cookie still holds: nothing to sign, no promise.
         if (same && read.keyIndex === 0 && nowS - read.value.lastSeen < refreshAfterS(limits))
           return undefined;
         const issuedAt = same ? read.value.issuedAt : nowS;
-        const value = await signSticky(
-          { endpointRef: await refOf(endpointId), issuedAt, lastSeen: nowS },
-          scope,
-          signing,
-        );
-        const { absoluteTimeoutS, idleTimeoutS } = limits;
-        const maxAgeS =
-          absoluteTimeoutS !== undefined ? absoluteTimeoutS - (nowS - issuedAt) : idleTimeoutS;
-        return setCookieHeader(cookieName, value, { secure, maxAgeS });
+        return refOf(endpointId)
+          .then((endpointRef) =>
+            signSticky({ endpointRef, issuedAt, lastSeen: nowS }, scope, signing),
+          )
+          .then((value) => {
+            const { absoluteTimeoutS, idleTimeoutS } = limits;
+            const maxAgeS =
+              absoluteTimeoutS !== undefined ? absoluteTimeoutS - (nowS - issuedAt) : idleTimeoutS;
+            return setCookieHeader(cookieName, value, { secure, maxAgeS });
+          });
       },
     };
   }
