@@ -4,7 +4,8 @@
 // worker runs twice, as two `workerd serve` processes pinned to core 0 (wrk and the backends on
 // core 1): the two copies of one worker measure the noise of the method itself. Rounds alternate
 // all five; figures are medians of differences and ratios taken round by round. Medians of
-// BENCH_ROUNDS (default 16) rounds of BENCH_SECONDS (default 2) s. docs/benchmarks.md.
+// BENCH_ROUNDS (default 16) rounds of BENCH_SECONDS (default 2) s. BENCH_SCENARIO=sticky
+// measures a rule with sessionPersistence and its cookie sent instead. docs/benchmarks.md.
 import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,11 +19,40 @@ import {
   pinToLoadCore,
   startBenchBackends,
 } from "../bench/bare-workerd.ts";
+import { endpointId } from "../worker/core/hash.ts";
+import {
+  endpointRef,
+  importStickyKey,
+  sessionSettings,
+  signSticky,
+} from "../worker/sticky/cookie.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 16);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const BASELINE = process.env.BENCH_BASELINE ?? "HEAD~1";
 const ENTRY = "bench/workerd/switchyard-entry.ts";
+const SCENARIO = process.env.BENCH_SCENARIO ?? "one-route";
+if (SCENARIO !== "one-route" && SCENARIO !== "sticky")
+  throw new Error(`BENCH_SCENARIO must be one-route or sticky, not ${SCENARIO}`);
+const STICKY_SECRET = "bench-sticky-secret-of-more-than-32-characters";
+/**
+ * The sticky rule: an absolute timeout and no idle one, so that the cookie made here holds for
+ * the whole run and is never re-sent (bench:proxy's fetches a new one before each run instead).
+ */
+const PERSISTENCE = { absoluteTimeout: "24h" };
+
+/** The Cookie header a browser sends back after the rule's first answer, pointing at `url`. */
+async function stickyCookie(url: string): Promise<string> {
+  const { cookieName, scope } = sessionSettings(PERSISTENCE, "bench", "web");
+  const key = await importStickyKey(STICKY_SECRET);
+  const nowS = Math.floor(Date.now() / 1000);
+  const value = await signSticky(
+    { endpointRef: await endpointRef(key, endpointId(url)), issuedAt: nowS, lastSeen: nowS },
+    scope,
+    key,
+  );
+  return `${cookieName}=${value}`;
+}
 
 execFileSync("sh", ["scripts/system-deps.sh", "bench"], { stdio: "inherit" });
 pinToLoadCore();
@@ -33,26 +63,30 @@ try {
   await bundleAtCommit(BASELINE, ENTRY, join(dir, "baseline.js"), { currentEntry: true });
   await bundle("bench/workerd/passthrough-entry.ts", join(dir, "passthrough.js"));
   const urls = backends.map((b) => b.url);
+  const sticky = SCENARIO === "sticky";
+  const rule = sticky
+    ? { name: "web", backendRefs: [{ pool: "p" }], sessionPersistence: PERSISTENCE }
+    : { backendRefs: [{ pool: "p" }] };
   const bindings = {
     BACKEND: urls[0] as string,
+    ...(sticky ? { STICKY_SECRET } : {}),
     KV_JSON: JSON.stringify({
       routes: JSON.stringify({
         version: 1,
-        routes: [
-          { name: "bench", hostnames: ["x.test"], rules: [{ backendRefs: [{ pool: "p" }] }] },
-        ],
+        routes: [{ name: "bench", hostnames: ["x.test"], rules: [rule] }],
         pools: { p: { endpoints: urls.map((url) => ({ url })) } },
       }),
     }),
   };
+  const headers = sticky ? { Cookie: await stickyCookie(urls[1] as string) } : undefined;
   const [pass, base, current, base2, current2] = (await measureCpu(
     dir,
     [
-      { label: "passthrough", entry: "passthrough.js", bindings },
-      { label: `baseline (${BASELINE})`, entry: "baseline.js", bindings },
-      { label: "working tree", entry: "current.js", bindings },
-      { label: `baseline (${BASELINE}), second copy`, entry: "baseline.js", bindings },
-      { label: "working tree, second copy", entry: "current.js", bindings },
+      { label: "passthrough", entry: "passthrough.js", bindings, headers },
+      { label: `baseline (${BASELINE})`, entry: "baseline.js", bindings, headers },
+      { label: "working tree", entry: "current.js", bindings, headers },
+      { label: `baseline (${BASELINE}), second copy`, entry: "baseline.js", bindings, headers },
+      { label: "working tree, second copy", entry: "current.js", bindings, headers },
     ],
     { rounds: ROUNDS, seconds: SECONDS, firstPort: 19_500 + Math.floor(Math.random() * 200) },
   )) as [CpuFigures, CpuFigures, CpuFigures, CpuFigures, CpuFigures];
@@ -60,7 +94,9 @@ try {
     median(a.cpu.map((x, i) => f(x, b.cpu[i] as number)));
   const throughput = (a: CpuFigures) =>
     median(a.rps.map((x, i) => x / (pass.rps[i] as number))).toFixed(3);
-  console.log(`\n${ROUNDS} rounds of ${SECONDS} s; one route over three endpoints.\n`);
+  console.log(
+    `\n${ROUNDS} rounds of ${SECONDS} s; one route over three endpoints${sticky ? ", sessionPersistence, its cookie sent" : ""}.\n`,
+  );
   console.log("| worker | CPU µs/request | CPU × passthrough | req/s × passthrough |");
   console.log("|---|---|---|---|");
   for (const f of [pass, base, current, base2, current2])
