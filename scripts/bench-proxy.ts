@@ -43,7 +43,15 @@ const PACED_ROUNDS = Number(process.env.BENCH_PACED_ROUNDS ?? 2);
 const PACED_CONNECTIONS = 8;
 const PACED_DELAY_MS = 4;
 /** Targets of the paced runs. */
-const PACED = ["passthrough", "oneRoute", "tenThousandRoutes", "sticky", "nginx", "haproxy"];
+const PACED = [
+  "passthrough",
+  "forwarding",
+  "oneRoute",
+  "tenThousandRoutes",
+  "sticky",
+  "nginx",
+  "haproxy",
+];
 
 interface Target {
   label: string;
@@ -158,6 +166,7 @@ async function main(): Promise<void> {
   try {
     await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
     await bundle("bench/workerd/passthrough-entry.ts", join(dir, "passthrough.js"));
+    await bundle("bench/workerd/forwarding-entry.ts", join(dir, "forwarding.js"));
     const urls = backends.map((b) => b.url);
     const threeEndpoints = { endpoints: urls.map((url, i) => ({ url, weight: i === 0 ? 2 : 1 })) };
     const kv = (doc: unknown) => JSON.stringify({ routes: JSON.stringify(doc) });
@@ -170,6 +179,15 @@ async function main(): Promise<void> {
         name: "passthrough",
         port: base,
         entry: "passthrough.js",
+        bindings: { BACKEND: urls[0] as string },
+        host: "x.test",
+      },
+      {
+        label: "passthrough adding X-Forwarded-Proto/-Host, X-Request-Id",
+        key: "forwarding",
+        name: "forwarding",
+        port: base + 5,
+        entry: "forwarding.js",
         bindings: { BACKEND: urls[0] as string },
         host: "x.test",
       },
@@ -444,18 +462,24 @@ async function main(): Promise<void> {
     }
 
     const pass = rounds.get("passthrough") as Round[];
-    const summary = targets.map((t) => {
-      const own = rounds.get(t.key) as Round[];
-      const throughput = median(own.map((x, i) => x.rps / (pass[i] as Round).rps));
-      const cpu =
-        t.pid === undefined
+    const forwarding = rounds.get("forwarding") as Round[];
+    /** Medians of round-by-round ratios to a reference's rounds: throughput, CPU per request. */
+    const ratios = (own: Round[], to: Round[], pid: number | undefined) => ({
+      throughput: median(own.map((x, i) => x.rps / (to[i] as Round).rps)),
+      cpu:
+        pid === undefined
           ? null
           : median(
               own.map(
                 (x, i) =>
-                  (x.cpuUsPerRequest as number) / ((pass[i] as Round).cpuUsPerRequest as number),
+                  (x.cpuUsPerRequest as number) / ((to[i] as Round).cpuUsPerRequest as number),
               ),
-            );
+            ),
+    });
+    const summary = targets.map((t) => {
+      const own = rounds.get(t.key) as Round[];
+      const { throughput, cpu } = ratios(own, pass, t.pid);
+      const toForwarding = ratios(own, forwarding, t.pid);
       return {
         label: t.label,
         key: t.key,
@@ -466,6 +490,8 @@ async function main(): Promise<void> {
           t.pid === undefined ? null : median(own.map((x) => x.cpuUsPerRequest as number)),
         throughput,
         cpu,
+        /** The same ratios to the passthrough that adds the proxy headers. */
+        forwarding: toForwarding,
         errors: own.reduce((n, x) => n + x.errors, 0),
         rounds: own,
       };
@@ -507,13 +533,17 @@ async function main(): Promise<void> {
       `\n${result.machine}; wrk -t1 -c${CONNECTIONS}, ${ROUNDS} rounds of ${SECONDS} s, medians; proxies on core ${PROXY_CORE}, wrk and backends on core ${LOAD_CORE}.\n`,
     );
     console.log(
-      "| target | req/s | × passthrough | CPU µs/req | CPU × passthrough | p50 ms | p99 ms | errors |",
+      "| target | req/s | × passthrough | CPU µs/req | CPU × passthrough | × forwarding | CPU × forwarding | p50 ms | p99 ms | errors |",
     );
-    console.log("|---|---|---|---|---|---|---|---|");
+    console.log("|---|---|---|---|---|---|---|---|---|---|");
+    const fixed = (x: number | null) => (x === null ? "–" : x.toFixed(2));
     for (const s of summary)
       console.log(
-        `| ${s.label} | ${s.rps.toFixed(0)} | ${s.throughput.toFixed(2)} | ${s.cpuUsPerRequest === null ? "–" : s.cpuUsPerRequest.toFixed(1)} | ${s.cpu === null ? "–" : s.cpu.toFixed(2)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.errors} |`,
+        `| ${s.label} | ${s.rps.toFixed(0)} | ${s.throughput.toFixed(2)} | ${s.cpuUsPerRequest === null ? "–" : s.cpuUsPerRequest.toFixed(1)} | ${fixed(s.cpu)} | ${s.forwarding.throughput.toFixed(2)} | ${fixed(s.forwarding.cpu)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.errors} |`,
       );
+    console.log(
+      "\n(× forwarding: ratios to the passthrough that adds X-Forwarded-Proto/-Host and X-Request-Id.)",
+    );
     const pacedPass = paced.find((x) => x.key === "passthrough");
     console.log(
       `\nLatency at a fixed load: wrk -t1 -c${PACED_CONNECTIONS}, each connection waiting ${PACED_DELAY_MS} ms between an answer and its next request; ${PACED_ROUNDS} rounds of ${PACED_SECONDS} s, medians (max: the longest of all rounds).\n`,
