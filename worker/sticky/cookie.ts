@@ -110,6 +110,10 @@ export async function signSticky(
  */
 export type VerifiedCookies = Map<string, number>;
 
+/**
+ * A cookie value read: genuine (signed by one of `keys` for this scope) and within its limits,
+ * or why not. A value in `verified` is judged at once; any other is verified first (a promise).
+ */
 export function readSticky(
   text: string,
   scope: CookieScope,
@@ -128,20 +132,19 @@ export function readSticky(
     string,
     string,
   ];
-  const judge = (keyIndex: number): StickyRead =>
-    keyIndex === -1
-      ? { ok: false, reason: "tampered" }
-      : judged(endpointRef, issued, seen, keyIndex, nowS, limits);
   // The scope is part of the key: a value verified for one rule proves nothing for another.
   const cacheKey =
     verified && `${scope.routeName}\n${String(scope.ruleName)}\n${scope.name}\n${text}`;
   const known = cacheKey === undefined ? undefined : verified?.get(cacheKey);
   // A value verified before is judged at once, without a promise: a returning client's path.
-  if (known !== undefined) return judge(known);
-  return verifiedBy(keys, scope, `${endpointRef}.${issued}.${seen}`, signature).then((keyIndex) => {
-    if (keyIndex !== -1 && cacheKey !== undefined) verified?.set(cacheKey, keyIndex);
-    return judge(keyIndex);
-  });
+  if (known !== undefined) return judged(endpointRef, issued, seen, known, nowS, limits);
+  return verifiedBy(keys, scope, `${endpointRef}.${issued}.${seen}`, signature).then(
+    (keyIndex): StickyRead => {
+      if (keyIndex === -1) return { ok: false, reason: "tampered" };
+      if (cacheKey !== undefined) verified?.set(cacheKey, keyIndex);
+      return judged(endpointRef, issued, seen, keyIndex, nowS, limits);
+    },
+  );
 }
 
 /** The index of the first key whose MAC of `payload` is `signature`, or -1. */
