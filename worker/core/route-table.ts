@@ -53,7 +53,7 @@ export function hostIndex(routes: readonly { hostnames: readonly string[] }[]): 
   return { exact, wildcard, any };
 }
 
-/** A RouteSource over routes already in memory (tests, benchmarks, explain). */
+/** A RouteSource over routes already in memory: what compileMatcher makes of an array. */
 export function routeArray(routes: readonly HttpRoute[]): RouteSource {
   return { hosts: hostIndex(routes), route: (index) => routes[index] };
 }
