@@ -99,3 +99,38 @@ describe("routeTableInSlices", () => {
     expect(sliced.hosts).toEqual(new RouteTable(parsed.value).hosts);
   });
 });
+
+describe("RouteTable summaries", () => {
+  it("say each route's hostnames, rule count and filter types, in document order", () => {
+    const routes = table([
+      {
+        name: "shop",
+        hostnames: ["shop.example.com"],
+        rules: [
+          {
+            filters: [{ type: "RequestHeaderModifier", requestHeaderModifier: { remove: ["x"] } }],
+            backendRefs: [
+              {
+                pool: "p",
+                filters: [
+                  { type: "ResponseHeaderModifier", responseHeaderModifier: { remove: ["y"] } },
+                ],
+              },
+            ],
+          },
+          rule,
+        ],
+      },
+      { name: "plain", rules: [rule] },
+    ]);
+    expect(routes.summaries()).toEqual([
+      {
+        name: "shop",
+        hostnames: ["shop.example.com"],
+        rules: 2,
+        filters: ["RequestHeaderModifier", "ResponseHeaderModifier"],
+      },
+      { name: "plain", hostnames: [], rules: 1, filters: [] },
+    ]);
+  });
+});

@@ -115,6 +115,31 @@ function parseRoute(text: string): HttpRoute {
   return route;
 }
 
+/** What the admin API's /status shows of a route. */
+export interface RouteSummary {
+  name: string;
+  hostnames: string[];
+  /** How many rules it has. */
+  rules: number;
+  /** The filter types its rules and backendRefs use, in order of first use. */
+  filters: string[];
+}
+
+function summaryOf(route: HttpRoute): RouteSummary {
+  const filters = new Set<string>();
+  for (const rule of route.rules) {
+    for (const filter of rule.filters ?? []) filters.add(filter.type);
+    for (const ref of rule.backendRefs)
+      for (const filter of ref.filters ?? []) filters.add(filter.type);
+  }
+  return {
+    name: route.name,
+    hostnames: route.hostnames,
+    rules: route.rules.length,
+    filters: [...filters],
+  };
+}
+
 export class RouteTable implements RouteSource {
   readonly hosts: HostIndex;
   /** How many routes the document has. */
@@ -127,6 +152,8 @@ export class RouteTable implements RouteSource {
   readonly warnings: readonly string[];
   private readonly head: Omit<RoutesDocument, "routes" | "pools">;
   private readonly texts: readonly string[];
+  /** The routes' summaries as one JSON text: the admin API reads it every few seconds. */
+  private readonly summaryText: string;
   /** Routes parsed since the table was built: the ones this isolate has served. */
   private readonly parsed = new Map<number, HttpRoute>();
 
@@ -143,6 +170,12 @@ export class RouteTable implements RouteSource {
     this.referencedPools = referencedPools(routes);
     this.warnings = routeWarnings(routes);
     this.texts = texts ?? routes.map((route) => JSON.stringify(route));
+    this.summaryText = JSON.stringify(routes.map(summaryOf));
+  }
+
+  /** Every route's summary, in document order, parsed anew (a few milliseconds for 10,000). */
+  summaries(): RouteSummary[] {
+    return JSON.parse(this.summaryText) as RouteSummary[];
   }
 
   /** The route at `index`, parsed the first time it is asked for and kept. */

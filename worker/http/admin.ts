@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import type { HttpRoute } from "../../contract/index.ts";
 import type { ConfigStore } from "../config/store.ts";
 import { explain } from "../core/explain.ts";
 import { type HealthRegistry, healthKey } from "../core/health.ts";
@@ -46,26 +45,9 @@ export function status(deps: AdminDeps) {
       ? { message: store.lastError.message, at: new Date(store.lastError.at).toISOString() }
       : null,
     warnings: snapshot?.warnings ?? [],
-    routes:
-      snapshot?.document.routes.map((r) => ({
-        name: r.name,
-        hostnames: r.hostnames,
-        rules: r.rules.length,
-        filters: filterTypes(r),
-      })) ?? [],
+    routes: snapshot?.routes.summaries() ?? [],
     retryBudget: deps.budget.status(at),
   };
-}
-
-/** The filter types a route's rules and backendRefs use, in order of first use. */
-function filterTypes(route: HttpRoute): string[] {
-  const types = new Set<string>();
-  for (const rule of route.rules) {
-    for (const filter of rule.filters ?? []) types.add(filter.type);
-    for (const ref of rule.backendRefs)
-      for (const filter of ref.filters ?? []) types.add(filter.type);
-  }
-  return [...types];
 }
 
 export function pools(deps: AdminDeps) {
@@ -110,7 +92,12 @@ export function traffic(deps: AdminDeps) {
   const at = deps.now();
   const summary = deps.traffic.summary(at);
   const snapshot = deps.store.snapshot;
-  const routes = new Map(snapshot?.document.routes.map((r) => [r.name, r]));
+  // The routes by name, each parsed only if it served in this isolate (the table keeps those).
+  const routeIndex = new Map(snapshot?.routes.summaries().map((r, i) => [r.name, i]));
+  const routeNamed = (name: string) => {
+    const index = routeIndex.get(name);
+    return index === undefined ? undefined : snapshot?.routes.route(index);
+  };
   const iso = (ms: number) => new Date(ms).toISOString();
   return {
     scope: "this isolate",
@@ -123,7 +110,7 @@ export function traffic(deps: AdminDeps) {
       url: snapshot?.specs.get(e.pool)?.endpoints.find((x) => x.id === e.endpoint)?.origin ?? null,
     })),
     rules: summary.rules.map((r) => {
-      const route = routes.get(r.route);
+      const route = routeNamed(r.route);
       const rule = route?.rules.find((x, i) => String(x.name ?? i) === r.rule);
       return {
         route: r.route,
