@@ -65,7 +65,7 @@ try {
         name: "heap",
         port: PORT,
         entry: "switchyard.js",
-        bindings: { KV_JSON: JSON.stringify(entries), FRESH_TEXTS: "true" },
+        bindings: { KV_JSON: JSON.stringify(entries), FRESH_TEXTS: "true", BENCH_PATHS: "true" },
       },
     ]),
   );
