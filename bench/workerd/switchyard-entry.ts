@@ -53,9 +53,9 @@ let appEnv: (BenchEnv & { SWITCHYARD: KVNamespace }) | undefined;
 let store: ConfigStore | undefined;
 
 /**
- * Paths for bench:heap (with BENCH_PATHS=true), answered before the app: `/__bench/kv` only builds the in-memory KV (the
- * heap before the store loads anything), `/__bench/touch` builds every rule of the loaded
- * snapshot, as if each had served a request.
+ * Paths for bench:heap (with BENCH_PATHS=true), answered before the app: `/__bench/kv` only
+ * builds the in-memory KV (the heap before the store loads anything), `/__bench/touch` builds
+ * every rule of the loaded snapshot, as if each had served a request.
  */
 function benchPath(path: string): Response | undefined {
   if (path === "/__bench/kv") return new Response("kv");
