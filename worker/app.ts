@@ -143,17 +143,17 @@ export function createApp(options: AppOptions = {}): App {
     if (path !== adminPath && !path.startsWith(`${adminPath}/`)) return undefined;
     if (adminHost !== undefined && normalizeHost(request.headers.get("host") ?? "") !== adminHost)
       return undefined; // on every other host the admin path is routed like any other
-    return answerAdmin(request, env, ctx, `${adminPath}\n${token}`, adminPath, token);
+    return answerAdmin(request, env, ctx, adminPath, token);
   };
   const answerAdmin = async (
     request: Request,
     env: Env,
     ctx: ExecutionContext,
-    key: string,
     adminPath: string,
     token: string,
   ): Promise<Response> => {
     const store = storeFor(env);
+    const key = `${adminPath}\n${token}`;
     let admin = admins.get(key);
     if (!admin) {
       admin = adminApp(adminPath, token, {

@@ -8,8 +8,7 @@ import {
   responseCorsHeaders,
   wellKnownPort,
 } from "../core/filters.ts";
-import type { RequestUrl } from "../core/request.ts";
-import { normalizeHost } from "../core/request.ts";
+import { normalizeHost, type RequestUrl } from "../core/request.ts";
 import type { RuleFilters } from "../core/snapshot.ts";
 
 /**
