@@ -152,8 +152,11 @@ export class RouteTable implements RouteSource {
   readonly warnings: readonly string[];
   private readonly head: Omit<RoutesDocument, "routes" | "pools">;
   private readonly texts: readonly string[];
-  /** The routes' summaries as one JSON text: the admin API reads it every few seconds. */
-  private readonly summaryText: string;
+  /**
+   * The routes' summaries as one JSON text, written when the admin API first asks (the dashboard
+   * then asks every few seconds); a load that nobody looks at does not pay for it.
+   */
+  private summaryText: string | undefined;
   /** Routes parsed since the table was built: the ones this isolate has served. */
   private readonly parsed = new Map<number, HttpRoute>();
 
@@ -170,11 +173,14 @@ export class RouteTable implements RouteSource {
     this.referencedPools = referencedPools(routes);
     this.warnings = routeWarnings(routes);
     this.texts = texts ?? routes.map((route) => JSON.stringify(route));
-    this.summaryText = JSON.stringify(routes.map(summaryOf));
   }
 
-  /** Every route's summary, in document order, parsed anew (a few milliseconds for 10,000). */
+  /**
+   * Every route's summary, in document order: a few milliseconds for 10,000 routes, after the
+   * first call, which parses every route once to write them.
+   */
   summaries(): RouteSummary[] {
+    this.summaryText ??= JSON.stringify(this.document().routes.map(summaryOf));
     return JSON.parse(this.summaryText) as RouteSummary[];
   }
 
