@@ -35,6 +35,16 @@ describe("HealthRegistry", () => {
     expect(health.allHealthy).toBe(true);
   });
 
+  it("keeps nothing for successes until a failure, and forgets an endpoint whose window passed clean", () => {
+    const health = new HealthRegistry();
+    serve(health, "e0", 0, false, 5);
+    expect(health.keepsAny).toBe(false); // so the exchange need not record a success at all
+    fail(health, "e0", 0, 1);
+    expect(health.keepsAny).toBe(true);
+    serve(health, "e0", WINDOW_MS, false, 1);
+    expect(health.keepsAny).toBe(false);
+  });
+
   it("does not eject at a failure ratio under one half, nor for failures spread over windows", () => {
     const health = new HealthRegistry();
     for (let i = 0; i < 40; i++) health.record(healthKey("p", "e0"), i % 3 === 0, 0);

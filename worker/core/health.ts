@@ -84,6 +84,14 @@ export class HealthRegistry {
   /** Endpoints ejected at some time; 0 lets the hot path skip every health lookup. */
   private ejections = 0;
 
+  /**
+   * True while some endpoint has a failure (or an ejection) on record. While none has, a
+   * success changes nothing and need not be recorded.
+   */
+  get keepsAny(): boolean {
+    return this.states.size > 0;
+  }
+
   /** True when no endpoint has been ejected since the registry started or was last clean. */
   get allHealthy(): boolean {
     return this.ejections === 0;

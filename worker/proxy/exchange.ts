@@ -84,6 +84,11 @@ function responded(response: Response): TryResult {
   return { outcome: { kind: "response", status: response.status }, response };
 }
 
+/** What a try's outcome is called in logs and ejection reasons: "status 503", "timeout". */
+function reasonOf(outcome: TryOutcome): string {
+  return outcome.kind === "response" ? `status ${outcome.status}` : outcome.kind;
+}
+
 function unreachable(): TryResult {
   return CONNECTION_FAILURE;
 }
@@ -356,12 +361,14 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
       result.outcome.kind !== "response" || rule.healthCodes.has(result.outcome.status);
     if (result.outcome.kind !== "response")
       deps.traffic?.recordFailedTry(current.pool.name, current.endpoint.id, now());
-    health.record(
-      healthKey(current.pool.name, current.endpoint.id),
-      failedForHealth,
-      now(),
-      result.outcome.kind === "response" ? `status ${result.outcome.status}` : result.outcome.kind,
-    );
+    // A success changes nothing while no endpoint has a failure on record: no key made for it.
+    if (failedForHealth || health.keepsAny)
+      health.record(
+        healthKey(current.pool.name, current.endpoint.id),
+        failedForHealth,
+        now(),
+        failedForHealth ? reasonOf(result.outcome) : undefined,
+      );
 
     if (deadline !== undefined && Date.now() >= deadline && result.outcome.kind === "timeout") {
       deadlineHit = true;
@@ -398,9 +405,7 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
     await result.response?.body?.cancel();
     if (delay > 0) await deps.sleep(delay);
     retried ??= [];
-    retried.push(
-      result.outcome.kind === "response" ? `status ${result.outcome.status}` : result.outcome.kind,
-    );
+    retried.push(reasonOf(result.outcome));
     retries++;
     candidate = next;
   }
