@@ -141,8 +141,7 @@ export function createApp(options: AppOptions = {}): App {
     const { adminPath, adminHost } = settingsOf(env);
     const path = url.pathname;
     if (path !== adminPath && !path.startsWith(`${adminPath}/`)) return undefined;
-    if (adminHost !== undefined && normalizeHost(request.headers.get("host") ?? "") !== adminHost)
-      return undefined; // on every other host the admin path is routed like any other
+    if (adminHost !== undefined && normalizeHost(url.rawHost) !== adminHost) return undefined; // on every other host the admin path is routed like any other
     return answerAdmin(request, env, ctx, adminPath, token);
   };
   const answerAdmin = async (
@@ -238,8 +237,9 @@ export function createApp(options: AppOptions = {}): App {
       );
     }
 
-    // Read once: the route match normalizes it, X-Forwarded-Host carries it as it came.
-    const rawHost = headers.get("host") ?? url.host;
+    // The Host header as it came, from the request's URL, which the runtime builds from it: the
+    // route match normalizes it, X-Forwarded-Host carries it as it is.
+    const rawHost = url.rawHost;
     const view = viewOfRequest(request, url, rawHost);
     const matched = snapshot.matcher.match(view);
     if (!matched)
@@ -395,7 +395,13 @@ export function createApp(options: AppOptions = {}): App {
     if (cookie !== undefined) edits.setCookie = cookie;
     if (filters !== undefined || rule.refFilters)
       edits.filters = responseEdits(filters, servedBy.ref?.filters, request.headers.get("origin"));
-    const response = clientResponse(result.response, servedBy.endpoint.origin, url, edits);
+    const response = clientResponse(
+      result.response,
+      result.status,
+      servedBy.endpoint.origin,
+      url,
+      edits,
+    );
     const sticky =
       session === undefined
         ? undefined

@@ -5,7 +5,7 @@
 import { parseRoutesText } from "../../contract/index.ts";
 import { forwardHeaders } from "../../worker/core/forward-headers.ts";
 import { pick } from "../../worker/core/pick.ts";
-import { viewOfRequest } from "../../worker/core/request.ts";
+import { requestUrl, viewOfRequest } from "../../worker/core/request.ts";
 import { compileSnapshot, type Snapshot } from "../../worker/core/snapshot.ts";
 
 interface AblationEnv {
@@ -28,7 +28,7 @@ export default {
         local: true,
       });
     }
-    const url = new URL(request.url);
+    const url = requestUrl(request.url);
     const matched = snapshot.matcher.match(viewOfRequest(request, url));
     const rule = matched && snapshot.rule(matched.routeIndex, matched.ruleIndex);
     const choice = rule && pick(rule);

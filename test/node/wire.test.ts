@@ -39,6 +39,30 @@ const ANSWERS: Record<string, string> = {
     "",
     "5\r\nhello\r\n0\r\n\r\n",
   ].join("\r\n"),
+  // A proxy's challenge, which a client reads on a 407 only: dropped there, passed elsewhere.
+  "/challenge": [
+    "HTTP/1.1 407 Proxy Authentication Required",
+    "Connection: keep-alive",
+    "Proxy-Authenticate: Basic",
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n"),
+  "/challenge-ok": [
+    "HTTP/1.1 200 OK",
+    "Connection: keep-alive",
+    "Proxy-Authenticate: Basic",
+    "Content-Length: 2",
+    "",
+    "ok",
+  ].join("\r\n"),
+  "/proxy-connection": [
+    "HTTP/1.1 200 OK",
+    "Proxy-Connection: keep-alive",
+    "Content-Length: 2",
+    "",
+    "ok",
+  ].join("\r\n"),
   "/plain": [
     "HTTP/1.1 200 OK",
     "Content-Type: text/plain",
@@ -158,6 +182,22 @@ describe("a backend's response on the wire", () => {
     expect(head).toContain("X-Kept: yes");
     // The runtime frames the body itself: chunked, with the backend's one chunk inside.
     expect(body).toContain("hello");
+  });
+
+  it("drops Proxy-Authenticate from a 407, and passes it on any other status, where no client reads it", async () => {
+    const challenge = await raw("/challenge");
+    expect(challenge.status).toBe(407);
+    expect(names(challenge.head)).not.toContain("proxy-authenticate");
+    const ok = await raw("/challenge-ok");
+    expect(ok.status).toBe(200);
+    expect(ok.head).toContain("Proxy-Authenticate: Basic");
+  });
+
+  it("drops Proxy-Connection when nothing else on the response must change", async () => {
+    const { status, head, body } = await raw("/proxy-connection");
+    expect(status).toBe(200);
+    expect(names(head)).not.toContain("proxy-connection");
+    expect(body).toBe("ok");
   });
 
   it("routes and forwards the path normalized, as URL reads it, not as the request line had it", async () => {

@@ -95,6 +95,8 @@ describe("requestUrl", () => {
             return; // a URL no runtime would hand over
           }
           expect(parts(text), text).toEqual(expected(text));
+          // The Host header as sent, which the runtime builds request.url from.
+          expect(requestUrl(text).rawHost, text).toBe(`${h}${p}`);
         },
       ),
       { numRuns: 5_000 },
@@ -114,6 +116,7 @@ describe("requestUrl", () => {
           const url = new URL(text);
           if (port !== null) url.port = String(port);
           expect(parts(url.href)).toEqual(expected(url.href));
+          expect(requestUrl(url.href).rawHost).toBe(url.host);
         },
       ),
       { numRuns: 2_000 },

@@ -11,6 +11,11 @@ export interface RequestUrl {
   /** "?" and the query, or "" when there is none (an empty query too, as `URL` has it). */
   readonly search: string;
   readonly origin: string;
+  /**
+   * The host and port as the request's URL carries them, before `URL` normalizes anything: the
+   * Host header the client sent, which is what the runtime builds `request.url` from.
+   */
+  readonly rawHost: string;
 }
 
 /**
@@ -44,6 +49,8 @@ export function requestUrl(href: string): RequestUrl {
     (port !== undefined && Number(port) > 65_535)
   ) {
     const url = new URL(href);
+    const authority = href.indexOf("//") + 2;
+    const end = href.slice(authority).search(/[/?#]/);
     return {
       href: url.href,
       protocol: url.protocol,
@@ -52,6 +59,7 @@ export function requestUrl(href: string): RequestUrl {
       pathname: url.pathname,
       search: url.search,
       origin: url.origin,
+      rawHost: end === -1 ? href.slice(authority) : href.slice(authority, authority + end),
     };
   }
   const host = port === undefined ? (hostname as string) : `${hostname}:${port}`;
@@ -63,6 +71,7 @@ export function requestUrl(href: string): RequestUrl {
     pathname: pathname as string,
     search: query === undefined || query === "?" ? "" : query,
     origin: `${protocol}//${host}`,
+    rawHost: host,
   };
 }
 
@@ -98,8 +107,8 @@ export function normalizeHost(host: string): string {
 export function viewOfRequest(
   request: Request,
   url: RequestUrl,
-  /** The Host header as the client sent it, when the caller has read it already. */
-  rawHost: string = request.headers.get("host") ?? url.host,
+  /** The Host header as the client sent it. */
+  rawHost: string = url.rawHost,
 ): RequestView {
   let query: URLSearchParams | undefined;
   return {

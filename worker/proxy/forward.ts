@@ -98,17 +98,10 @@ export function clientLocation(
   return `${clientOrigin}${rest === "" ? "/" : rest}`;
 }
 
-/**
- * Response headers that stay on the backend's hop and that the runtime lets through. It drops
- * Connection, Keep-Alive, TE, Trailer and Upgrade itself when it writes the response to the
- * client, and frames the body anew (Transfer-Encoding): test/node/wire.test.ts checks both over
- * the wire. What is left is a header Connection names, and these two.
- */
-const RESPONSE_HOP_BY_HOP = ["proxy-connection", "proxy-authenticate"] as const;
-
 /** `Connection: keep-alive` or `close`: it names no other header that must be dropped. */
 function onlyConnectionOptions(value: string | null): boolean {
-  if (value === null) return true;
+  // What nearly every backend sends, answered without splitting it.
+  if (value === null || value === "keep-alive" || value === "close") return true;
   for (const token of value.split(",")) {
     const name = token.trim().toLowerCase();
     if (name !== "" && name !== "keep-alive" && name !== "close") return false;
@@ -135,9 +128,17 @@ export interface ResponseEdits {
  * must change: a hop-by-hop header to drop, a Location or Content-Location that names the
  * endpoint (rewritten to the client's origin, nginx's `proxy_redirect default`), or an edit of
  * the worker's own.
+ *
+ * Response headers that stay on the backend's hop and that the runtime lets through: a header
+ * Connection names, Proxy-Connection, and Proxy-Authenticate on a 407 (the only status a client
+ * reads it on). The runtime drops Connection, Keep-Alive, TE, Trailer and Upgrade itself when it
+ * writes the response to the client, and frames the body anew (Transfer-Encoding):
+ * test/node/wire.test.ts checks both over the wire.
  */
 export function clientResponse(
   response: Response,
+  /** The response's status, read once by the exchange. */
+  status: number,
   endpointOrigin: string,
   /** The URL the client asked for: its origin is read only when a Location is rewritten. */
   clientUrl: RequestUrl,
@@ -145,13 +146,14 @@ export function clientResponse(
 ): Response {
   // A 101 carries the WebSocket itself (the runtime answers an upgrade with 101 and the socket);
   // it must be returned untouched.
-  if (response.status === 101) return response;
+  if (status === 101) return response;
   // A few lookups by name rather than a walk over every header: each Headers call crosses
   // into the runtime, and a backend sends ten headers or more.
   const headers = response.headers;
   const hop =
     !onlyConnectionOptions(headers.get("connection")) ||
-    RESPONSE_HOP_BY_HOP.some((name) => headers.has(name));
+    headers.has("proxy-connection") ||
+    (status === 407 && headers.has("proxy-authenticate"));
   const location = headers.has("location") || headers.has("content-location");
   const addRequestId = edits.requestId !== undefined && !headers.has("x-request-id");
   if (!hop && !location && !addRequestId && !edits.setCookie && !edits.set && !edits.filters)
