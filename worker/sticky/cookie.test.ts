@@ -8,9 +8,11 @@ import {
   importStickyKey,
   MAX_COOKIE_LENGTH,
   readSticky,
+  type StickyRead,
   sessionSettings,
   setCookieHeader,
   signSticky,
+  type VerifiedCookies,
 } from "./cookie.ts";
 
 const scope = { name: "c", routeName: "shop", ruleName: "api" };
@@ -73,7 +75,7 @@ describe("sticky cookie codec", async () => {
 
   it("remembers only genuine cookies, per rule, and still checks their times (property)", async () => {
     const text = await signSticky(value, scope, key);
-    const verified = new Map<string, number>();
+    const verified: VerifiedCookies = new Map();
     expect((await readSticky(text, scope, [key], value.lastSeen, limits, verified)).ok).toBe(true);
     expect(verified.size).toBe(1);
     await fc.assert(
@@ -84,6 +86,10 @@ describe("sticky cookie codec", async () => {
       { numRuns: 100 },
     );
     expect(verified.size).toBe(1);
+    // Remembered by value: the same rule in a new snapshot (a new scope object) reads it at once.
+    const again = readSticky(text, { ...scope }, [key], value.lastSeen, limits, verified);
+    expect(again).not.toBeInstanceOf(Promise);
+    expect((again as StickyRead).ok).toBe(true);
     // Remembered for this rule only: the same value on another rule is checked, and refused.
     const other = { ...scope, ruleName: "web" };
     expect((await readSticky(text, other, [key], value.lastSeen, limits, verified)).ok).toBe(false);

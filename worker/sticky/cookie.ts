@@ -103,12 +103,27 @@ export async function signSticky(
   return `${payload}.${await mac(key, scope, payload)}`;
 }
 
+/** A cookie value whose MAC was verified: the rule it was verified for, and the value read. */
+export interface VerifiedCookie {
+  scope: CookieScope;
+  read: Extract<StickyRead, { ok: true }>;
+}
+
 /**
- * Cookie values whose MAC was verified, with the index of the key that verified them. The caller
- * owns it (one per isolate and key list) and drops it when the keys change; only genuine values
- * enter it, so it spares the HMAC of a returning client and nothing else.
+ * Cookie values whose MAC was verified, by their text. The caller owns it (one per isolate and
+ * key list) and drops it when the keys change; only genuine values enter it, so it spares a
+ * returning client the HMAC, the parse and every allocation, and nothing else: its times are
+ * still judged on every request.
  */
-export type VerifiedCookies = Map<string, number>;
+export type VerifiedCookies = Map<string, VerifiedCookie>;
+
+/** The same rule's cookie: the MAC binds a value to its scope, so a value of one is not another's. */
+function sameScope(a: CookieScope, b: CookieScope): boolean {
+  return (
+    a === b ||
+    (a.name === b.name && a.routeName === b.routeName && String(a.ruleName) === String(b.ruleName))
+  );
+}
 
 /**
  * A cookie value read: genuine (signed by one of `keys` for this scope) and within its limits,
@@ -123,6 +138,10 @@ export function readSticky(
   verified?: VerifiedCookies,
 ): StickyRead | Promise<StickyRead> {
   if (text.length > MAX_COOKIE_LENGTH) return { ok: false, reason: "oversized" };
+  // A value verified before, for this rule, is judged at once, without a promise or a parse: a
+  // returning client's path. A value verified for one rule proves nothing for another.
+  const known = verified?.get(text);
+  if (known !== undefined && sameScope(known.scope, scope)) return judged(known.read, nowS, limits);
   const parts = VALUE.exec(text);
   if (!parts) return { ok: false, reason: "malformed" };
   const [, endpointRef, issued, seen, signature] = parts as unknown as [
@@ -132,17 +151,20 @@ export function readSticky(
     string,
     string,
   ];
-  // The scope is part of the key: a value verified for one rule proves nothing for another.
-  const cacheKey =
-    verified && `${scope.routeName}\n${String(scope.ruleName)}\n${scope.name}\n${text}`;
-  const known = cacheKey === undefined ? undefined : verified?.get(cacheKey);
-  // A value verified before is judged at once, without a promise: a returning client's path.
-  if (known !== undefined) return judged(endpointRef, issued, seen, known, nowS, limits);
   return verifiedBy(keys, scope, `${endpointRef}.${issued}.${seen}`, signature).then(
     (keyIndex): StickyRead => {
       if (keyIndex === -1) return { ok: false, reason: "tampered" };
-      if (cacheKey !== undefined) verified?.set(cacheKey, keyIndex);
-      return judged(endpointRef, issued, seen, keyIndex, nowS, limits);
+      const read = {
+        ok: true,
+        value: {
+          endpointRef,
+          issuedAt: Number.parseInt(issued, 36),
+          lastSeen: Number.parseInt(seen, 36),
+        },
+        keyIndex,
+      } as const;
+      verified?.set(text, { scope, read });
+      return judged(read, nowS, limits);
     },
   );
 }
@@ -160,20 +182,13 @@ async function verifiedBy(
   return -1;
 }
 
-/** A genuine value's parts, judged against the clock and the limits. */
+/** A genuine value, judged against the clock and the limits: itself while it holds. */
 function judged(
-  endpointRef: string,
-  issued: string,
-  seen: string,
-  keyIndex: number,
+  read: Extract<StickyRead, { ok: true }>,
   nowS: number,
   limits: StickyLimits,
 ): StickyRead {
-  const value = {
-    endpointRef,
-    issuedAt: Number.parseInt(issued, 36),
-    lastSeen: Number.parseInt(seen, 36),
-  };
+  const value = read.value;
   if (value.issuedAt > nowS + 60 || value.lastSeen < value.issuedAt)
     return { ok: false, reason: "malformed" };
   if (limits.absoluteTimeoutS !== undefined && nowS - value.issuedAt >= limits.absoluteTimeoutS) {
@@ -182,7 +197,7 @@ function judged(
   if (limits.idleTimeoutS !== undefined && nowS - value.lastSeen >= limits.idleTimeoutS) {
     return { ok: false, reason: "expired" };
   }
-  return { ok: true, value, keyIndex };
+  return read;
 }
 
 export function cookieValue(header: string | null, name: string): string | undefined {
