@@ -307,6 +307,16 @@ async function main(): Promise<void> {
     }
     const sticky = targets.find((t) => t.key === "sticky") as Target;
     sticky.headers = { Cookie: await stickyCookie(sticky.port, sticky.host) };
+    // The passthrough sent the same request as the sticky target, cookie included: carrying a
+    // Cookie header costs any proxy something (parsed, copied, written to the backend), so the
+    // sticky rule's own cost is its ratio to this one.
+    const passthroughTarget = targets.find((t) => t.key === "passthrough") as Target;
+    targets.push({
+      ...passthroughTarget,
+      label: "passthrough worker, sticky cookie sent",
+      key: "passthroughCookie",
+      headers: sticky.headers,
+    });
 
     const nginxPort = base + 10;
     await writeFile(join(dir, "nginx.conf"), nginxConfig(dir, nginxPort, backends));
@@ -348,6 +358,7 @@ async function main(): Promise<void> {
         // A browser keeps the cookie the last answer set; wrk sends one fixed header, so it is
         // fetched fresh before each run, or it would age past the re-issue interval mid-run.
         if (t.key === "sticky") t.headers = { Cookie: await stickyCookie(t.port, t.host) };
+        if (t.key === "passthroughCookie") t.headers = sticky.headers;
         const before = t.pid === undefined ? 0 : await cpuSeconds(t.pid);
         const run = await wrk(t, SECONDS);
         const after = t.pid === undefined ? 0 : await cpuSeconds(t.pid);
@@ -480,6 +491,10 @@ async function main(): Promise<void> {
       const own = rounds.get(t.key) as Round[];
       const { throughput, cpu } = ratios(own, pass, t.pid);
       const toForwarding = ratios(own, forwarding, t.pid);
+      const toSameRequest =
+        t.key === "sticky"
+          ? ratios(own, rounds.get("passthroughCookie") as Round[], t.pid)
+          : undefined;
       return {
         label: t.label,
         key: t.key,
@@ -492,6 +507,8 @@ async function main(): Promise<void> {
         cpu,
         /** The same ratios to the passthrough that adds the proxy headers. */
         forwarding: toForwarding,
+        /** Sticky only: the ratios to the passthrough sent the same cookie. */
+        ...(toSameRequest ? { sameRequest: toSameRequest } : {}),
         errors: own.reduce((n, x) => n + x.errors, 0),
         rounds: own,
       };
@@ -544,6 +561,11 @@ async function main(): Promise<void> {
     console.log(
       "\n(× forwarding: ratios to the passthrough that adds X-Forwarded-Proto/-Host and X-Request-Id.)",
     );
+    const stickySame = summary.find((x) => x.key === "sticky")?.sameRequest;
+    if (stickySame)
+      console.log(
+        `Sticky cookie sent, against the passthrough sent the same cookie: ${stickySame.throughput.toFixed(2)}× its throughput, ${fixed(stickySame.cpu)}× its CPU per request.`,
+      );
     const pacedPass = paced.find((x) => x.key === "passthrough");
     console.log(
       `\nLatency at a fixed load: wrk -t1 -c${PACED_CONNECTIONS}, each connection waiting ${PACED_DELAY_MS} ms between an answer and its next request; ${PACED_ROUNDS} rounds of ${PACED_SECONDS} s, medians (max: the longest of all rounds).\n`,
