@@ -11,6 +11,13 @@ import { promisify } from "node:util";
 import { build } from "esbuild";
 import type * as Ws from "ws";
 import { listenOnLoopback } from "../local/listen.ts";
+import { endpointId } from "../worker/core/hash.ts";
+import {
+  endpointRef,
+  importStickyKey,
+  sessionSettings,
+  signSticky,
+} from "../worker/sticky/cookie.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const { WebSocket } = createRequire(import.meta.url)("ws") as typeof Ws;
@@ -218,8 +225,14 @@ export async function inspectorSession(url: string): Promise<{
 }
 
 /** Resolves once something answers HTTP on the port (any status). */
-export async function waitForPort(port: number, host = "127.0.0.1", path = "/"): Promise<void> {
-  for (let i = 0; i < 400; i++) {
+export async function waitForPort(
+  port: number,
+  host = "127.0.0.1",
+  path = "/",
+  /** How many times to try, 5 ms apart (a process under valgrind needs many). */
+  attempts = 400,
+): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
     const ok = await new Promise<boolean>((resolve) => {
       const req = request({ host, port, path, method: "GET" }, (res) => {
         res.resume();
@@ -331,4 +344,28 @@ export async function measureCpu(
 
 export function median(xs: readonly number[]): number {
   return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+}
+
+/** The sticky secret of the benchmarks' sticky rules. */
+export const BENCH_STICKY_SECRET = "bench-sticky-secret-of-more-than-32-characters";
+/**
+ * The benchmarks' sessionPersistence: an absolute timeout only, so that a cookie made once holds
+ * for a whole run and is never re-sent (an idle timeout re-sends it after a minute).
+ */
+export const BENCH_PERSISTENCE = { absoluteTimeout: "24h" };
+
+/**
+ * The Cookie header a browser sends back after the first answer of the sticky rule "web" of
+ * route "bench", pointing at the endpoint `url`: signed here with the benchmarks' secret.
+ */
+export async function benchStickyCookie(url: string): Promise<string> {
+  const { cookieName, scope } = sessionSettings(BENCH_PERSISTENCE, "bench", "web");
+  const key = await importStickyKey(BENCH_STICKY_SECRET);
+  const nowS = Math.floor(Date.now() / 1000);
+  const value = await signSticky(
+    { endpointRef: await endpointRef(key, endpointId(url)), issuedAt: nowS, lastSeen: nowS },
+    scope,
+    key,
+  );
+  return `${cookieName}=${value}`;
 }

@@ -11,6 +11,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  BENCH_PERSISTENCE,
+  BENCH_STICKY_SECRET,
+  benchStickyCookie,
   bundle,
   bundleAtCommit,
   type CpuFigures,
@@ -19,13 +22,6 @@ import {
   pinToLoadCore,
   startBenchBackends,
 } from "../bench/bare-workerd.ts";
-import { endpointId } from "../worker/core/hash.ts";
-import {
-  endpointRef,
-  importStickyKey,
-  sessionSettings,
-  signSticky,
-} from "../worker/sticky/cookie.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 16);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -34,25 +30,6 @@ const ENTRY = "bench/workerd/switchyard-entry.ts";
 const SCENARIO = process.env.BENCH_SCENARIO ?? "one-route";
 if (SCENARIO !== "one-route" && SCENARIO !== "sticky")
   throw new Error(`BENCH_SCENARIO must be one-route or sticky, not ${SCENARIO}`);
-const STICKY_SECRET = "bench-sticky-secret-of-more-than-32-characters";
-/**
- * The sticky rule: an absolute timeout and no idle one, so that the cookie made here holds for
- * the whole run and is never re-sent (bench:proxy's fetches a new one before each run instead).
- */
-const PERSISTENCE = { absoluteTimeout: "24h" };
-
-/** The Cookie header a browser sends back after the rule's first answer, pointing at `url`. */
-async function stickyCookie(url: string): Promise<string> {
-  const { cookieName, scope } = sessionSettings(PERSISTENCE, "bench", "web");
-  const key = await importStickyKey(STICKY_SECRET);
-  const nowS = Math.floor(Date.now() / 1000);
-  const value = await signSticky(
-    { endpointRef: await endpointRef(key, endpointId(url)), issuedAt: nowS, lastSeen: nowS },
-    scope,
-    key,
-  );
-  return `${cookieName}=${value}`;
-}
 
 execFileSync("sh", ["scripts/system-deps.sh", "bench"], { stdio: "inherit" });
 pinToLoadCore();
@@ -65,11 +42,11 @@ try {
   const urls = backends.map((b) => b.url);
   const sticky = SCENARIO === "sticky";
   const rule = sticky
-    ? { name: "web", backendRefs: [{ pool: "p" }], sessionPersistence: PERSISTENCE }
+    ? { name: "web", backendRefs: [{ pool: "p" }], sessionPersistence: BENCH_PERSISTENCE }
     : { backendRefs: [{ pool: "p" }] };
   const bindings = {
     BACKEND: urls[0] as string,
-    ...(sticky ? { STICKY_SECRET } : {}),
+    ...(sticky ? { STICKY_SECRET: BENCH_STICKY_SECRET } : {}),
     KV_JSON: JSON.stringify({
       routes: JSON.stringify({
         version: 1,
@@ -78,7 +55,7 @@ try {
       }),
     }),
   };
-  const headers = sticky ? { Cookie: await stickyCookie(urls[1] as string) } : undefined;
+  const headers = sticky ? { Cookie: await benchStickyCookie(urls[1] as string) } : undefined;
   const [pass, base, current, base2, current2] = (await measureCpu(
     dir,
     [

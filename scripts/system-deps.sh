@@ -2,9 +2,9 @@
 # Brings the system programs that npm cannot bring, from Debian's packages. `system-deps.sh`
 # (npm test's pretest step): kubectl (the real client the Kubernetes emulator is checked with,
 # and `kubectl kustomize` for the manifests) and chromium (the dashboard test).
-# `system-deps.sh bench` (npm run bench:proxy): wrk, nginx and haproxy. Only what is missing is
-# installed, when running as root with apt, and no service is started; otherwise it stops at
-# once and prints the command to run.
+# `system-deps.sh bench` (npm run bench:proxy, bench:instructions): wrk, nginx, haproxy and
+# valgrind. Only what is missing is installed, when running as root with apt, and no service is
+# started; otherwise it stops at once and prints the command to run.
 set -eu
 what="${1:-test}"
 missing=""
@@ -18,6 +18,7 @@ case "$what" in
     need wrk wrk
     need nginx nginx
     need haproxy haproxy
+    need valgrind valgrind
     ;;
   *)
     echo "system-deps.sh: unknown set $what (test or bench)" >&2
