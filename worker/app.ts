@@ -141,7 +141,8 @@ export function createApp(options: AppOptions = {}): App {
     const { adminPath, adminHost } = settingsOf(env);
     const path = url.pathname;
     if (path !== adminPath && !path.startsWith(`${adminPath}/`)) return undefined;
-    if (adminHost !== undefined && normalizeHost(url.rawHost) !== adminHost) return undefined; // on every other host the admin path is routed like any other
+    // On every other host the admin path is routed like any other.
+    if (adminHost !== undefined && normalizeHost(url.rawHost) !== adminHost) return undefined;
     return answerAdmin(request, env, ctx, adminPath, token);
   };
   const answerAdmin = async (

@@ -103,7 +103,10 @@ export async function signSticky(
   return `${payload}.${await mac(key, scope, payload)}`;
 }
 
-/** A cookie value whose MAC was verified: the rule it was verified for, and the value read. */
+/**
+ * A cookie value whose MAC was verified: the rule it was verified for, and the value read, which
+ * every request presenting the value shares (never changed once made).
+ */
 export interface VerifiedCookie {
   scope: CookieScope;
   read: Extract<StickyRead, { ok: true }>;
