@@ -34,7 +34,7 @@ describe("configuration loading", () => {
     expect(await h.backendOf("http://x.test/")).toBe("b");
   });
 
-  it("tells a changed text of the same length from the one it parsed (texts are not kept)", async () => {
+  it("tells a changed text of the same length from the one it parsed", async () => {
     // b.a and b.b are loopback URLs of the same length: only the port's digits differ.
     expect(b.a.length).toBe(b.b.length);
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
@@ -50,6 +50,27 @@ describe("configuration loading", () => {
     h.advance(1_000);
     await h.backendOf("http://x.test/");
     expect(h.store.snapshot?.generation).toBe(generation);
+  });
+
+  it("compares a long routes text a slice at a time: a change in its last megabyte is seen", async () => {
+    const doc = (last: string) => ({
+      version: 1,
+      routes: Array.from({ length: 12_000 }, (_, i) => ({
+        name: `r${i}`,
+        hostnames: [i === 11_999 ? `${last}.example.com` : `h${i}.example.com`],
+        rules: [{ backendRefs: [{ pool: "p" }] }],
+      })),
+      pools: { p: pool(b.a) },
+    });
+    await putRoutes(doc("h11999"));
+    const h = harness({ refreshSeconds: 1 });
+    expect(await h.backendOf("http://h11999.example.com/")).toBe("a");
+    expect(JSON.stringify(doc("h11999")).length).toBeGreaterThan(2 ** 20);
+    // The same length, one character changed near the end.
+    await putRoutes(doc("z11999"));
+    h.advance(1_000);
+    await h.backendOf("http://h0.example.com/");
+    expect(await h.backendOf("http://z11999.example.com/")).toBe("a");
   });
 
   it("picks up a changed pool document, and keeps WRR state while nothing changed", async () => {
