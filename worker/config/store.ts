@@ -50,9 +50,9 @@ export interface LoadError {
 }
 
 /**
- * A text read from KV, recognised the next time by its length and hash rather than kept (but
- * the routes text, below): the texts of a large configuration would double what an isolate
- * holds (15 MiB for 10,000 routes and 100,000 endpoints). Two different texts of one length
+ * A text read from KV, recognised the next time by its length and hash rather than kept (all
+ * but the last good routes text, below): the texts of a large configuration would double what
+ * an isolate holds (15 MiB for 10,000 routes and 100,000 endpoints). Two different texts of one length
  * share a 53-bit hash with odds of about one in 10^16.
  */
 interface Seen {
