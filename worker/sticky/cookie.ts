@@ -203,6 +203,7 @@ function judged(
   return read;
 }
 
+/** The first value of a cookie in a Cookie header, or undefined. */
 export function cookieValue(header: string | null, name: string): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(";")) {
