@@ -52,8 +52,8 @@ export interface LoadError {
 /**
  * A text read from KV, recognised the next time by its length and hash rather than kept (all
  * but the last good routes text, below): the texts of a large configuration would double what
- * an isolate holds (15 MiB for 10,000 routes and 100,000 endpoints). Two different texts of one length
- * share a 53-bit hash with odds of about one in 10^16.
+ * an isolate holds (15 MiB for 10,000 routes and 100,000 endpoints). Two different texts of one
+ * length share a 53-bit hash with odds of about one in 10^16.
  */
 interface Seen {
   length: number;
@@ -94,17 +94,29 @@ function breathe(): Promise<void> {
 }
 
 /**
+ * Walks `length` characters a slice of HASH_SLICE_CHARS at a time, waiting requests served
+ * between slices, until `visit` returns false; true when it never did.
+ */
+async function everySlice(
+  length: number,
+  visit: (start: number, end: number) => boolean,
+): Promise<boolean> {
+  for (let start = 0; start < length; start += HASH_SLICE_CHARS) {
+    if (start > 0) await breathe();
+    if (!visit(start, Math.min(start + HASH_SLICE_CHARS, length))) return false;
+  }
+  return true;
+}
+
+/**
  * Whether two texts are the same, compared by the runtime a slice at a time (a slice is a view,
  * not a copy), with waiting requests served between the slices of a long one.
  */
 async function sameText(a: string, b: string): Promise<boolean> {
-  if (a.length !== b.length) return false;
-  for (let start = 0; start < a.length; start += HASH_SLICE_CHARS) {
-    if (start > 0) await breathe();
-    const end = Math.min(start + HASH_SLICE_CHARS, a.length);
-    if (a.slice(start, end) !== b.slice(start, end)) return false;
-  }
-  return true;
+  return (
+    a.length === b.length &&
+    (await everySlice(a.length, (start, end) => a.slice(start, end) === b.slice(start, end)))
+  );
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -266,10 +278,10 @@ export class ConfigStore {
   private async hash(text: string): Promise<string> {
     if (text.length <= HASH_SLICE_CHARS) return stableHash(text);
     const hash = new TextHash();
-    for (let start = 0; start < text.length; start += HASH_SLICE_CHARS) {
-      if (start > 0) await breathe();
-      hash.update(text, start, Math.min(start + HASH_SLICE_CHARS, text.length));
-    }
+    await everySlice(text.length, (start, end) => {
+      hash.update(text, start, end);
+      return true;
+    });
     return hash.digest();
   }
 
