@@ -132,5 +132,8 @@ describe("RouteTable summaries", () => {
       },
       { name: "plain", hostnames: [], rules: 1, filters: [] },
     ]);
+    expect(routes.routeNamed("plain")).toEqual(routes.route(1));
+    expect(routes.routeNamed("shop")?.rules).toHaveLength(2);
+    expect(routes.routeNamed("missing")).toBeUndefined();
   });
 });

@@ -159,6 +159,8 @@ export class RouteTable implements RouteSource {
   private summaryText: string | undefined;
   /** Routes parsed since the table was built: the ones this isolate has served. */
   private readonly parsed = new Map<number, HttpRoute>();
+  /** Route indices by name, built when the admin API first looks a route up by name. */
+  private byName: Map<string, number> | undefined;
 
   /**
    * `document` must be a validated one (parseRoutesText): the table does not validate. `texts`,
@@ -182,6 +184,16 @@ export class RouteTable implements RouteSource {
   summaries(): RouteSummary[] {
     this.summaryText ??= JSON.stringify(this.document().routes.map(summaryOf));
     return JSON.parse(this.summaryText) as RouteSummary[];
+  }
+
+  /**
+   * The route named `name` (names are unique in a valid document), for the admin API: the index
+   * of names is written from the summaries the first time, and kept.
+   */
+  routeNamed(name: string): HttpRoute | undefined {
+    this.byName ??= new Map(this.summaries().map((summary, index) => [summary.name, index]));
+    const index = this.byName.get(name);
+    return index === undefined ? undefined : this.route(index);
   }
 
   /** The route at `index`, parsed the first time it is asked for and kept. */

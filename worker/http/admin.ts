@@ -92,12 +92,6 @@ export function traffic(deps: AdminDeps) {
   const at = deps.now();
   const summary = deps.traffic.summary(at);
   const snapshot = deps.store.snapshot;
-  // The routes by name, each parsed only if it served in this isolate (the table keeps those).
-  const routeIndex = new Map(snapshot?.routes.summaries().map((r, i) => [r.name, i]));
-  const routeNamed = (name: string) => {
-    const index = routeIndex.get(name);
-    return index === undefined ? undefined : snapshot?.routes.route(index);
-  };
   const iso = (ms: number) => new Date(ms).toISOString();
   return {
     scope: "this isolate",
@@ -110,7 +104,8 @@ export function traffic(deps: AdminDeps) {
       url: snapshot?.specs.get(e.pool)?.endpoints.find((x) => x.id === e.endpoint)?.origin ?? null,
     })),
     rules: summary.rules.map((r) => {
-      const route = routeNamed(r.route);
+      // Only routes that served are looked up; the table keeps those parsed.
+      const route = snapshot?.routes.routeNamed(r.route);
       const rule = route?.rules.find((x, i) => String(x.name ?? i) === r.rule);
       return {
         route: r.route,
