@@ -4,14 +4,14 @@
 // own accounting (/proc/PID/stat). Rounds alternate the targets; ratios to the passthrough are
 // taken round by round and the medians reported. Writes bench-results/proxy.json and
 // bench-results/proxy.svg. docs/benchmarks.md explains the method and records the figures.
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import {
+  BENCH_STICKY_SECRET,
   bundle,
   cpuSeconds,
   LOAD_CORE,
@@ -72,7 +72,6 @@ interface Round {
   errors: number;
 }
 
-const _execFileAsync = promisify(execFile);
 const say = (line = "") => process.stderr.write(`${line}\n`);
 
 function toMs(value: string): number {
@@ -229,7 +228,7 @@ async function main(): Promise<void> {
         port: base + 3,
         entry: "switchyard.js",
         bindings: {
-          STICKY_SECRET: "bench-sticky-secret-of-more-than-32-characters",
+          STICKY_SECRET: BENCH_STICKY_SECRET,
           KV_JSON: kv({
             version: 1,
             routes: [
