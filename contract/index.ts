@@ -1,4 +1,5 @@
 export * from "./analytics.ts";
+export * from "./compiled.ts";
 export * from "./duration.ts";
 export * from "./filters.ts";
 export * from "./keys.ts";
