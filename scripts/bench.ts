@@ -6,8 +6,9 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { syntheticPool, syntheticRoutes } from "../bench/fixtures.ts";
+import { memoryKv } from "../bench/memory-kv.ts";
 import { parsePoolText } from "../contract/index.ts";
-import { ConfigStore, type KvReader } from "../worker/config/store.ts";
+import { ConfigStore } from "../worker/config/store.ts";
 import { type CompiledPoolDocument, compilePoolDocument } from "../worker/core/compiled-pool.ts";
 import { compileMatcher } from "../worker/core/match.ts";
 import { pick } from "../worker/core/pick.ts";
@@ -125,12 +126,7 @@ async function loadedStore() {
   const routesText = JSON.stringify(big);
   const entries = new Map<string, string>([["routes", routesText]]);
   for (const [p, doc] of poolDocs.entries()) entries.set(`pool:pool-${p}`, JSON.stringify(doc));
-  const kv = {
-    get: async (key: string | string[]) =>
-      Array.isArray(key)
-        ? new Map(key.map((k) => [k, entries.get(k) ?? null]))
-        : (entries.get(key) ?? null),
-  } as KvReader;
+  const kv = memoryKv((key) => entries.get(key) ?? null);
   const quiet = { info() {}, warn() {}, error() {} };
   const store = new ConfigStore({ kv, refreshMs: 0, now: Date.now, log: quiet, local: true });
   await store.refresh();

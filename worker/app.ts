@@ -223,9 +223,13 @@ export function createApp(options: AppOptions = {}): App {
     const requestId = requestIdOf(headers.get("x-request-id"), mintRequestId);
     const settings = settingsOf(env);
     const debugHeaders = settings.debugHeaders;
+    // The Host header as it came, from the request's URL, which the runtime builds from it: the
+    // route match normalizes it, X-Forwarded-Host carries it as it is.
+    const rawHost = url.rawHost;
+    const view = viewOfRequest(request, url, rawHost);
     const store = storeFor(env);
-    const current = store.current(ctx);
-    const snapshot = current instanceof Promise ? await current : current;
+    const current = store.current(ctx, view.host);
+    let snapshot = current instanceof Promise ? await current : current;
     if (!snapshot) {
       return unroutedAnswer(
         {
@@ -237,11 +241,19 @@ export function createApp(options: AppOptions = {}): App {
         requestId,
       );
     }
+    // A compiled layout's shard with this host's routes, read the first time the isolate sees one.
+    if (snapshot.routes.missingShard(view.host) !== undefined) {
+      const ready = await store.withShard(snapshot, view.host);
+      if (typeof ready === "string")
+        return unroutedAnswer(
+          { kind: "no-config", message: `the routes of ${view.host} could not be read: ${ready}` },
+          request,
+          env,
+          requestId,
+        );
+      snapshot = ready;
+    }
 
-    // The Host header as it came, from the request's URL, which the runtime builds from it: the
-    // route match normalizes it, X-Forwarded-Host carries it as it is.
-    const rawHost = url.rawHost;
-    const view = viewOfRequest(request, url, rawHost);
     const matched = snapshot.matcher.match(view);
     if (!matched)
       return unroutedAnswer(

@@ -5,12 +5,16 @@ import { createApp } from "../../worker/app.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
 import { HealthRegistry } from "../../worker/core/health.ts";
 import { RetryBudget } from "../../worker/core/retry-policy.ts";
+import { RouteTable } from "../../worker/core/route-table.ts";
 import { TrafficCounters } from "../../worker/core/traffic.ts";
 import { consoleLogger } from "../../worker/log.ts";
+import { memoryKv } from "../memory-kv.ts";
 
 interface BenchEnv {
   /** JSON object: KV key → value text. */
   KV_JSON: string;
+  /** JSON object: KV key → its metadata (the compiled layout's `routes` key has some). */
+  KV_METADATA_JSON?: string;
   NO_EJECT?: string;
   /** "true": the dashboard's traffic counters record nothing (for the ablation). */
   NO_TRAFFIC?: string;
@@ -39,11 +43,13 @@ function copied(text: string | undefined): string | null {
   return text === undefined ? null : (JSON.parse(JSON.stringify(text)) as string);
 }
 
-function memoryKv(entries: Record<string, string>, fresh: boolean): KVNamespace {
-  const one = (key: string) => (fresh ? copied(entries[key]) : (entries[key] ?? null));
-  const get = async (key: string | string[]) =>
-    Array.isArray(key) ? new Map(key.map((k) => [k, one(k)])) : one(key);
-  return { get } as unknown as KVNamespace;
+function benchKv(
+  entries: Record<string, string>,
+  metadata: Record<string, unknown>,
+  fresh: boolean,
+): KVNamespace {
+  const read = (key: string) => (fresh ? copied(entries[key]) : (entries[key] ?? null));
+  return memoryKv(read, (key) => metadata[key] ?? null) as unknown as KVNamespace;
 }
 
 let app: ReturnType<typeof createApp> | undefined;
@@ -62,8 +68,10 @@ function benchPath(path: string): Response | undefined {
   if (path !== "/__bench/touch") return undefined;
   const snapshot = store?.snapshot;
   if (!snapshot) return new Response("no snapshot", { status: 503 });
+  if (!(snapshot.routes instanceof RouteTable))
+    return new Response("touch needs a document read whole", { status: 501 });
   let rules = 0;
-  snapshot.document.routes.forEach((route, r) => {
+  snapshot.routes.document().routes.forEach((route, r) => {
     for (let i = 0; i < route.rules.length; i++) if (snapshot.rule(r, i)) rules++;
   });
   return new Response(String(rules));
@@ -73,7 +81,11 @@ export default {
   fetch(request: Request, env: BenchEnv, ctx: ExecutionContext) {
     if (!app) {
       const log = { ...consoleLogger, info: () => {} };
-      const kv = memoryKv(JSON.parse(env.KV_JSON), env.FRESH_TEXTS === "true");
+      const kv = benchKv(
+        JSON.parse(env.KV_JSON),
+        JSON.parse(env.KV_METADATA_JSON ?? "{}"),
+        env.FRESH_TEXTS === "true",
+      );
       appEnv = { ...env, SWITCHYARD: kv };
       store = new ConfigStore({
         kv,

@@ -1,6 +1,13 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { inject } from "vitest";
+import {
+  type CompiledLayout,
+  compiledHeadKey,
+  compiledShardKey,
+  compileRoutes,
+  parseRoutesDocument,
+} from "../../contract/index.ts";
 import type { Echo } from "../../local/backends.ts";
 import { createApp } from "../../worker/app.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
@@ -53,6 +60,25 @@ export async function putRoutes(doc: unknown): Promise<void> {
   await env.SWITCHYARD.put("routes", typeof doc === "string" ? doc : JSON.stringify(doc));
 }
 
+/**
+ * Writes a routes document as `switchyard push` does: its compiled layout in `shards` shards under
+ * the id `id`, then the `routes` key naming it. Returns the layout.
+ */
+export async function putCompiled(
+  doc: unknown,
+  shards: number,
+  id: string,
+): Promise<CompiledLayout> {
+  const parsed = parseRoutesDocument(doc);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+  const layout = compileRoutes(parsed.value, id, shards);
+  await env.SWITCHYARD.put(compiledHeadKey(id), JSON.stringify(layout.head));
+  for (const shard of layout.shards)
+    await env.SWITCHYARD.put(compiledShardKey(id, shard.shard), JSON.stringify(shard));
+  await env.SWITCHYARD.put("routes", JSON.stringify(doc), { metadata: layout.metadata });
+  return layout;
+}
+
 export async function putPool(name: string, doc: unknown): Promise<void> {
   await env.SWITCHYARD.put(`pool:${name}`, typeof doc === "string" ? doc : JSON.stringify(doc));
 }
@@ -69,7 +95,8 @@ export function harness(options: { refreshSeconds?: number; env?: Record<string,
   const kv = new Proxy(env.SWITCHYARD, {
     get(target, property) {
       const value = Reflect.get(target, property, target);
-      if (property !== "get" || typeof value !== "function") return value;
+      if ((property !== "get" && property !== "getWithMetadata") || typeof value !== "function")
+        return value;
       return (...args: unknown[]) => {
         kvReads++;
         return (value as (...a: unknown[]) => unknown).apply(target, args);

@@ -1,14 +1,23 @@
 import {
+  type CompiledMetadata,
+  compiledHeadKey,
+  compiledMetadataOf,
+  compiledShardKey,
   formatProblem,
   KV_BULK_GET_MAX_KEYS,
+  MAX_SHARDS,
+  parseCompiledHead,
+  parseCompiledShard,
   parsePoolText,
   parseRoutesTextInSlices,
   poolKey,
   ROUTES_KEY,
+  shardOf,
 } from "../../contract/index.ts";
 import { type CompiledPoolDocument, compilePoolDocument } from "../core/compiled-pool.ts";
+import { CompiledRouteTable } from "../core/compiled-table.ts";
 import { stableHash, TextHash } from "../core/hash.ts";
-import { type RouteTable, routeTableInSlices } from "../core/route-table.ts";
+import { RouteTable, routeTableInSlices, type SnapshotRoutes } from "../core/route-table.ts";
 import { compileSnapshot, kvPoolNames, type Snapshot } from "../core/snapshot.ts";
 import type { Logger } from "../log.ts";
 
@@ -17,6 +26,11 @@ import type { Logger } from "../log.ts";
  * first request loads it (the `routes` key, then one bulk get per 100 pools, in parallel), later
  * requests are served from memory and start a background refresh every `refreshMs`. A document
  * that is missing, unreadable or invalid is never applied; the last good one keeps serving.
+ *
+ * When the `routes` key's metadata names a compiled layout (written by `switchyard push`), the
+ * store reads that instead of the document: its head, then a shard the first time a request
+ * names one of its hostnames, each with the pools it names. A cold isolate then parses a few
+ * kilobytes for its first request rather than the whole document (docs/kv-schema.md).
  */
 
 /** KV's shortest edge cache; a shorter cacheTtl is refused. */
@@ -31,6 +45,11 @@ export interface KvReader {
     keys: string[],
     options: { type: "text"; cacheTtl?: number },
   ): Promise<Map<string, string | null>>;
+  /** The `routes` key: its metadata first, and its text only when no compiled layout is named. */
+  getWithMetadata(
+    key: string,
+    options: { type: "stream"; cacheTtl?: number },
+  ): Promise<{ value: ReadableStream | null; metadata: unknown }>;
 }
 
 export interface StoreOptions {
@@ -87,6 +106,8 @@ const HASH_SLICE_CHARS = 1 << 20;
 
 /** A routes document this long takes long enough to load that requests are served between steps. */
 const LARGE_DOCUMENT_CHARS = 256 * 1024;
+/** A snapshot of this many routes takes long enough to build that requests are served first. */
+const LARGE_DOCUMENT_ROUTES = 1_000;
 
 /** Yields to the event loop, so that requests queued behind a long load step are served. */
 function breathe(): Promise<void> {
@@ -147,6 +168,10 @@ export class ConfigStore {
    */
   private readonly goodPools = new Map<string, GoodPool>();
   private lastRoutes: ParsedRoutes | undefined;
+  /** The whole document of the compiled layout in use, once the admin API asked for it. */
+  private adminTable: { id: string; table: RouteTable } | undefined;
+  /** Shards being read, by key: requests for hosts of one shard wait on one read. */
+  private readonly shardsReading = new Map<string, Promise<string | undefined>>();
   private lastInvalidRoutes: (Seen & { message: string }) | undefined;
   /** Problems of the previous load: one that persists is logged once, not on every refresh. */
   private reported = new Set<string>();
@@ -164,6 +189,8 @@ export class ConfigStore {
   current(
     /** The request's context: a due refresh goes on in its waitUntil. */
     ctx: { waitUntil(promise: Promise<unknown>): void },
+    /** The request's host: with a compiled layout, a cold load reads its shard at once. */
+    host?: string,
   ): Snapshot | undefined | Promise<Snapshot | undefined> {
     const now = this.options.now();
     if (this.snapshot) {
@@ -171,73 +198,68 @@ export class ConfigStore {
       return this.snapshot;
     }
     if (this.inFlight || now - this.attemptedAt >= COLD_RETRY_MS)
-      return this.refresh().then(() => this.snapshot);
+      return this.refresh(host).then(() => this.snapshot);
     return undefined;
   }
 
   /** Reads KV and swaps in a new snapshot if anything changed; never throws. */
-  refresh(): Promise<void> {
-    this.inFlight ??= this.load().finally(() => {
+  refresh(host?: string): Promise<void> {
+    this.inFlight ??= this.load(host).finally(() => {
       this.inFlight = undefined;
     });
     return this.inFlight;
   }
 
-  private async load(): Promise<void> {
+  private async load(host?: string): Promise<void> {
     const { kv, now, log } = this.options;
     this.attemptedAt = now();
     this.reporting = new Set();
     try {
-      const routesText = await kv.get(ROUTES_KEY, { type: "text", cacheTtl: KV_CACHE_TTL_SECONDS });
-      if (routesText === null)
+      const read = await kv.getWithMetadata(ROUTES_KEY, {
+        type: "stream",
+        cacheTtl: KV_CACHE_TTL_SECONDS,
+      });
+      if (read.value === null)
         throw new LoadFailure(`the routes document is missing: no KV key "${ROUTES_KEY}"`);
-      // A refresh usually finds the text it parsed last time: recognised by comparing the two,
-      // no hash and no parse. An invalid text seen before (recognised by its hash) fails the same
-      // way without being parsed again.
-      let parsedRoutes = this.lastRoutes;
-      if (parsedRoutes === undefined || !(await sameText(parsedRoutes.text, routesText))) {
-        const routesHash = await this.hash(routesText);
-        if (same(this.lastInvalidRoutes, routesText, routesHash))
-          throw new LoadFailure(this.lastInvalidRoutes.message);
-        // Validated a slice of routes at a time, so that requests are served in between.
-        const parsed = await parseRoutesTextInSlices(routesText, breathe);
-        if (!parsed.ok) {
-          const message = `the routes document is invalid: ${parsed.problems.map(formatProblem).join("; ")}`;
-          this.lastInvalidRoutes = { length: routesText.length, hash: routesHash, message };
-          throw new LoadFailure(message);
-        }
-        parsedRoutes = {
-          length: routesText.length,
-          hash: routesHash,
-          table: await routeTableInSlices(parsed.value, breathe),
-          text: routesText,
-        };
-        this.lastRoutes = parsedRoutes;
-        this.lastInvalidRoutes = undefined;
-        // A large document takes a while to parse and to compile: let waiting requests run between.
-        if (routesText.length > LARGE_DOCUMENT_CHARS) await breathe();
+      const layout = compiledMetadataOf(read.metadata);
+      let routes: SnapshotRoutes;
+      let routesId: string;
+      if (layout) {
+        await read.value.cancel();
+        routes = await this.compiledTable(layout, host);
+        routesId = `${layout.compiled}@`;
+        // The text of a document read whole before is not needed to recognise a layout.
+        this.lastRoutes = undefined;
+      } else {
+        const parsed = await this.wholeTable(await new Response(read.value).text());
+        routes = parsed.table;
+        routesId = parsed.hash;
       }
-      const routes = parsedRoutes.table;
       const names = kvPoolNames(routes);
       const texts = await this.readPools(names);
       const kvPools = new Map<string, CompiledPoolDocument | null>();
-      const generationParts = [parsedRoutes.hash];
+      const generationParts = [routesId];
+      let changed = routes !== this.snapshot?.routes;
       let hashed = 0;
-      for (const name of names) {
-        const text = texts.get(poolKey(name)) ?? null;
+      // The names again: a shard read while the pools were (compiled layout) may have added some,
+      // whose pools that read accepted.
+      for (const name of kvPoolNames(routes)) {
+        const text = texts.get(poolKey(name));
         // Many pools take a while to hash: let waiting requests run between slices.
         hashed += text?.length ?? 0;
         if (hashed > HASH_SLICE_CHARS) {
           hashed = 0;
           await breathe();
         }
-        const pool = this.acceptPool(name, text);
-        kvPools.set(name, pool?.spec ?? null);
+        const pool = text === undefined ? this.goodPools.get(name) : this.acceptPool(name, text);
+        const spec = pool?.spec ?? null;
+        kvPools.set(name, spec);
+        if (!changed && this.snapshot?.stored.get(name) !== spec) changed = true;
         generationParts.push(`${name}=${pool?.hash ?? ""}`);
       }
-      const generation = stableHash(generationParts.join("\n"));
-      if (generation !== this.snapshot?.generation) {
-        if (routesText.length > LARGE_DOCUMENT_CHARS) await breathe();
+      if (changed) {
+        const generation = stableHash(generationParts.join("\n"));
+        if (routes.length > LARGE_DOCUMENT_ROUTES) await breathe();
         const snapshot = compileSnapshot({
           generation,
           routes,
@@ -272,6 +294,173 @@ export class ConfigStore {
       this.report(message, { serving: this.snapshot?.generation ?? null });
     }
     this.reported = this.reporting;
+  }
+
+  /**
+   * The table of a routes document read whole: the one parsed last when the text is the same
+   * (compared, not hashed), else the text parsed and validated a slice at a time.
+   */
+  private async wholeTable(routesText: string): Promise<ParsedRoutes> {
+    // A refresh usually finds the text it parsed last time: recognised by comparing the two,
+    // no hash and no parse. An invalid text seen before (recognised by its hash) fails the same
+    // way without being parsed again.
+    const last = this.lastRoutes;
+    if (last !== undefined && (await sameText(last.text, routesText))) return last;
+    const routesHash = await this.hash(routesText);
+    if (same(this.lastInvalidRoutes, routesText, routesHash))
+      throw new LoadFailure(this.lastInvalidRoutes.message);
+    // Validated a slice of routes at a time, so that requests are served in between.
+    const parsed = await parseRoutesTextInSlices(routesText, breathe);
+    if (!parsed.ok) {
+      const message = `the routes document is invalid: ${parsed.problems.map(formatProblem).join("; ")}`;
+      this.lastInvalidRoutes = { length: routesText.length, hash: routesHash, message };
+      throw new LoadFailure(message);
+    }
+    const parsedRoutes = {
+      length: routesText.length,
+      hash: routesHash,
+      table: await routeTableInSlices(parsed.value, breathe),
+      text: routesText,
+    };
+    this.lastRoutes = parsedRoutes;
+    this.lastInvalidRoutes = undefined;
+    // A large document takes a while to parse and to compile: let waiting requests run between.
+    if (routesText.length > LARGE_DOCUMENT_CHARS) await breathe();
+    return parsedRoutes;
+  }
+
+  /**
+   * The table of the compiled layout the `routes` key names: the one in memory when the id is
+   * the same, else a new one from the layout's head, read with the shard of `host` (a cold
+   * isolate's first request) in the same bulk get.
+   */
+  private async compiledTable(
+    layout: CompiledMetadata,
+    host: string | undefined,
+  ): Promise<CompiledRouteTable> {
+    const current = this.snapshot?.routes;
+    if (current instanceof CompiledRouteTable && current.id === layout.compiled) return current;
+    const id = layout.compiled;
+    const headKey = compiledHeadKey(id);
+    const shard = host === undefined ? undefined : shardOf(host, layout.shards);
+    const keys = shard === undefined ? [headKey] : [headKey, compiledShardKey(id, shard)];
+    const texts = await this.options.kv.get(keys, {
+      type: "text",
+      cacheTtl: KV_CACHE_TTL_SECONDS,
+    });
+    const headText = texts.get(headKey) ?? null;
+    if (headText === null)
+      throw new LoadFailure(
+        `the routes key names the compiled layout ${id}, but KV has no key "${headKey}" (switchyard push writes it first; KV may not show it here yet)`,
+      );
+    const head = parseCompiledHead(headText, id);
+    if (typeof head === "string")
+      throw new LoadFailure(`KV key "${headKey}" is malformed: ${head}`);
+    if (head.shards !== layout.shards)
+      throw new LoadFailure(
+        `KV key "${headKey}" has ${head.shards} shards, the routes key's metadata says ${layout.shards}`,
+      );
+    const table = new CompiledRouteTable(head);
+    const shardText = shard === undefined ? null : (texts.get(keys[1] as string) ?? null);
+    // A shard that is missing or malformed here is read again when a request needs it.
+    if (shardText !== null && shard !== undefined) {
+      const part = parseCompiledShard(shardText, id, shard);
+      // Its pools are read with the head's (load): no request sees the table before.
+      if (typeof part !== "string") table.addShard(part);
+    }
+    return table;
+  }
+
+  /**
+   * A snapshot that can match a request for `host`: `snapshot` once the shard of the compiled
+   * layout that holds `host`'s routes is read, with the pools it names (or a newer snapshot, when
+   * that shard's layout has been replaced), or what went wrong.
+   */
+  async withShard(snapshot: Snapshot, host: string): Promise<Snapshot | string> {
+    let current = snapshot;
+    let refreshed = false;
+    // A host needs its own shard and the shard of each suffix a wildcard names: a few at most.
+    for (let reads = 0; reads <= MAX_SHARDS; reads++) {
+      const table = current.routes;
+      const shard = table.missingShard(host);
+      if (shard === undefined || !(table instanceof CompiledRouteTable)) return current;
+      const problem = await this.readShard(current, table, shard);
+      if (problem === undefined) continue;
+      // The layout may be gone because a newer one replaced it: look once more at the routes key.
+      if (refreshed) return problem;
+      refreshed = true;
+      await this.refresh();
+      if (this.snapshot === undefined || this.snapshot.routes === table) return problem;
+      current = this.snapshot;
+    }
+    return `the routes of ${host} need more shards than the layout has`;
+  }
+
+  /** Reads shard `n` into `table` and its pools into `snapshot`, once however many requests ask. */
+  private readShard(
+    snapshot: Snapshot,
+    table: CompiledRouteTable,
+    n: number,
+  ): Promise<string | undefined> {
+    const key = compiledShardKey(table.id, n);
+    let reading = this.shardsReading.get(key);
+    if (reading === undefined) {
+      reading = this.readShardOnce(snapshot, table, n).finally(() =>
+        this.shardsReading.delete(key),
+      );
+      this.shardsReading.set(key, reading);
+    }
+    return reading;
+  }
+
+  private async readShardOnce(
+    snapshot: Snapshot,
+    table: CompiledRouteTable,
+    n: number,
+  ): Promise<string | undefined> {
+    const key = compiledShardKey(table.id, n);
+    try {
+      const text = await this.options.kv.get(key, { type: "text", cacheTtl: KV_CACHE_TTL_SECONDS });
+      if (text === null) return `the routes of this host are in KV key "${key}", which is missing`;
+      const part = parseCompiledShard(text, table.id, n);
+      if (typeof part === "string") return `KV key "${key}" is malformed: ${part}`;
+      const names = kvPoolNames(table, table.newPools(part.routes));
+      const texts = await this.readPools(names);
+      const kvPools = new Map<string, CompiledPoolDocument | null>();
+      for (const name of names)
+        kvPools.set(name, this.acceptPool(name, texts.get(poolKey(name)) ?? null)?.spec ?? null);
+      // The shard and its pools go in together, so a request never sees one without the other.
+      const added = table.addShard(part);
+      snapshot.addPart(added, kvPools);
+      // A snapshot built over the same table while the shard was read did not see it either.
+      if (this.snapshot !== snapshot && this.snapshot?.routes === table)
+        this.snapshot.addPart(added, kvPools);
+      for (const warning of added.warnings)
+        this.options.log.warn(warning, { generation: snapshot.generation });
+      return undefined;
+    } catch (error) {
+      return `reading KV key "${key}" failed: ${(error as Error).message}`;
+    }
+  }
+
+  /**
+   * The whole routes document the snapshot serves, for the admin API (never for a request): the
+   * snapshot's own table, or with a compiled layout the `routes` document read and validated
+   * once per layout, which costs what loading it whole costs. Undefined before any snapshot.
+   */
+  async wholeRoutes(): Promise<RouteTable | string | undefined> {
+    const routes = this.snapshot?.routes;
+    if (routes === undefined || routes instanceof RouteTable) return routes;
+    if (!(routes instanceof CompiledRouteTable)) return "the routes in use are not a document";
+    if (this.adminTable?.id === routes.id) return this.adminTable.table;
+    const text = await this.options.kv.get(ROUTES_KEY, { type: "text" });
+    if (text === null) return `the routes document is missing: no KV key "${ROUTES_KEY}"`;
+    const parsed = await parseRoutesTextInSlices(text, breathe);
+    if (!parsed.ok)
+      return `the routes document is invalid: ${parsed.problems.map(formatProblem).join("; ")}`;
+    const table = await routeTableInSlices(parsed.value, breathe);
+    this.adminTable = { id: routes.id, table };
+    return table;
   }
 
   /** The hash of a KV text; a long one is hashed a slice at a time, with requests served between. */

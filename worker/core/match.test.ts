@@ -1,10 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  type CompiledShard,
+  compileRoutes,
   type HttpRoute,
   parseRoutesDocument,
   type RoutesDocumentInput,
 } from "../../contract/index.ts";
+import { CompiledRouteTable } from "./compiled-table.ts";
 import { compileMatcher, type RuleMatch } from "./match.ts";
 import { referenceMatch } from "./match-reference.ts";
 import { requestView } from "./request.ts";
@@ -275,20 +278,38 @@ describe("the compiled matcher agrees with the reference", () => {
 
   it("on random documents and requests", () => {
     fc.assert(
-      fc.property(routes, fc.array(request, { minLength: 1, maxLength: 20 }), (doc, requests) => {
-        // From the routes in memory, and from a table holding them as text.
-        const matchers = [
-          compileMatcher(doc),
-          compileMatcher(new RouteTable({ version: 1, routes: doc, pools: {} })),
-        ];
-        for (const r of requests) {
-          const expected = referenceMatch(doc, requestView(r));
-          for (const matcher of matchers) {
-            const found = matcher.match(requestView(r));
-            expect(found && strip(found)).toEqual(expected);
+      fc.property(
+        routes,
+        fc.array(request, { minLength: 1, maxLength: 20 }),
+        fc.integer({ min: 1, max: 4 }),
+        (doc, requests, shards) => {
+          const document = { version: 1 as const, routes: doc, pools: {} };
+          // From the routes in memory, from a table holding them as text, and from a compiled
+          // layout whose shards are read only as requests name their hosts (as the store does).
+          const layout = compileRoutes(document, "id", shards);
+          const compiled = new CompiledRouteTable(layout.head);
+          const matchers = [
+            compileMatcher(doc),
+            compileMatcher(new RouteTable(document)),
+            compileMatcher(compiled),
+          ];
+          for (const r of requests) {
+            const view = requestView(r);
+            // The host's shard, then each shard of a suffix some wildcard names, as the store reads them.
+            for (let n = compiled.missingShard(view.host); n !== undefined; ) {
+              compiled.addShard(layout.shards[n] as CompiledShard);
+              const next = compiled.missingShard(view.host);
+              expect(next).not.toBe(n);
+              n = next;
+            }
+            const expected = referenceMatch(doc, view);
+            for (const matcher of matchers) {
+              const found = matcher.match(view);
+              expect(found && strip(found)).toEqual(expected);
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 500 },
     );
   });

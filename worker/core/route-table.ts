@@ -31,7 +31,26 @@ export interface RouteSource {
   route(index: number): HttpRoute | undefined;
 }
 
-function add(map: Map<string, number[]>, key: string, index: number): void {
+/**
+ * What a snapshot reads of its routes: the whole document's RouteTable, or a CompiledRouteTable
+ * holding the parts of the compiled layout this isolate has read.
+ */
+export interface SnapshotRoutes extends RouteSource {
+  /** How many routes the document has. */
+  readonly length: number;
+  /** The document's inline pools. */
+  readonly pools: RoutesDocument["pools"];
+  /** Every pool the routes in memory name, in the order they were first named. */
+  readonly referencedPools: readonly string[];
+  /** Problems of the routes in memory, independent of the pools. */
+  readonly warnings: readonly string[];
+  /** The shard a request for `host` needs read first, or undefined when it can be matched now. */
+  missingShard(host: string): number | undefined;
+  /** The route named `name`, among those in memory. */
+  routeNamed(name: string): HttpRoute | undefined;
+}
+
+export function add(map: Map<string, number[]>, key: string, index: number): void {
   const list = map.get(key);
   if (list === undefined) map.set(key, [index]);
   else if (list[list.length - 1] !== index) list.push(index); // a route names a host once
@@ -72,7 +91,7 @@ function selfRedirectFor(redirect: RequestRedirect): string | undefined {
 }
 
 /** Every pool the routes document names, in backendRefs or in RequestMirror filters, in document order. */
-function referencedPools(routes: readonly HttpRoute[]): string[] {
+export function referencedPools(routes: readonly HttpRoute[]): string[] {
   const names = new Set<string>();
   const mirrors = (filters: HttpRouteRule["filters"]) => {
     for (const filter of filters ?? [])
@@ -91,7 +110,7 @@ function referencedPools(routes: readonly HttpRoute[]): string[] {
 }
 
 /** What is wrong with a route that validation lets through: logged, and shown on /status. */
-function routeWarnings(routes: readonly HttpRoute[]): string[] {
+export function routeWarnings(routes: readonly HttpRoute[]): string[] {
   const warnings: string[] = [];
   for (const route of routes) {
     route.rules.forEach((rule, index) => {
@@ -109,7 +128,7 @@ function routeWarnings(routes: readonly HttpRoute[]): string[] {
 }
 
 /** A route's text as the table wrote it, back to the value it was written from. */
-function parseRoute(text: string): HttpRoute {
+export function parseRoute(text: string): HttpRoute {
   const route = JSON.parse(text) as HttpRoute;
   shareEmptyConditions({ routes: [route] });
   return route;
@@ -140,7 +159,7 @@ function summaryOf(route: HttpRoute): RouteSummary {
   };
 }
 
-export class RouteTable implements RouteSource {
+export class RouteTable implements SnapshotRoutes {
   readonly hosts: HostIndex;
   /** How many routes the document has. */
   readonly length: number;
@@ -184,6 +203,11 @@ export class RouteTable implements RouteSource {
   summaries(): RouteSummary[] {
     this.summaryText ??= JSON.stringify(this.document().routes.map(summaryOf));
     return JSON.parse(this.summaryText) as RouteSummary[];
+  }
+
+  /** The whole document is in memory: no host waits for a part of it. */
+  missingShard(_host: string): number | undefined {
+    return undefined;
   }
 
   /**

@@ -6,15 +6,17 @@ import {
 } from "../../contract/index.ts";
 import { type SessionSettings, sessionSettings } from "../sticky/cookie.ts";
 import { type CompiledPoolDocument, compilePoolDocument } from "./compiled-pool.ts";
+import type { PartAdded } from "./compiled-table.ts";
 import { type CompiledFilters, compileFilters, matchedPrefix } from "./filters.ts";
 import { compileMatcher, type Matcher } from "./match.ts";
 import { type RetrySettings, retrySettings } from "./retry-policy.ts";
-import { RouteTable } from "./route-table.ts";
+import { RouteTable, type SnapshotRoutes } from "./route-table.ts";
 import { type Balancer, balancer, SmoothWrr } from "./wrr.ts";
 
 /**
- * A snapshot is everything a request needs, built from the routes document (held as a
- * RouteTable) and the pool documents it references. A hostname's matcher entries, a rule's
+ * A snapshot is everything a request needs, built from the routes (the whole document as a
+ * RouteTable, or the parts of a compiled layout read so far as a CompiledRouteTable, which grows
+ * by addPart) and the pool documents they reference. A hostname's matcher entries, a rule's
  * backends and a pool's balancing state are compiled the first time a request needs them and
  * kept for the snapshot's life, so a large document costs memory only for what this isolate
  * actually serves.
@@ -72,7 +74,7 @@ export interface CompiledRule {
 export interface SnapshotInput {
   generation: string;
   /** A validated routes document, or the table the store keeps of one. */
-  routes: RouteTable | RoutesDocument;
+  routes: SnapshotRoutes | RoutesDocument;
   /** Compiled pool documents from KV by pool name; absent or null: no such key. */
   kvPools: ReadonlyMap<string, CompiledPoolDocument | null>;
   /** Local mode: loopback and private IP URLs are expected, not flagged. */
@@ -92,14 +94,17 @@ export function ruleLabel(rule: CompiledRule): string {
   return `${rule.routeName}/${rule.source.name ?? rule.ruleIndex}`;
 }
 
-function tableOf(routes: RouteTable | RoutesDocument): RouteTable {
-  return routes instanceof RouteTable ? routes : new RouteTable(routes);
+function tableOf(routes: SnapshotRoutes | RoutesDocument): SnapshotRoutes {
+  return "hosts" in routes ? routes : new RouteTable(routes);
 }
 
-/** Referenced pools that must be read from KV: those not defined inline. */
-export function kvPoolNames(routes: RouteTable | RoutesDocument): string[] {
-  const table = tableOf(routes);
-  return table.referencedPools.filter((name) => !Object.hasOwn(table.pools, name));
+/** Pools among `names` that must be read from KV: those not defined inline. */
+export function kvPoolNames(
+  routes: SnapshotRoutes | RoutesDocument,
+  names: readonly string[] = tableOf(routes).referencedPools,
+): string[] {
+  const { pools } = tableOf(routes);
+  return names.filter((name) => !Object.hasOwn(pools, name));
 }
 
 function optionalMs(text: string | undefined): number | undefined {
@@ -108,66 +113,88 @@ function optionalMs(text: string | undefined): number | undefined {
 
 export class Snapshot {
   readonly generation: string;
-  readonly routes: RouteTable;
+  readonly routes: SnapshotRoutes;
   readonly matcher: Matcher;
-  readonly warnings: string[];
-  /** Every pool the document references that exists, by name. */
-  readonly specs: ReadonlyMap<string, CompiledPoolDocument>;
+  readonly warnings: string[] = [];
+  /** Every pool the routes in memory reference that exists, by name. */
+  readonly specs = new Map<string, CompiledPoolDocument>();
+  /** The pools read from KV this snapshot was built with (null: no such key), by name. */
+  readonly stored = new Map<string, CompiledPoolDocument | null>();
   private readonly pools = new Map<string, CompiledPool>();
   private readonly rules = new Map<number, CompiledRule>();
+  private readonly local: boolean;
+  private readonly allowedBindings: ReadonlySet<string> | undefined;
 
   constructor(input: SnapshotInput) {
-    const { kvPools } = input;
     const routes = tableOf(input.routes);
     this.generation = input.generation;
     this.routes = routes;
-    this.warnings = [];
-    const specs = new Map<string, CompiledPoolDocument>();
-    for (const name of routes.referencedPools) {
+    this.local = input.local ?? false;
+    this.allowedBindings = input.allowedBindings;
+    this.admit(routes.referencedPools, input.kvPools);
+    this.warnings.push(...routes.warnings);
+    this.matcher = compileMatcher(routes);
+  }
+
+  /**
+   * Takes in a part of the routes read since the snapshot was built (a shard of the compiled
+   * layout): the pools it added to the routes in memory, with those read from KV, and the
+   * problems of its routes.
+   */
+  addPart(added: PartAdded, kvPools: ReadonlyMap<string, CompiledPoolDocument | null>): void {
+    this.admit(added.pools, kvPools);
+    this.warnings.push(...added.warnings);
+  }
+
+  /** Resolves the pools `names` (inline, or from `kvPools`), with a warning for each problem. */
+  private admit(
+    names: readonly string[],
+    kvPools: ReadonlyMap<string, CompiledPoolDocument | null>,
+  ): void {
+    const { pools: inlinePools } = this.routes;
+    for (const name of names) {
       // Own properties only: a ref to "constructor" or "__proto__" names no pool, not a prototype member.
-      const inline = Object.hasOwn(routes.pools, name) ? routes.pools[name] : undefined;
+      const inline = Object.hasOwn(inlinePools, name) ? inlinePools[name] : undefined;
       const stored = kvPools.get(name);
+      if (!inline) this.stored.set(name, stored ?? null);
+      let spec: CompiledPoolDocument | undefined;
       if (inline) {
         if (stored)
           this.warnings.push(`pool ${name}: defined inline and in KV; the inline pool wins`);
-        specs.set(name, compilePoolDocument(name, inline, "inline"));
+        spec = compilePoolDocument(name, inline, "inline");
       } else if (stored) {
-        specs.set(name, stored);
+        spec = stored;
       } else {
         this.warnings.push(
           `pool ${name}: no inline pool and no KV key pool:${name}; its share answers 500`,
         );
+        continue;
       }
+      this.specs.set(name, spec);
+      this.warnPool(spec);
     }
-    for (const spec of specs.values()) {
-      if (spec.endpoints.length === 0)
-        this.warnings.push(`pool ${spec.name}: no endpoints; it answers 503`);
-      if (
-        spec.transportBinding !== undefined &&
-        input.allowedBindings !== undefined &&
-        !input.allowedBindings.has(spec.transportBinding)
-      ) {
-        this.warnings.push(
-          `pool ${spec.name}: transport binding ${spec.transportBinding} is not in ALLOWED_BINDINGS; its requests answer 502`,
-        );
-      }
-      if (!input.local && spec.transportBinding === undefined) {
-        const ip = spec.endpoints.find((e) => IP_ORIGIN.test(e.origin));
-        if (ip) {
-          this.warnings.push(
-            `pool ${spec.name}: endpoint ${ip.origin} is an IP address; Workers cannot fetch IP addresses without transport.binding (docs/deploy.md §3)`,
-          );
-        }
-      }
-    }
-    this.warnings.push(...routes.warnings);
-    this.specs = specs;
-    this.matcher = compileMatcher(routes);
   }
 
-  /** The whole routes document, parsed anew: for the admin API, never for a request. */
-  get document(): RoutesDocument {
-    return this.routes.document();
+  private warnPool(spec: CompiledPoolDocument): void {
+    if (spec.endpoints.length === 0)
+      this.warnings.push(`pool ${spec.name}: no endpoints; it answers 503`);
+    if (
+      spec.transportBinding !== undefined &&
+      this.allowedBindings !== undefined &&
+      !this.allowedBindings.has(spec.transportBinding)
+    ) {
+      this.warnings.push(
+        `pool ${spec.name}: transport binding ${spec.transportBinding} is not in ALLOWED_BINDINGS; its requests answer 502`,
+      );
+    }
+    if (!this.local && spec.transportBinding === undefined) {
+      const ip = spec.endpoints.find((e) => IP_ORIGIN.test(e.origin));
+      if (ip) {
+        this.warnings.push(
+          `pool ${spec.name}: endpoint ${ip.origin} is an IP address; Workers cannot fetch IP addresses without transport.binding (docs/deploy.md §3)`,
+        );
+      }
+    }
   }
 
   /** A pool with this snapshot's balancing state, or undefined when it does not exist. */

@@ -4,6 +4,7 @@ import { explain } from "../core/explain.ts";
 import { type HealthRegistry, healthKey } from "../core/health.ts";
 import { parseHeaderArgument, type RequestView, requestView } from "../core/request.ts";
 import type { RetryBudget } from "../core/retry-policy.ts";
+import { RouteTable } from "../core/route-table.ts";
 import type { TrafficCounters } from "../core/traffic.ts";
 import { dashboard, dashboardParts } from "./dashboard.tsx";
 
@@ -32,9 +33,10 @@ async function sameSecret(given: string, expected: string): Promise<boolean> {
   return crypto.subtle.timingSafeEqual(a as ArrayBuffer, b as ArrayBuffer);
 }
 
-export function status(deps: AdminDeps) {
+export async function status(deps: AdminDeps) {
   const { store, now } = deps;
   const snapshot = store.snapshot;
+  const whole = await store.wholeRoutes();
   const at = now();
   return {
     generation: snapshot?.generation ?? null,
@@ -44,8 +46,11 @@ export function status(deps: AdminDeps) {
     lastError: store.lastError
       ? { message: store.lastError.message, at: new Date(store.lastError.at).toISOString() }
       : null,
-    warnings: snapshot?.warnings ?? [],
-    routes: snapshot?.routes.summaries() ?? [],
+    warnings:
+      typeof whole === "string"
+        ? [...(snapshot?.warnings ?? []), whole]
+        : (snapshot?.warnings ?? []),
+    routes: whole instanceof RouteTable ? whole.summaries() : [],
     retryBudget: deps.budget.status(at),
   };
 }
@@ -229,19 +234,21 @@ export function adminApp(basePath: string, token: string, deps: AdminDeps) {
     }
     await next();
   });
-  app.get("/status", (c) => c.json(status(deps)));
+  app.get("/status", async (c) => c.json(await status(deps)));
   app.get("/pools", (c) => c.json(pools(deps)));
   app.get("/traffic", (c) => c.json(traffic(deps)));
-  app.get("/explain", (c) => {
+  app.get("/explain", async (c) => {
     const request = explainedRequest(new URL(c.req.url).searchParams);
     if (typeof request === "string") return c.json({ error: "bad_request", message: request }, 400);
-    const snapshot = deps.store.snapshot;
-    if (!snapshot) return c.json({ error: "no_config", message: "no routes loaded yet" }, 503);
-    return c.json(explain(snapshot.document, request));
+    const whole = await deps.store.wholeRoutes();
+    if (whole === undefined)
+      return c.json({ error: "no_config", message: "no routes loaded yet" }, 503);
+    if (typeof whole === "string") return c.json({ error: "no_config", message: whole }, 503);
+    return c.json(explain(whole.document(), request));
   });
   app.post("/reload", async (c) => {
     await deps.store.refresh();
-    return c.json(status(deps));
+    return c.json(await status(deps));
   });
   app.all("*", (c) =>
     c.json({ error: "not_found", message: `no admin endpoint ${c.req.path}` }, 404),

@@ -1,0 +1,19 @@
+import type { KvReader } from "../worker/config/store.ts";
+
+/**
+ * KV as the config store reads it, over texts in memory: for the benchmarks and the unit tests
+ * that run the store without a KV service. `read` gives a key's text (null: no such key);
+ * `metadata` gives a key's KV metadata (null: none).
+ */
+export function memoryKv(
+  read: (key: string) => string | null,
+  metadata: (key: string) => unknown = () => null,
+): KvReader {
+  const get = async (key: string | string[]) =>
+    Array.isArray(key) ? new Map(key.map((k) => [k, read(k)])) : read(key);
+  const getWithMetadata = async (key: string) => {
+    const text = read(key);
+    return { value: text === null ? null : new Response(text).body, metadata: metadata(key) };
+  };
+  return { get, getWithMetadata } as KvReader;
+}
