@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { wrangler } from "./wrangler.ts";
 
 /**
@@ -26,8 +29,50 @@ export async function kvGet(target: Target, key: string): Promise<string | undef
   return wrangler(["kv", "key", "get", key, "--text", ...flags(target)]);
 }
 
-export async function kvPut(target: Target, key: string, value: string): Promise<void> {
-  await wrangler(["kv", "key", "put", key, value, ...flags(target)]);
+/**
+ * Runs `use` with a file holding `text` in a directory of its own, removed afterwards: a value
+ * goes to wrangler as a file, since one argument may not exceed 128 KiB on Linux.
+ */
+async function withFile<T>(text: string, use: (path: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), "switchyard-kv-"));
+  try {
+    const path = join(dir, "value");
+    await writeFile(path, text);
+    return await use(path);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function kvPut(
+  target: Target,
+  key: string,
+  value: string,
+  metadata?: unknown,
+): Promise<void> {
+  const extra = metadata === undefined ? [] : ["--metadata", JSON.stringify(metadata)];
+  await withFile(value, (path) =>
+    wrangler(["kv", "key", "put", key, "--path", path, ...extra, ...flags(target)]),
+  );
+}
+
+/** Writes many keys in one request (`wrangler kv bulk put`). */
+export async function kvBulkPut(
+  target: Target,
+  entries: { key: string; value: string }[],
+): Promise<void> {
+  if (entries.length === 0) return;
+  await withFile(JSON.stringify(entries), (path) =>
+    wrangler(["kv", "bulk", "put", path, ...flags(target)]),
+  );
+}
+
+/** Deletes many keys in one request (`wrangler kv bulk delete`). */
+export async function kvBulkDelete(target: Target, keys: string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await withFile(JSON.stringify(keys), (path) =>
+    wrangler(["kv", "bulk", "delete", path, "--force", ...flags(target)]),
+  );
 }
 
 export async function kvList(

@@ -1,21 +1,30 @@
 #!/usr/bin/env node
 // The `switchyard` CLI: validate, push, pull, pools, explain, status, stats. `npx switchyard --help`.
+import { createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { createTwoFilesPatch } from "diff";
 import {
+  COMPILED_KEY_PREFIX,
+  compiledHeadKey,
+  compiledIdOfKey,
+  compiledMetadataOf,
+  compiledShardKey,
+  compileRoutes,
   POOL_KEY_PREFIX,
   parseDuration,
   parsePoolText,
   poolNameOfKey,
   ROUTES_KEY,
+  type RoutesDocument,
+  shardCountFor,
 } from "../contract/index.ts";
 import { explain } from "../worker/core/explain.ts";
 import { stableHash } from "../worker/core/hash.ts";
 import { parseHeaderArgument, requestView } from "../worker/core/request.ts";
 import { compileSnapshot } from "../worker/core/snapshot.ts";
 import { formatLocated, readRoutes } from "./document.ts";
-import { kvGet, kvList, kvPut, type Target } from "./kv.ts";
+import { kvBulkDelete, kvBulkPut, kvGet, kvList, kvPut, type Target } from "./kv.ts";
 import { datasetOf, formatStats, STATS_MAX_SECONDS, statsRows, statsSql } from "./stats.ts";
 
 const USAGE = `Usage: switchyard <command> [options]
@@ -131,8 +140,42 @@ function canonical(text: string): string {
   }
 }
 
+/**
+ * Writes a validated document with its compiled layout (docs/kv-schema.md): the layout's keys
+ * first, then the `routes` key naming it in its metadata, so that a worker that sees the new
+ * document finds its layout; then the layouts older than the one it replaced are deleted (that
+ * one stays, for isolates still serving it).
+ */
+async function writeRoutes(target: Target, text: string, document: RoutesDocument): Promise<void> {
+  progress("listing the routes keys in KV");
+  const keys = await kvList(target, ROUTES_KEY);
+  const previous = compiledMetadataOf(keys.find((k) => k.name === ROUTES_KEY)?.metadata);
+  const id = createHash("sha256").update(text).digest("base64url").slice(0, 22);
+  const layout = compileRoutes(document, id, shardCountFor(text.length));
+  progress(`writing the compiled layout (${layout.shards.length} shards)`);
+  await kvBulkPut(target, [
+    { key: compiledHeadKey(id), value: JSON.stringify(layout.head) },
+    ...layout.shards.map((shard) => ({
+      key: compiledShardKey(id, shard.shard),
+      value: JSON.stringify(shard),
+    })),
+  ]);
+  progress("writing the routes document");
+  await kvPut(target, ROUTES_KEY, text, layout.metadata);
+  const kept = new Set([id, previous?.compiled]);
+  const stale = keys
+    .map((k) => k.name)
+    .filter((name) => name.startsWith(COMPILED_KEY_PREFIX))
+    .filter((name) => !kept.has(compiledIdOfKey(name)));
+  if (stale.length > 0) {
+    progress(`deleting ${stale.length} keys of older layouts`);
+    await kvBulkDelete(target, stale);
+  }
+  progressDone();
+}
+
 async function push(file: string, target: Target, force: boolean, json: boolean): Promise<void> {
-  const { json: next } = await validated(file, json);
+  const { json: next, document } = await validated(file, json);
   progress("reading the routes document in KV");
   const current = await kvGet(target, ROUTES_KEY);
   progressDone();
@@ -142,10 +185,15 @@ async function push(file: string, target: Target, force: boolean, json: boolean)
     () => undefined,
   );
   if (current !== undefined && canonical(current) === canonical(next)) {
-    // Pushing what KV holds (for instance the same file twice) is nothing to push, not a conflict.
+    // Pushing what KV holds (for instance the same file twice) is nothing to push, not a conflict;
+    // a document written without its layout (by wrangler) gets one.
+    const listed = await kvList(target, ROUTES_KEY);
+    const laidOut = compiledMetadataOf(listed.find((k) => k.name === ROUTES_KEY)?.metadata);
+    if (!laidOut) await writeRoutes(target, next, document);
     await writeFile(basePath, `${stableHash(canonical(next))}\n`);
-    if (json) out(JSON.stringify({ changed: false }));
-    else out("nothing to push: KV already holds this document");
+    if (json) out(JSON.stringify({ changed: false, layoutWritten: !laidOut }));
+    else if (laidOut) out("nothing to push: KV already holds this document");
+    else out("KV already holds this document; wrote its compiled layout, which it had not");
     return;
   }
   if (current !== undefined && !force) {
@@ -164,9 +212,7 @@ async function push(file: string, target: Target, force: boolean, json: boolean)
     current === undefined ? "" : JSON.stringify(JSON.parse(current), null, 2).concat("\n");
   const patch = createTwoFilesPatch("routes (in KV)", file, before, next, "", "", { context: 3 });
   if (!json) out(patch.split("\n").slice(2).join("\n").trimEnd());
-  progress("writing the routes document");
-  await kvPut(target, ROUTES_KEY, next);
-  progressDone();
+  await writeRoutes(target, next, document);
   await writeFile(basePath, `${stableHash(canonical(next))}\n`);
   if (json) out(JSON.stringify({ changed: true, diff: patch }));
   else out(`pushed ${file} to ${target.local ? "local KV" : `KV of env ${target.env}`}`);

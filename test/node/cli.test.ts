@@ -4,6 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kvGet, kvList, kvPut } from "../../cli/kv.ts";
+import {
+  compiledHeadKey,
+  compiledIdOfKey,
+  compiledMetadataOf,
+  ROUTES_KEY,
+} from "../../contract/index.ts";
 
 /** The switchyard CLI, run as a user runs it, against local (Miniflare) KV in a temporary state directory. */
 
@@ -12,13 +19,21 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 let dir: string;
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return cliIn(args, "state");
+}
+
+/** The CLI with its local KV in `state` under the test's directory. */
+function cliIn(
+  args: string[],
+  state: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [CLI, ...args],
       {
         cwd: ROOT,
-        env: { ...process.env, SWITCHYARD_STATE_DIR: join(dir, "state") },
+        env: { ...process.env, SWITCHYARD_STATE_DIR: join(dir, state) },
         timeout: 60_000,
       },
       (error, stdout, stderr) => {
@@ -252,5 +267,41 @@ describe("switchyard push and pull against local KV", () => {
     expect(JSON.parse(await readFile(kept, "utf8")).routes[1].hostnames).toEqual([
       "*.health.localhost",
     ]);
+  }, 120_000);
+});
+
+describe("switchyard push writes the compiled layout", () => {
+  it("writes the layout with the document, keeps the one it replaced, and deletes older ones", async () => {
+    process.env.SWITCHYARD_STATE_DIR = join(dir, "layout-state");
+    const target = { local: true, env: undefined };
+    const file = join(dir, "layout.json");
+    const doc = JSON.parse(await readFile(join(ROOT, "demo/routes.json"), "utf8"));
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) {
+      doc.routes[0].hostnames = [`v${n}.shop.localhost`];
+      await writeFile(file, JSON.stringify(doc));
+      const pushed = await cliIn(["push", file, "--local", "--force"], "layout-state");
+      expect(pushed.code, pushed.stderr).toBe(0);
+      const keys = await kvList(target, ROUTES_KEY);
+      const layout = compiledMetadataOf(keys.find((k) => k.name === ROUTES_KEY)?.metadata);
+      if (!layout) throw new Error("the routes key names no layout");
+      ids.push(layout.compiled);
+      const head = JSON.parse((await kvGet(target, compiledHeadKey(layout.compiled))) ?? "null");
+      expect(head).toMatchObject({ version: 1, id: layout.compiled, routes: doc.routes.length });
+      expect(head.shards).toBe(layout.shards);
+    }
+    const keys = await kvList(target, "routes@");
+    const present = new Set(keys.map((k) => compiledIdOfKey(k.name)));
+    expect([...present].sort()).toEqual([ids[1], ids[2]].sort());
+
+    // The same document again: nothing written; written by wrangler (no layout), it gets one.
+    expect((await cliIn(["push", file, "--local"], "layout-state")).stdout).toContain(
+      "nothing to push",
+    );
+    await kvPut(target, ROUTES_KEY, JSON.stringify(doc));
+    const again = await cliIn(["push", file, "--local"], "layout-state");
+    expect(again.stdout).toContain("wrote its compiled layout");
+    const listed = await kvList(target, ROUTES_KEY);
+    expect(compiledMetadataOf(listed.find((k) => k.name === ROUTES_KEY)?.metadata)).toBeDefined();
   }, 120_000);
 });
