@@ -10,6 +10,13 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { build } from "esbuild";
 import type * as Ws from "ws";
+import {
+  compiledHeadKey,
+  compiledShardKey,
+  compileRoutes,
+  parseRoutesDocument,
+  shardCountFor,
+} from "../contract/index.ts";
 import { listenOnLoopback } from "../local/listen.ts";
 import { endpointId } from "../worker/core/hash.ts";
 import {
@@ -368,4 +375,32 @@ export async function benchStickyCookie(url: string): Promise<string> {
     key,
   );
   return `${cookieName}=${value}`;
+}
+
+/**
+ * CPU time of a process's main thread so far (/proc/PID/task/PID/schedstat), in milliseconds,
+ * to the nanosecond: where `workerd serve` runs its isolates, without the helper threads (V8's
+ * background compiling and garbage collection), so a single request's CPU can be read.
+ */
+export async function mainThreadCpuMs(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/schedstat`, "utf8");
+  return Number(text.split(" ")[0]) / 1e6;
+}
+
+/** The KV texts (and the `routes` key's metadata) of a routes document, as `switchyard push` writes them. */
+export function compiledKv(input: unknown): {
+  entries: Record<string, string>;
+  metadata: Record<string, unknown>;
+} {
+  const parsed = parseRoutesDocument(input);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems.slice(0, 3)));
+  const text = JSON.stringify(input);
+  const layout = compileRoutes(parsed.value, "bench", shardCountFor(text.length));
+  const entries: Record<string, string> = {
+    routes: text,
+    [compiledHeadKey("bench")]: JSON.stringify(layout.head),
+  };
+  for (const shard of layout.shards)
+    entries[compiledShardKey("bench", shard.shard)] = JSON.stringify(shard);
+  return { entries, metadata: { routes: layout.metadata } };
 }

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import {
   BENCH_STICKY_SECRET,
   bundle,
+  compiledKv,
   cpuSeconds,
   LOAD_CORE,
   PROXY_CORE,
@@ -25,6 +26,7 @@ import {
   waitForPort,
   workerdConfig,
 } from "../bench/bare-workerd.ts";
+import { measureColdStarts } from "../bench/cold-start.ts";
 import { syntheticRoutes } from "../bench/fixtures.ts";
 import { haproxyConfig, nginxConfig, proxyChart } from "../bench/proxies.ts";
 import { closedPortUrl } from "../local/backends.ts";
@@ -33,6 +35,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 32;
 const SCALING_SECONDS = Number(process.env.BENCH_SCALING_SECONDS ?? 3);
+/** Fresh processes per cold-start case. */
+const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
 /**
  * The paced runs: latency at a fixed, moderate load rather than at saturation, where a closed
  * loop of 32 connections measures mostly the queue in front of a busy core. Each of PACED
@@ -48,6 +52,7 @@ const PACED = [
   "forwarding",
   "oneRoute",
   "tenThousandRoutes",
+  "tenThousandCompiled",
   "sticky",
   "nginx",
   "haproxy",
@@ -170,6 +175,7 @@ async function main(): Promise<void> {
     const threeEndpoints = { endpoints: urls.map((url, i) => ({ url, weight: i === 0 ? 2 : 1 })) };
     const kv = (doc: unknown) => JSON.stringify({ routes: JSON.stringify(doc) });
     const big = syntheticRoutes(10_000, 1);
+    const bigCompiled = compiledKv({ ...big, pools: { "pool-0": threeEndpoints } });
     const base = 19_100 + Math.floor(Math.random() * 400);
     const workers: (WorkerService & { label: string; key: string; host: string })[] = [
       {
@@ -217,6 +223,21 @@ async function main(): Promise<void> {
         // spans refreshes of the 7.4 MB document.
         bindings: {
           KV_JSON: kv({ ...big, pools: { "pool-0": threeEndpoints } }),
+          REFRESH_MS: "2000",
+        },
+        host: "svc-4242.example.com",
+      },
+      {
+        label: "Switchyard, 10,000 routes, compiled layout",
+        key: "tenThousandCompiled",
+        name: "bigc",
+        port: base + 6,
+        entry: "switchyard.js",
+        // The same document as `switchyard push` writes it: the isolate reads the head and the
+        // shard of the host it serves, and a refresh (every 2 s here) the routes key's metadata.
+        bindings: {
+          KV_JSON: JSON.stringify(bigCompiled.entries),
+          KV_METADATA_JSON: JSON.stringify(bigCompiled.metadata),
           REFRESH_MS: "2000",
         },
         host: "svc-4242.example.com",
@@ -405,6 +426,49 @@ async function main(): Promise<void> {
       rounds: runs,
     }));
 
+    // A cold isolate's first requests: CPU per request, the document read whole or compiled.
+    say("cold starts");
+    const oneRouteDocument = {
+      version: 1,
+      routes: [{ name: "bench", hostnames: ["x.test"], rules: [{ backendRefs: [{ pool: "p" }] }] }],
+      pools: { p: threeEndpoints },
+    };
+    const bigDocument = { ...big, pools: { "pool-0": threeEndpoints } };
+    const otherHosts = Array.from({ length: 20 }, (_, i) => `svc-${17 + i}.example.com`);
+    const coldStarts = await measureColdStarts({
+      dir,
+      entry: "switchyard.js",
+      port: base + 30,
+      runs: COLD_RUNS,
+      cases: [
+        [false, "oneRoute", "1 route", oneRouteDocument, "x.test", ["x.test"]],
+        [true, "oneRoute", "1 route", oneRouteDocument, "x.test", ["x.test"]],
+        [
+          false,
+          "tenThousandRoutes",
+          "10,000 routes",
+          bigDocument,
+          "svc-4242.example.com",
+          otherHosts,
+        ],
+        [
+          true,
+          "tenThousandRoutes",
+          "10,000 routes",
+          bigDocument,
+          "svc-4242.example.com",
+          otherHosts,
+        ],
+      ].map(([compiled, key, label, document, host, others]) => ({
+        compiled: compiled as boolean,
+        key: `${key as string}${compiled ? "Compiled" : "Whole"}`,
+        label: `Switchyard, ${label as string}, ${compiled ? "compiled layout" : "read whole"}`,
+        document,
+        host: host as string,
+        otherHosts: others as string[],
+      })),
+    });
+
     // Scaling: routes × endpoints per pool, each against the passthrough in the same minute.
     const scaling: {
       routes: number;
@@ -525,6 +589,7 @@ async function main(): Promise<void> {
       },
       bundleBytes,
       startup,
+      coldStarts,
       targets: summary,
       paced: {
         connections: PACED_CONNECTIONS,
@@ -598,6 +663,15 @@ async function main(): Promise<void> {
         `| ${w.label} | ${t.readyMs.toFixed(0)} ms | ${t.startCpuMs.toFixed(0)} ms | ${t.firstRequestMs.toFixed(1)} ms |`,
       );
     }
+    console.log(
+      `\nA cold isolate's requests, CPU of workerd's main thread, medians of ${COLD_RUNS} fresh processes:\n`,
+    );
+    console.log("| worker | first request | a host of another shard | warm |");
+    console.log("|---|---|---|---|");
+    for (const c of coldStarts)
+      console.log(
+        `| ${c.label} | ${c.firstRequestCpuMs.toFixed(2)} ms | ${c.otherShardCpuMs.toFixed(2)} ms | ${c.warmCpuMs.toFixed(2)} ms |`,
+      );
     console.log(
       `\nSwitchyard bundle (esbuild, unminified): ${(bundleBytes / 1024).toFixed(0)} KiB. Written: bench-results/proxy.json, bench-results/proxy.svg`,
     );
