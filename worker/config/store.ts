@@ -23,7 +23,8 @@ import type { Logger } from "../log.ts";
 
 /**
  * The one place the worker reads KV. It holds the compiled snapshot in isolate memory: the
- * first request loads it (the `routes` key, then one bulk get per 100 pools, in parallel), later
+ * first request loads it (the `routes` key's metadata, the key itself, then one bulk get per
+ * 100 pools, in parallel), later
  * requests are served from memory and start a background refresh every `refreshMs`. A document
  * that is missing, unreadable or invalid is never applied; the last good one keeps serving.
  *
@@ -45,7 +46,7 @@ export interface KvReader {
     keys: string[],
     options: { type: "text"; cacheTtl?: number },
   ): Promise<Map<string, string | null>>;
-  /** The `routes` key: its metadata first, and its text only when no compiled layout is named. */
+  /** The `routes` key's metadata, its value left unread (a compiled layout needs no document). */
   getWithMetadata(
     key: string,
     options: { type: "stream"; cacheTtl?: number },
@@ -221,17 +222,23 @@ export class ConfigStore {
       });
       if (read.value === null)
         throw new LoadFailure(`the routes document is missing: no KV key "${ROUTES_KEY}"`);
+      // Only the metadata is read here; the document, when needed, as text below: the same text
+      // decoded from this stream made every later request of a 10,000-route isolate cost 90,000
+      // instructions more (npm run bench:instructions, docs/benchmarks.md).
+      await read.value.cancel();
       const layout = compiledMetadataOf(read.metadata);
       let routes: SnapshotRoutes;
       let routesId: string;
       if (layout) {
-        await read.value.cancel();
         routes = await this.compiledTable(layout, host);
         routesId = `${layout.compiled}@`;
         // The text of a document read whole before is not needed to recognise a layout.
         this.lastRoutes = undefined;
       } else {
-        const parsed = await this.wholeTable(await new Response(read.value).text());
+        const text = await kv.get(ROUTES_KEY, { type: "text", cacheTtl: KV_CACHE_TTL_SECONDS });
+        if (text === null)
+          throw new LoadFailure(`the routes document is missing: no KV key "${ROUTES_KEY}"`);
+        const parsed = await this.wholeTable(text);
         routes = parsed.table;
         routesId = parsed.hash;
       }
