@@ -60,10 +60,14 @@ export async function bundle(entry: string, outfile: string): Promise<void> {
   });
 }
 
+/** Files of today's bench entries besides the entry itself, copied with it (bundleAtCommit). */
+const ENTRY_SUPPORT = ["bench/memory-kv.ts"];
+
 /**
  * Bundles the bench entry `entry` as it was at `commit` (its worker, contract and bench files,
  * unpacked inside the repository so that their imports resolve to this node_modules). With
- * `currentEntry`, the entry file itself is today's, so that only the worker differs. Throws when
+ * `currentEntry`, the entry file itself is today's (with ENTRY_SUPPORT), so that only the
+ * worker differs. Throws when
  * the clone has no such commit.
  */
 export async function bundleAtCommit(
@@ -80,7 +84,9 @@ export async function bundleAtCommit(
       cwd: ROOT,
       stdio: ["ignore", "ignore", "pipe"],
     });
-    if (options.currentEntry) await copyFile(join(ROOT, entry), join(dir, entry));
+    if (options.currentEntry)
+      for (const file of [entry, ...ENTRY_SUPPORT])
+        await copyFile(join(ROOT, file), join(dir, file));
     await bundle(join(".bench-baseline", entry), outfile);
   } finally {
     await rm(dir, { recursive: true, force: true });

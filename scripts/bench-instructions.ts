@@ -4,7 +4,8 @@
 // time, an instruction count does not move with the machine's load: two counts of the same
 // worker agree within about 0.1 %, so a change of a few hundred instructions a request shows.
 // What it misses is what an instruction costs (cache misses, the kernel's share of the work),
-// which bench:proxy measures. BENCH_BASELINE=<commit> also counts Switchyard at that commit.
+// which bench:proxy measures. BENCH_BASELINE=<commit> also counts Switchyard at that commit;
+// BENCH_ONLY=key,… counts only those targets besides the two passthroughs.
 // Each worker: BENCH_WARMUP requests (default 3,000) so that V8 has compiled the hot path, the
 // counters zeroed, BENCH_REQUESTS (default 2,000) counted. V8 runs `--single-threaded`: its
 // compilers then run on the isolate's thread, so the optimized code is in place when counting
@@ -22,6 +23,7 @@ import {
   benchStickyCookie,
   bundle,
   bundleAtCommit,
+  compiledKv,
   ROOT,
   startBenchBackends,
   WORKERD_BINARY,
@@ -156,6 +158,8 @@ try {
       pools: { p: oneEndpoint },
     }),
   };
+  const bigDocument = { ...syntheticRoutes(10_000, 1), pools: { "pool-0": oneEndpoint } };
+  const bigCompiled = compiledKv(bigDocument);
   const cookie = await benchStickyCookie(url);
   const backend = { BACKEND: url };
   const targets: Counted[] = [
@@ -193,8 +197,16 @@ try {
       label: "Switchyard, 10,000 routes",
       entry: "switchyard.js",
       // No refresh while counting: a refresh's cost is the first section's figure.
+      bindings: { KV_JSON: kv(bigDocument), REFRESH_MS: "3600000" },
+      host: "svc-4242.example.com",
+    },
+    {
+      key: "tenThousandCompiled",
+      label: "Switchyard, 10,000 routes, compiled layout",
+      entry: "switchyard.js",
       bindings: {
-        KV_JSON: kv({ ...syntheticRoutes(10_000, 1), pools: { "pool-0": oneEndpoint } }),
+        KV_JSON: JSON.stringify(bigCompiled.entries),
+        KV_METADATA_JSON: JSON.stringify(bigCompiled.metadata),
         REFRESH_MS: "3600000",
       },
       host: "svc-4242.example.com",
@@ -227,7 +239,22 @@ try {
         headers: { cookie },
         sameRequestAs: "passthroughCookie",
       },
+      {
+        key: "baselineTenThousandRoutes",
+        label: `Switchyard at ${BASELINE}, 10,000 routes`,
+        entry: "baseline.js",
+        bindings: { KV_JSON: kv(bigDocument), REFRESH_MS: "3600000" },
+        host: "svc-4242.example.com",
+      },
     );
+  // BENCH_ONLY=key,key: count only those targets (and the passthroughs the ratios need).
+  const only = process.env.BENCH_ONLY?.split(",");
+  if (only)
+    for (let i = targets.length - 1; i >= 0; i--) {
+      const key = (targets[i] as Counted).key;
+      if (!only.includes(key) && key !== "passthrough" && key !== "forwarding")
+        targets.splice(i, 1);
+    }
 
   const counts = new Map<string, number>();
   let port = 19_600 + Math.floor(Math.random() * 300);
