@@ -43,8 +43,6 @@ export class CompiledRouteTable implements SnapshotRoutes {
   readonly hosts: HostIndex;
   readonly referencedPools: string[] = [];
   readonly warnings: string[] = [];
-  /** What the head's shared routes added, for the first snapshot over this table. */
-  readonly shared: PartAdded;
   private readonly exact = new Map<string, number[]>();
   private readonly texts = new Map<number, string>();
   private readonly parsed = new Map<number, HttpRoute>();
@@ -68,7 +66,7 @@ export class CompiledRouteTable implements SnapshotRoutes {
       wildcard: this.wildcard,
       any: head.shared.map(([index]) => index),
     };
-    this.shared = this.keep(head.shared);
+    this.keep(head.shared);
   }
 
   /** How many shards are in memory. */
@@ -94,11 +92,6 @@ export class CompiledRouteTable implements SnapshotRoutes {
     if (this.ready.size >= READY_HOSTS_MAX) this.ready.clear();
     this.ready.add(host);
     return undefined;
-  }
-
-  /** Whether shard `n` is in memory. */
-  hasShard(n: number): boolean {
-    return this.loaded[n] === 1;
   }
 
   /** The pools the routes of `part` name that no route in memory names yet. */
