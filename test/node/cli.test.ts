@@ -279,6 +279,14 @@ describe("switchyard push writes the compiled layout", () => {
     const ids: string[] = [];
     for (const n of [1, 2, 3]) {
       doc.routes[0].hostnames = [`v${n}.shop.localhost`];
+      // The third is larger than one command-line argument may be (128 KiB), and has shards.
+      if (n === 3)
+        for (let i = 0; i < 1_500; i++)
+          doc.routes.push({
+            name: `bulk-${i}`,
+            hostnames: [`bulk-${i}.localhost`],
+            rules: [{ backendRefs: [{ pool: doc.routes[0].rules[0].backendRefs[0].pool }] }],
+          });
       await writeFile(file, JSON.stringify(doc));
       const pushed = await cliIn(["push", file, "--local", "--force"], "layout-state");
       expect(pushed.code, pushed.stderr).toBe(0);
@@ -289,6 +297,7 @@ describe("switchyard push writes the compiled layout", () => {
       const head = JSON.parse((await kvGet(target, compiledHeadKey(layout.compiled))) ?? "null");
       expect(head).toMatchObject({ version: 1, id: layout.compiled, routes: doc.routes.length });
       expect(head.shards).toBe(layout.shards);
+      if (n === 3) expect(layout.shards).toBeGreaterThan(1);
     }
     const keys = await kvList(target, "routes@");
     const present = new Set(keys.map((k) => compiledIdOfKey(k.name)));

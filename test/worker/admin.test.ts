@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backends, catchAll, harness, pool, putRoutes } from "./harness.ts";
+import { backends, catchAll, harness, pool, putCompiled, putRoutes } from "./harness.ts";
 
 const b = backends();
 const TOKEN = "admin-secret-of-at-least-32-characters";
@@ -241,6 +241,30 @@ describe("admin API", () => {
     ]);
     const bad = await h.fetch("http://x.test/__switchyard/explain?path=/", { headers: auth });
     expect(bad.status).toBe(400);
+  });
+
+  it("lists and explains every route of a compiled layout, not only the shards read", async () => {
+    const doc = {
+      version: 1,
+      routes: Array.from({ length: 30 }, (_, i) => ({
+        name: `r${i}`,
+        hostnames: [`h${i}.test`],
+        rules: [{ backendRefs: [{ pool: "p" }] }],
+      })),
+      pools: { p: pool(b.a) },
+    };
+    await putCompiled(doc, 8, "admin");
+    const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
+    expect(await h.backendOf("http://h1.test/")).toBe("a");
+    const status = (await (
+      await h.fetch("http://x.test/__switchyard/status", { headers: auth })
+    ).json()) as { routes: { name: string }[] };
+    expect(status.routes.map((r) => r.name)).toEqual(doc.routes.map((r) => r.name));
+    const url = "http://x.test/__switchyard/explain?host=h29.test&path=/";
+    const explained = (await (await h.fetch(url, { headers: auth })).json()) as {
+      chosen: { route: string };
+    };
+    expect(explained.chosen.route).toBe("r29");
   });
 
   it("serves the dashboard page, which holds no data of its own", async () => {
