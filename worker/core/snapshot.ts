@@ -98,13 +98,13 @@ function tableOf(routes: SnapshotRoutes | RoutesDocument): SnapshotRoutes {
   return "hosts" in routes ? routes : new RouteTable(routes);
 }
 
-/** Pools among `names` that must be read from KV: those not defined inline. */
+/** Pools among `names` (every pool the routes name) that must be read from KV: not inline. */
 export function kvPoolNames(
   routes: SnapshotRoutes | RoutesDocument,
-  names: readonly string[] = tableOf(routes).referencedPools,
+  names?: readonly string[],
 ): string[] {
-  const { pools } = tableOf(routes);
-  return names.filter((name) => !Object.hasOwn(pools, name));
+  const table = tableOf(routes);
+  return (names ?? table.referencedPools).filter((name) => !Object.hasOwn(table.pools, name));
 }
 
 function optionalMs(text: string | undefined): number | undefined {
