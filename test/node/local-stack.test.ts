@@ -1,11 +1,12 @@
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 
 /**
@@ -15,6 +16,7 @@ import { describe, expect, it } from "vitest";
  */
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const execFileAsync = promisify(execFile);
 
 /** GET / with a Host header (fetch does not let one set Host). */
 function get(port: number, host: string): Promise<{ status: number; body: string }> {
@@ -32,6 +34,26 @@ function get(port: number, host: string): Promise<{ status: number; body: string
     );
     req.on("error", reject);
     req.on("timeout", () => req.destroy(new Error(`GET / for ${host} took over 5 s`)));
+    req.end();
+  });
+}
+
+/** GET a JSON path of the worker with headers (the admin API). */
+function getJson(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, headers }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => {
+        body += chunk;
+      });
+      res.on("end", () => resolve(JSON.parse(body) as Record<string, unknown>));
+    });
+    req.on("error", reject);
     req.end();
   });
 }
@@ -86,6 +108,30 @@ describe("npm start", () => {
       }
       expect(seen).toEqual(new Set(["web-1", "web-2", "web-canary"]));
       expect(output).toContain("Dashboard: ");
+
+      // README step 3: a hostname added with `switchyard push --local`, which also writes the
+      // compiled layout, is served within the worker's refresh.
+      const doc = JSON.parse(await readFile(join(ROOT, "demo/routes.json"), "utf8"));
+      doc.routes[0].hostnames.push("www.shop.localhost");
+      const file = join(state, "routes.json");
+      await writeFile(file, JSON.stringify(doc));
+      const pushed = await execFileAsync(
+        process.execPath,
+        [join(ROOT, "cli/switchyard.ts"), "push", file, "--local", "--force"],
+        { cwd: ROOT, env },
+      );
+      expect(pushed.stdout).toContain("pushed");
+      let status = 0;
+      const pushDeadline = Date.now() + 20_000;
+      while (status !== 200 && Date.now() < pushDeadline) {
+        status = (await get(port, "www.shop.localhost")).status;
+        if (status !== 200) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(status).toBe(200);
+      const admin = await getJson(port, "/__switchyard/status", {
+        authorization: "Bearer local-admin-token-for-npm-start-only",
+      });
+      expect(admin.layout).toMatchObject({ shards: 1, shardsRead: 1 });
     } finally {
       process.kill(-(child.pid as number), "SIGINT");
       await once(child, "exit");

@@ -258,8 +258,9 @@ describe("admin API", () => {
     expect(await h.backendOf("http://h1.test/")).toBe("a");
     const status = (await (
       await h.fetch("http://x.test/__switchyard/status", { headers: auth })
-    ).json()) as { routes: { name: string }[] };
+    ).json()) as { routes: { name: string }[]; layout: unknown };
     expect(status.routes.map((r) => r.name)).toEqual(doc.routes.map((r) => r.name));
+    expect(status.layout).toEqual({ id: "admin", shards: 8, shardsRead: 1 });
     const url = "http://x.test/__switchyard/explain?host=h29.test&path=/";
     const explained = (await (await h.fetch(url, { headers: auth })).json()) as {
       chosen: { route: string };

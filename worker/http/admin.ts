@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import type { ConfigStore } from "../config/store.ts";
+import { CompiledRouteTable } from "../core/compiled-table.ts";
 import { explain } from "../core/explain.ts";
 import { type HealthRegistry, healthKey } from "../core/health.ts";
 import { parseHeaderArgument, type RequestView, requestView } from "../core/request.ts";
@@ -51,6 +52,15 @@ export async function status(deps: AdminDeps) {
         ? [...(snapshot?.warnings ?? []), whole]
         : (snapshot?.warnings ?? []),
     routes: whole instanceof RouteTable ? whole.summaries() : [],
+    /** The compiled layout served from (docs/kv-schema.md), or null for a document read whole. */
+    layout:
+      snapshot?.routes instanceof CompiledRouteTable
+        ? {
+            id: snapshot.routes.id,
+            shards: snapshot.routes.shards,
+            shardsRead: snapshot.routes.shardsLoaded,
+          }
+        : null,
     retryBudget: deps.budget.status(at),
   };
 }
