@@ -352,11 +352,15 @@ async function status(values: Record<string, unknown>, json: boolean): Promise<v
     lastError: { message: string } | null;
     routes: { name: string }[];
     warnings: string[];
+    layout?: { id: string; shards: number; shardsRead: number } | null;
   };
   if (json) return out(JSON.stringify(body));
+  const layout = body.layout
+    ? `, compiled layout ${body.layout.id} (${body.layout.shardsRead} of ${body.layout.shards} shards read in this isolate)`
+    : "";
   out(
     body.generation
-      ? `snapshot ${body.generation}, loaded ${body.ageSeconds}s ago, ${body.routes.length} routes`
+      ? `snapshot ${body.generation}, loaded ${body.ageSeconds}s ago, ${body.routes.length} routes${layout}`
       : "no routes loaded",
   );
   out(body.lastError ? `last load error: ${body.lastError.message}` : "no load error");
