@@ -28,6 +28,24 @@ export interface ColdStartCase {
   otherHosts: string[];
 }
 
+/** The case of a document read whole and of its compiled layout, with keys and labels that say which. */
+export function bothLayouts(
+  key: string,
+  label: string,
+  document: unknown,
+  host: string,
+  otherHosts: string[],
+): ColdStartCase[] {
+  return [false, true].map((compiled) => ({
+    compiled,
+    key: `${key}${compiled ? "Compiled" : "Whole"}`,
+    label: `Switchyard, ${label}, ${compiled ? "compiled layout" : "read whole"}`,
+    document,
+    host,
+    otherHosts,
+  }));
+}
+
 export interface ColdStartFigures {
   label: string;
   key: string;

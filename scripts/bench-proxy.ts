@@ -26,7 +26,7 @@ import {
   waitForPort,
   workerdConfig,
 } from "../bench/bare-workerd.ts";
-import { measureColdStarts } from "../bench/cold-start.ts";
+import { bothLayouts, measureColdStarts } from "../bench/cold-start.ts";
 import { syntheticRoutes } from "../bench/fixtures.ts";
 import { haproxyConfig, nginxConfig, proxyChart } from "../bench/proxies.ts";
 import { closedPortUrl } from "../local/backends.ts";
@@ -441,32 +441,15 @@ async function main(): Promise<void> {
       port: base + 30,
       runs: COLD_RUNS,
       cases: [
-        [false, "oneRoute", "1 route", oneRouteDocument, "x.test", ["x.test"]],
-        [true, "oneRoute", "1 route", oneRouteDocument, "x.test", ["x.test"]],
-        [
-          false,
+        ...bothLayouts("oneRoute", "1 route", oneRouteDocument, "x.test", ["x.test"]),
+        ...bothLayouts(
           "tenThousandRoutes",
           "10,000 routes",
           bigDocument,
           "svc-4242.example.com",
           otherHosts,
-        ],
-        [
-          true,
-          "tenThousandRoutes",
-          "10,000 routes",
-          bigDocument,
-          "svc-4242.example.com",
-          otherHosts,
-        ],
-      ].map(([compiled, key, label, document, host, others]) => ({
-        compiled: compiled as boolean,
-        key: `${key as string}${compiled ? "Compiled" : "Whole"}`,
-        label: `Switchyard, ${label as string}, ${compiled ? "compiled layout" : "read whole"}`,
-        document,
-        host: host as string,
-        otherHosts: others as string[],
-      })),
+        ),
+      ],
     });
 
     // Scaling: routes × endpoints per pool, each against the passthrough in the same minute.
