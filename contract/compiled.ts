@@ -11,10 +11,13 @@ import type { HttpRoute, RoutesDocument } from "./routes.ts";
 /** Prefix of the compiled layout's keys: `routes@<id>` and `routes@<id>/<shard>`. */
 export const COMPILED_KEY_PREFIX = "routes@";
 
-/** Characters of routes aimed at per shard: a cold isolate takes one in about a millisecond. */
+/**
+ * Characters of routes aimed at per shard: a request that needs a shard not read yet costs 1.4 to
+ * 2.1 ms of CPU with it, against 2.0 to 3.2 ms at 64 KiB (docs/benchmarks.md).
+ */
 export const SHARD_TARGET_CHARS = 16 * 1024;
 
-/** The most shards a document is split into (the shard number is part of a KV key). */
+/** The most shards a document is split into: it bounds the keys one push writes. */
 export const MAX_SHARDS = 4096;
 
 /** KV metadata of a `routes` key that has a compiled layout. */
