@@ -155,6 +155,39 @@ describe("reading the layout back", () => {
     );
   });
 
+  it("refuses a part whose entries are not [index, route] in document order", () => {
+    const shard = (routes: unknown) =>
+      parseCompiledShard(JSON.stringify({ version: 1, id: "a", shard: 0, routes }), "a", 0);
+    const route = { name: "r", hostnames: ["a.test"], rules: [] };
+    const message = "must be [index, route], a route with a name, hostnames and rules";
+    expect(shard([[0, route]])).toMatchObject({ routes: [[0, route]] });
+    expect(shard([route])).toBe(`routes[0] ${message}`);
+    expect(
+      shard([
+        [0, route],
+        [1.5, route],
+      ]),
+    ).toBe(`routes[1] ${message}`);
+    expect(shard([[-1, route]])).toBe(`routes[0] ${message}`);
+    expect(shard([[0, { ...route, hostnames: "a.test" }]])).toBe(`routes[0] ${message}`);
+    expect(shard([[0, { ...route, hostnames: [1] }]])).toBe(`routes[0] ${message}`);
+    expect(shard([[0, { name: "r", hostnames: [] }]])).toBe(`routes[0] ${message}`);
+    expect(shard([[0, null]])).toBe(`routes[0] ${message}`);
+    expect(
+      shard([
+        [2, route],
+        [1, route],
+      ]),
+    ).toBe("routes[1]: routes must be in document order");
+    const head = (fields: object) =>
+      parseCompiledHead(
+        JSON.stringify({ version: 1, id: "a", routes: 1, shards: 1, pools: {}, ...fields }),
+        "a",
+      );
+    expect(head({ shared: [[0, "r"]], wildcards: [] })).toBe(`shared[0] ${message}`);
+    expect(head({ shared: [], wildcards: [1] })).toBe("wildcards must be a list of suffixes");
+  });
+
   it("names the layout of a compiled key, and none of another key", () => {
     expect(compiledIdOfKey("routes@abc")).toBe("abc");
     expect(compiledIdOfKey("routes@abc/12")).toBe("abc");

@@ -175,7 +175,10 @@ export function parseCompiledHead(text: string, id: string): CompiledHead | stri
   if (!Number.isInteger(head.routes) || !Number.isInteger(head.shards))
     return "routes and shards must be integers";
   if (!Array.isArray(head.shared)) return "shared must be a list of routes";
-  if (!Array.isArray(head.wildcards)) return "wildcards must be a list of suffixes";
+  const shared = problemOfRoutes("shared", head.shared);
+  if (shared !== undefined) return shared;
+  if (!Array.isArray(head.wildcards) || !head.wildcards.every((w) => typeof w === "string"))
+    return "wildcards must be a list of suffixes";
   if (head.pools === null || typeof head.pools !== "object") return "pools must be an object";
   return head as CompiledHead;
 }
@@ -190,7 +193,34 @@ export function parseCompiledShard(
   const part = value as Partial<CompiledShard>;
   if (part.shard !== shard) return `it is shard ${String(part.shard)}, not ${shard}`;
   if (!Array.isArray(part.routes)) return "routes must be a list";
-  return part as CompiledShard;
+  return problemOfRoutes("routes", part.routes) ?? (part as CompiledShard);
+}
+
+/**
+ * What is wrong with a part's list of `[index, route]` entries, or undefined: the shape the
+ * worker reads before it trusts a route (the routes themselves were validated by the writer).
+ */
+function problemOfRoutes(field: string, entries: unknown[]): string | undefined {
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i];
+    const route = Array.isArray(entry) ? (entry[1] as Partial<HttpRoute> | null) : undefined;
+    if (
+      !Array.isArray(entry) ||
+      entry.length !== 2 ||
+      !Number.isInteger(entry[0]) ||
+      (entry[0] as number) < 0 ||
+      route === null ||
+      typeof route !== "object" ||
+      typeof route.name !== "string" ||
+      !Array.isArray(route.hostnames) ||
+      !route.hostnames.every((h) => typeof h === "string") ||
+      !Array.isArray(route.rules)
+    )
+      return `${field}[${i}] must be [index, route], a route with a name, hostnames and rules`;
+    if (i > 0 && (entry[0] as number) <= ((entries[i - 1] as [number])[0] as number))
+      return `${field}[${i}]: routes must be in document order`;
+  }
+  return undefined;
 }
 
 function parseEnvelope(text: string, id: string): object | string {

@@ -133,6 +133,20 @@ describe("the compiled routes layout", () => {
     expect(await h.backendOf(`http://h${first}.test/`)).toBe("a");
   });
 
+  it("answers 503 and says what is wrong when a host's shard is malformed", async () => {
+    await putCompiled(perHost(10), SHARDS, "bad");
+    const key = compiledShardKey("bad", shardOf("h3.test", SHARDS));
+    await env.SWITCHYARD.put(
+      key,
+      JSON.stringify({ version: 1, id: "bad", shard: shardOf("h3.test", SHARDS), routes: [["x"]] }),
+    );
+    const h = harness();
+    expect((await h.fetch("http://h3.test/")).status).toBe(503);
+    expect(h.logs.map((l) => l.message)).toContainEqual(
+      `the routes of h3.test could not be read: KV key "${key}" is malformed: routes[0] must be [index, route], a route with a name, hostnames and rules`,
+    );
+  });
+
   it("refreshes by the routes key's metadata: the same layout reads no route again, a new one is read", async () => {
     await putCompiled(perHost(10), SHARDS, "five");
     const h = harness({ refreshSeconds: 10 });
