@@ -67,8 +67,7 @@ const ENTRY_SUPPORT = ["bench/memory-kv.ts"];
  * Bundles the bench entry `entry` as it was at `commit` (its worker, contract and bench files,
  * unpacked inside the repository so that their imports resolve to this node_modules). With
  * `currentEntry`, the entry file itself is today's (with ENTRY_SUPPORT), so that only the
- * worker differs. Throws when
- * the clone has no such commit.
+ * worker differs. Throws when the clone has no such commit.
  */
 export async function bundleAtCommit(
   commit: string,
