@@ -26,6 +26,7 @@ import { compileSnapshot } from "../worker/core/snapshot.ts";
 import { formatLocated, readRoutes } from "./document.ts";
 import { kvBulkDelete, kvBulkPut, kvGet, kvList, kvPut, type Target } from "./kv.ts";
 import { datasetOf, formatStats, STATS_MAX_SECONDS, statsRows, statsSql } from "./stats.ts";
+import { type StatusBody, statusLines } from "./status.ts";
 
 const USAGE = `Usage: switchyard <command> [options]
 
@@ -346,25 +347,9 @@ async function status(values: Record<string, unknown>, json: boolean): Promise<v
   });
   if (response.status === 401) throw new CliError("the admin API refused the token (401)");
   if (!response.ok) throw new CliError(`the admin API answered ${response.status}`);
-  const body = (await response.json()) as {
-    generation: string | null;
-    ageSeconds: number | null;
-    lastError: { message: string } | null;
-    routes: { name: string }[];
-    warnings: string[];
-    layout?: { id: string; shards: number; shardsRead: number } | null;
-  };
+  const body = (await response.json()) as StatusBody;
   if (json) return out(JSON.stringify(body));
-  const layout = body.layout
-    ? `, compiled layout ${body.layout.id} (${body.layout.shardsRead} of ${body.layout.shards} shards read in this isolate)`
-    : "";
-  out(
-    body.generation
-      ? `snapshot ${body.generation}, loaded ${body.ageSeconds}s ago, ${body.routes.length} routes${layout}`
-      : "no routes loaded",
-  );
-  out(body.lastError ? `last load error: ${body.lastError.message}` : "no load error");
-  for (const warning of body.warnings) out(`warning: ${warning}`);
+  for (const line of statusLines(body)) out(line);
 }
 
 async function stats(values: Record<string, unknown>, json: boolean): Promise<void> {

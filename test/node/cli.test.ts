@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kvGet, kvList, kvPut } from "../../cli/kv.ts";
+import { statusLines } from "../../cli/status.ts";
 import {
   compiledHeadKey,
   compiledIdOfKey,
@@ -313,4 +314,35 @@ describe("switchyard push writes the compiled layout", () => {
     const listed = await kvList(target, ROUTES_KEY);
     expect(compiledMetadataOf(listed.find((k) => k.name === ROUTES_KEY)?.metadata)).toBeDefined();
   }, 120_000);
+});
+
+describe("switchyard status", () => {
+  it("names the compiled layout and the shards this isolate read, or nothing for a document read whole", () => {
+    const body = {
+      generation: "0123456789abcd",
+      ageSeconds: 4,
+      lastError: null,
+      routes: [{ name: "a" }, { name: "b" }],
+      warnings: ["pool p: no endpoints; it answers 503"],
+    };
+    expect(statusLines({ ...body, layout: { id: "Xy_z", shards: 452, shardsRead: 3 } })).toEqual([
+      "snapshot 0123456789abcd, loaded 4s ago, 2 routes, compiled layout Xy_z (3 of 452 shards read in this isolate)",
+      "no load error",
+      "warning: pool p: no endpoints; it answers 503",
+    ]);
+    expect(statusLines({ ...body, layout: null })[0]).toBe(
+      "snapshot 0123456789abcd, loaded 4s ago, 2 routes",
+    );
+    expect(
+      statusLines({
+        ...body,
+        generation: null,
+        lastError: { message: "the routes document is missing" },
+      }),
+    ).toEqual([
+      "no routes loaded",
+      "last load error: the routes document is missing",
+      "warning: pool p: no endpoints; it answers 503",
+    ]);
+  });
 });
