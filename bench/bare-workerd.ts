@@ -11,9 +11,8 @@ import { promisify } from "node:util";
 import { build } from "esbuild";
 import type * as Ws from "ws";
 import {
-  compiledHeadKey,
-  compiledShardKey,
   compileRoutes,
+  layoutEntries,
   parseRoutesDocument,
   shardCountFor,
 } from "../contract/index.ts";
@@ -401,11 +400,7 @@ export function compiledKv(input: unknown): {
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems.slice(0, 3)));
   const text = JSON.stringify(input);
   const layout = compileRoutes(parsed.value, "bench", shardCountFor(text.length));
-  const entries: Record<string, string> = {
-    routes: text,
-    [compiledHeadKey("bench")]: JSON.stringify(layout.head),
-  };
-  for (const shard of layout.shards)
-    entries[compiledShardKey("bench", shard.shard)] = JSON.stringify(shard);
+  const entries: Record<string, string> = { routes: text };
+  for (const { key, value } of layoutEntries(layout)) entries[key] = value;
   return { entries, metadata: { routes: layout.metadata } };
 }

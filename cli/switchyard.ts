@@ -6,11 +6,10 @@ import { parseArgs } from "node:util";
 import { createTwoFilesPatch } from "diff";
 import {
   COMPILED_KEY_PREFIX,
-  compiledHeadKey,
   compiledIdOfKey,
   compiledMetadataOf,
-  compiledShardKey,
   compileRoutes,
+  layoutEntries,
   POOL_KEY_PREFIX,
   parseDuration,
   parsePoolText,
@@ -154,13 +153,7 @@ async function writeRoutes(target: Target, text: string, document: RoutesDocumen
   const id = createHash("sha256").update(text).digest("base64url").slice(0, 22);
   const layout = compileRoutes(document, id, shardCountFor(text.length));
   progress(`writing the compiled layout (${layout.shards.length} shards)`);
-  await kvBulkPut(target, [
-    { key: compiledHeadKey(id), value: JSON.stringify(layout.head) },
-    ...layout.shards.map((shard) => ({
-      key: compiledShardKey(id, shard.shard),
-      value: JSON.stringify(shard),
-    })),
-  ]);
+  await kvBulkPut(target, layoutEntries(layout));
   progress("writing the routes document");
   await kvPut(target, ROUTES_KEY, text, layout.metadata);
   const kept = new Set([id, previous?.compiled]);

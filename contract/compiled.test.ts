@@ -4,6 +4,7 @@ import {
   compiledIdOfKey,
   compiledMetadataOf,
   compileRoutes,
+  layoutEntries,
   MAX_SHARDS,
   parseCompiledHead,
   parseCompiledShard,
@@ -80,6 +81,21 @@ describe("compileRoutes", () => {
         expect(parseCompiledHead(JSON.stringify(layout.head), "abc")).toEqual(layout.head);
         for (const shard of layout.shards)
           expect(parseCompiledShard(JSON.stringify(shard), "abc", shard.shard)).toEqual(shard);
+      }),
+    );
+  });
+
+  it("names each part's key: the head first, then the shards in order", () => {
+    fc.assert(
+      fc.property(documents, fc.integer({ min: 1, max: 8 }), (document, shards) => {
+        const layout = compileRoutes(document, "abc", shards);
+        expect(layoutEntries(layout)).toEqual([
+          { key: "routes@abc", value: JSON.stringify(layout.head) },
+          ...layout.shards.map((shard, n) => ({
+            key: `routes@abc/${n}`,
+            value: JSON.stringify(shard),
+          })),
+        ]);
       }),
     );
   });

@@ -164,6 +164,18 @@ export function compileRoutes(
   };
 }
 
+/** The KV keys and texts of a layout, head first: what a writer puts beside the `routes` key. */
+export function layoutEntries(layout: CompiledLayout): { key: string; value: string }[] {
+  const { id } = layout.head;
+  return [
+    { key: compiledHeadKey(id), value: JSON.stringify(layout.head) },
+    ...layout.shards.map((shard) => ({
+      key: compiledShardKey(id, shard.shard),
+      value: JSON.stringify(shard),
+    })),
+  ];
+}
+
 /**
  * Checks the envelope of a compiled head or shard read from KV (the routes in it were validated
  * by the writer): a text that is not the part asked for is refused with what is wrong.

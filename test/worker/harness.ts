@@ -3,9 +3,8 @@ import { env } from "cloudflare:workers";
 import { inject } from "vitest";
 import {
   type CompiledLayout,
-  compiledHeadKey,
-  compiledShardKey,
   compileRoutes,
+  layoutEntries,
   parseRoutesDocument,
 } from "../../contract/index.ts";
 import type { Echo } from "../../local/backends.ts";
@@ -72,9 +71,7 @@ export async function putCompiled(
   const parsed = parseRoutesDocument(doc);
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   const layout = compileRoutes(parsed.value, id, shards);
-  await env.SWITCHYARD.put(compiledHeadKey(id), JSON.stringify(layout.head));
-  for (const shard of layout.shards)
-    await env.SWITCHYARD.put(compiledShardKey(id, shard.shard), JSON.stringify(shard));
+  for (const { key, value } of layoutEntries(layout)) await env.SWITCHYARD.put(key, value);
   await env.SWITCHYARD.put("routes", JSON.stringify(doc), { metadata: layout.metadata });
   return layout;
 }
