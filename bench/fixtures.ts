@@ -40,6 +40,20 @@ export function syntheticRoutes(count: number, pools: number): RoutesDocument {
   return parsed.value;
 }
 
+/**
+ * The benchmarks' one-route document: route "bench" for host x.test, one rule over pool "p"
+ * (inline, `pool`), with `rule`'s fields besides its backendRef.
+ */
+export function oneRouteDocument(pool: unknown, rule: Record<string, unknown> = {}) {
+  return {
+    version: 1,
+    routes: [
+      { name: "bench", hostnames: ["x.test"], rules: [{ ...rule, backendRefs: [{ pool: "p" }] }] },
+    ],
+    pools: { p: pool },
+  };
+}
+
 export function syntheticPool(index: number, endpoints: number): PoolDocument {
   const parsed = parsePoolDocument({
     version: 1,

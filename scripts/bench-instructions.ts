@@ -30,7 +30,7 @@ import {
   waitForPort,
   workerdConfig,
 } from "../bench/bare-workerd.ts";
-import { syntheticRoutes } from "../bench/fixtures.ts";
+import { oneRouteDocument, syntheticRoutes } from "../bench/fixtures.ts";
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2_000);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3_000);
@@ -137,26 +137,12 @@ try {
   const url = backends[0]?.url as string;
   const oneEndpoint = { endpoints: [{ url }] };
   const kv = (doc: unknown) => JSON.stringify({ routes: JSON.stringify(doc) });
-  const oneRoute = kv({
-    version: 1,
-    routes: [{ name: "bench", hostnames: ["x.test"], rules: [{ backendRefs: [{ pool: "p" }] }] }],
-    pools: { p: oneEndpoint },
-  });
+  const oneRoute = kv(oneRouteDocument(oneEndpoint));
   const sticky = {
     STICKY_SECRET: BENCH_STICKY_SECRET,
-    KV_JSON: kv({
-      version: 1,
-      routes: [
-        {
-          name: "bench",
-          hostnames: ["x.test"],
-          rules: [
-            { name: "web", backendRefs: [{ pool: "p" }], sessionPersistence: BENCH_PERSISTENCE },
-          ],
-        },
-      ],
-      pools: { p: oneEndpoint },
-    }),
+    KV_JSON: kv(
+      oneRouteDocument(oneEndpoint, { name: "web", sessionPersistence: BENCH_PERSISTENCE }),
+    ),
   };
   const bigDocument = { ...syntheticRoutes(10_000, 1), pools: { "pool-0": oneEndpoint } };
   const bigCompiled = compiledKv(bigDocument);

@@ -27,7 +27,7 @@ import {
   workerdConfig,
 } from "../bench/bare-workerd.ts";
 import { bothLayouts, measureColdStarts } from "../bench/cold-start.ts";
-import { syntheticRoutes } from "../bench/fixtures.ts";
+import { oneRouteDocument, syntheticRoutes } from "../bench/fixtures.ts";
 import { haproxyConfig, nginxConfig, proxyChart } from "../bench/proxies.ts";
 import { closedPortUrl } from "../local/backends.ts";
 
@@ -174,8 +174,9 @@ async function main(): Promise<void> {
     const urls = backends.map((b) => b.url);
     const threeEndpoints = { endpoints: urls.map((url, i) => ({ url, weight: i === 0 ? 2 : 1 })) };
     const kv = (doc: unknown) => JSON.stringify({ routes: JSON.stringify(doc) });
-    const big = syntheticRoutes(10_000, 1);
-    const bigCompiled = compiledKv({ ...big, pools: { "pool-0": threeEndpoints } });
+    const oneRoute = oneRouteDocument(threeEndpoints);
+    const bigDocument = { ...syntheticRoutes(10_000, 1), pools: { "pool-0": threeEndpoints } };
+    const bigCompiled = compiledKv(bigDocument);
     const base = 19_100 + Math.floor(Math.random() * 400);
     const workers: (WorkerService & { label: string; key: string; host: string })[] = [
       {
@@ -202,15 +203,7 @@ async function main(): Promise<void> {
         name: "one",
         port: base + 1,
         entry: "switchyard.js",
-        bindings: {
-          KV_JSON: kv({
-            version: 1,
-            routes: [
-              { name: "bench", hostnames: ["x.test"], rules: [{ backendRefs: [{ pool: "p" }] }] },
-            ],
-            pools: { p: threeEndpoints },
-          }),
-        },
+        bindings: { KV_JSON: kv(oneRoute) },
         host: "x.test",
       },
       {
@@ -221,10 +214,7 @@ async function main(): Promise<void> {
         entry: "switchyard.js",
         // A refresh every 2 s (CONFIG_REFRESH_SECONDS is 10 by default), so that every run
         // spans refreshes of the 7.4 MB document.
-        bindings: {
-          KV_JSON: kv({ ...big, pools: { "pool-0": threeEndpoints } }),
-          REFRESH_MS: "2000",
-        },
+        bindings: { KV_JSON: kv(bigDocument), REFRESH_MS: "2000" },
         host: "svc-4242.example.com",
       },
       {
@@ -250,23 +240,12 @@ async function main(): Promise<void> {
         entry: "switchyard.js",
         bindings: {
           STICKY_SECRET: BENCH_STICKY_SECRET,
-          KV_JSON: kv({
-            version: 1,
-            routes: [
-              {
-                name: "bench",
-                hostnames: ["x.test"],
-                rules: [
-                  {
-                    name: "web",
-                    backendRefs: [{ pool: "p" }],
-                    sessionPersistence: { idleTimeout: "30m" },
-                  },
-                ],
-              },
-            ],
-            pools: { p: threeEndpoints },
-          }),
+          KV_JSON: kv(
+            oneRouteDocument(threeEndpoints, {
+              name: "web",
+              sessionPersistence: { idleTimeout: "30m" },
+            }),
+          ),
         },
         host: "x.test",
       },
@@ -428,12 +407,6 @@ async function main(): Promise<void> {
 
     // A cold isolate's first requests: CPU per request, the document read whole or compiled.
     say("cold starts");
-    const oneRouteDocument = {
-      version: 1,
-      routes: [{ name: "bench", hostnames: ["x.test"], rules: [{ backendRefs: [{ pool: "p" }] }] }],
-      pools: { p: threeEndpoints },
-    };
-    const bigDocument = { ...big, pools: { "pool-0": threeEndpoints } };
     const otherHosts = Array.from({ length: 20 }, (_, i) => `svc-${17 + i}.example.com`);
     const coldStarts = await measureColdStarts({
       dir,
@@ -441,7 +414,7 @@ async function main(): Promise<void> {
       port: base + 30,
       runs: COLD_RUNS,
       cases: [
-        ...bothLayouts("oneRoute", "1 route", oneRouteDocument, "x.test", ["x.test"]),
+        ...bothLayouts("oneRoute", "1 route", oneRoute, "x.test", ["x.test"]),
         ...bothLayouts(
           "tenThousandRoutes",
           "10,000 routes",
