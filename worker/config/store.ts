@@ -36,6 +36,10 @@ import type { Logger } from "../log.ts";
 
 /** KV's shortest edge cache; a shorter cacheTtl is refused. */
 const KV_CACHE_TTL_SECONDS = 30;
+/** How the store reads a text from KV: through KV's edge cache, for its shortest time. */
+const CACHED_TEXT = { type: "text", cacheTtl: KV_CACHE_TTL_SECONDS } as const;
+/** What a load or the admin API says when there is no routes key. */
+const ROUTES_MISSING = `the routes document is missing: no KV key "${ROUTES_KEY}"`;
 /** With no snapshot, a failed load is retried at most this often, not on every request. */
 const COLD_RETRY_MS = 1_000;
 
@@ -220,8 +224,7 @@ export class ConfigStore {
         type: "stream",
         cacheTtl: KV_CACHE_TTL_SECONDS,
       });
-      if (read.value === null)
-        throw new LoadFailure(`the routes document is missing: no KV key "${ROUTES_KEY}"`);
+      if (read.value === null) throw new LoadFailure(ROUTES_MISSING);
       // Only the metadata is read here; the document, when needed, as text below: the same text
       // decoded from this stream made every later request of a 10,000-route isolate cost 90,000
       // instructions more (npm run bench:instructions, docs/benchmarks.md).
@@ -235,9 +238,8 @@ export class ConfigStore {
         // The text of a document read whole before is not needed to recognise a layout.
         this.lastRoutes = undefined;
       } else {
-        const text = await kv.get(ROUTES_KEY, { type: "text", cacheTtl: KV_CACHE_TTL_SECONDS });
-        if (text === null)
-          throw new LoadFailure(`the routes document is missing: no KV key "${ROUTES_KEY}"`);
+        const text = await kv.get(ROUTES_KEY, CACHED_TEXT);
+        if (text === null) throw new LoadFailure(ROUTES_MISSING);
         const parsed = await this.wholeTable(text);
         routes = parsed.table;
         routesId = parsed.hash;
@@ -351,10 +353,7 @@ export class ConfigStore {
     const headKey = compiledHeadKey(id);
     const shard = host === undefined ? undefined : shardOf(host, layout.shards);
     const keys = shard === undefined ? [headKey] : [headKey, compiledShardKey(id, shard)];
-    const texts = await this.options.kv.get(keys, {
-      type: "text",
-      cacheTtl: KV_CACHE_TTL_SECONDS,
-    });
+    const texts = await this.options.kv.get(keys, CACHED_TEXT);
     const headText = texts.get(headKey) ?? null;
     if (headText === null)
       throw new LoadFailure(
@@ -427,7 +426,7 @@ export class ConfigStore {
   ): Promise<string | undefined> {
     const key = compiledShardKey(table.id, n);
     try {
-      const text = await this.options.kv.get(key, { type: "text", cacheTtl: KV_CACHE_TTL_SECONDS });
+      const text = await this.options.kv.get(key, CACHED_TEXT);
       if (text === null) return `the routes of this host are in KV key "${key}", which is missing`;
       const part = parseCompiledShard(text, table.id, n);
       if (typeof part === "string") return `KV key "${key}" is malformed: ${part}`;
@@ -461,7 +460,7 @@ export class ConfigStore {
     if (!(routes instanceof CompiledRouteTable)) return "the routes in use are not a document";
     if (this.adminTable?.id === routes.id) return this.adminTable.table;
     const text = await this.options.kv.get(ROUTES_KEY, { type: "text" });
-    if (text === null) return `the routes document is missing: no KV key "${ROUTES_KEY}"`;
+    if (text === null) return ROUTES_MISSING;
     const parsed = await parseRoutesTextInSlices(text, breathe);
     if (!parsed.ok)
       return `the routes document is invalid: ${parsed.problems.map(formatProblem).join("; ")}`;
@@ -484,7 +483,7 @@ export class ConfigStore {
   private async readPools(names: string[]): Promise<Map<string, string | null>> {
     const maps = await Promise.all(
       chunks(names.map(poolKey), KV_BULK_GET_MAX_KEYS).map((keys) =>
-        this.options.kv.get(keys, { type: "text", cacheTtl: KV_CACHE_TTL_SECONDS }),
+        this.options.kv.get(keys, CACHED_TEXT),
       ),
     );
     return new Map(maps.flatMap((map) => [...map]));
