@@ -8,7 +8,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 import type * as Ws from "ws";
 import {
   compileRoutes,
@@ -44,9 +44,52 @@ export interface WorkerService {
   bindings: Record<string, string>;
 }
 
-/** Bundles a worker entry (ESM, workerd conditions) into `outfile`. */
-export async function bundle(entry: string, outfile: string): Promise<void> {
-  await build({
+/** A change to one source file, made only in a bundle: `from`, found once in `file`, becomes `to`. */
+export interface SourceEdit {
+  /** Relative to the repository. */
+  file: string;
+  from: string;
+  to: string;
+}
+
+/**
+ * An esbuild plugin that bundles `edits` into the files they name, leaving the files as they
+ * are. Throws when an edit's text is not in its file exactly once, so that an edit the code has
+ * outgrown fails instead of measuring the unchanged code.
+ */
+function editing(edits: readonly SourceEdit[]): Plugin {
+  const byFile = Map.groupBy(edits, (e) => join(ROOT, e.file));
+  return {
+    name: "source-edits",
+    setup(build) {
+      build.onLoad({ filter: /\.ts$/ }, async (args) => {
+        const fileEdits = byFile.get(args.path);
+        if (fileEdits === undefined) return undefined;
+        let text = await readFile(args.path, "utf8");
+        for (const edit of fileEdits) {
+          const at = text.indexOf(edit.from);
+          if (at === -1 || text.indexOf(edit.from, at + 1) !== -1)
+            throw new Error(
+              `${edit.file}: the text to edit is not there exactly once: ${edit.from}`,
+            );
+          text = text.slice(0, at) + edit.to + text.slice(at + edit.from.length);
+        }
+        return { contents: text, loader: "ts" };
+      });
+    },
+  };
+}
+
+/**
+ * Bundles a worker entry (ESM, workerd conditions) into `outfile`, with `edits` made to its
+ * sources in the bundle only (the ablations of bench:instructions).
+ */
+export async function bundle(
+  entry: string,
+  outfile: string,
+  edits: readonly SourceEdit[] = [],
+): Promise<void> {
+  const result = await build({
     entryPoints: [join(ROOT, entry)],
     outfile,
     bundle: true,
@@ -56,7 +99,14 @@ export async function bundle(entry: string, outfile: string): Promise<void> {
     conditions: ["workerd", "worker", "browser"],
     mainFields: ["module", "main"],
     logLevel: "error",
+    // Metafile paths are relative to it, as the edits' are.
+    absWorkingDir: ROOT,
+    metafile: edits.length > 0,
+    plugins: edits.length > 0 ? [editing(edits)] : [],
   });
+  for (const edit of edits)
+    if (!result.metafile?.inputs[edit.file])
+      throw new Error(`${edit.file} is not part of ${entry}: its edit would change nothing`);
 }
 
 /** Files of today's bench entries besides the entry itself, copied with it (bundleAtCommit). */

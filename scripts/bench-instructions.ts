@@ -5,7 +5,9 @@
 // worker agree within about 0.1 %, so a change of a few hundred instructions a request shows.
 // What it misses is what an instruction costs (cache misses, the kernel's share of the work),
 // which bench:proxy measures. BENCH_BASELINE=<commit> also counts Switchyard at that commit;
-// BENCH_ONLY=key,… counts only those targets besides the two passthroughs.
+// BENCH_ONLY=key,… counts only those targets besides the two passthroughs; BENCH_ABLATE=true
+// also counts the one-route worker with the header checks a proxy must make taken out, step by
+// step (bench/ablations.ts), about five minutes more.
 // Each worker: BENCH_WARMUP requests (default 3,000) so that V8 has compiled the hot path, the
 // counters zeroed, BENCH_REQUESTS (default 2,000) counted. V8 runs `--single-threaded`: its
 // compilers then run on the isolate's thread, so the optimized code is in place when counting
@@ -17,6 +19,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ABLATIONS, ablationEdits } from "../bench/ablations.ts";
 import {
   BENCH_PERSISTENCE,
   BENCH_STICKY_SECRET,
@@ -35,6 +38,7 @@ import { oneRouteDocument, syntheticRoutes } from "../bench/fixtures.ts";
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2_000);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3_000);
 const BASELINE = process.env.BENCH_BASELINE;
+const ABLATE = process.env.BENCH_ABLATE === "true";
 const CONNECTIONS = 8;
 
 interface Counted {
@@ -132,6 +136,13 @@ try {
     await bundleAtCommit(BASELINE, "bench/workerd/switchyard-entry.ts", join(dir, "baseline.js"), {
       currentEntry: true,
     });
+  if (ABLATE)
+    for (const [i, ablation] of ABLATIONS.entries())
+      await bundle(
+        "bench/workerd/switchyard-entry.ts",
+        join(dir, `${ablation.key}.js`),
+        ablationEdits(i),
+      );
   // One endpoint, the passthrough's backend: with three, which backend connection a request
   // reuses varies from run to run, and the count with it (by up to 4k instructions).
   const url = backends[0]?.url as string;
@@ -233,6 +244,15 @@ try {
         host: "svc-4242.example.com",
       },
     );
+  if (ABLATE)
+    for (const ablation of ABLATIONS)
+      targets.push({
+        key: ablation.key,
+        label: ablation.label,
+        entry: `${ablation.key}.js`,
+        bindings: { KV_JSON: oneRoute },
+        host: "x.test",
+      });
   // BENCH_ONLY=key,key: count only those targets (and the passthroughs the ratios need).
   const only = process.env.BENCH_ONLY?.split(",");
   if (only)
