@@ -8,6 +8,7 @@ import { RetryBudget } from "../../worker/core/retry-policy.ts";
 import { RouteTable } from "../../worker/core/route-table.ts";
 import { TrafficCounters } from "../../worker/core/traffic.ts";
 import { consoleLogger } from "../../worker/log.ts";
+import { warmUp } from "../../worker/warm.ts";
 import { memoryKv } from "../memory-kv.ts";
 
 interface BenchEnv {
@@ -51,6 +52,11 @@ function benchKv(
   const read = (key: string) => (fresh ? copied(entries[key]) : (entries[key] ?? null));
   return memoryKv(read, (key) => metadata[key] ?? null) as unknown as KVNamespace;
 }
+
+// As worker/index.ts does while the isolate starts.
+void warmUp().then((failure) => {
+  if (failure !== undefined) consoleLogger.error("warm-up failed", { error: failure });
+});
 
 let app: ReturnType<typeof createApp> | undefined;
 /** The environment the app sees: the bindings with the in-memory KV as SWITCHYARD, built once. */
