@@ -20,13 +20,14 @@ import {
   pinToLoadCore,
   ROOT,
   runWrk,
+  type SourceEdit,
   startBenchBackends,
   WORKERD_BINARY,
   type WorkerService,
   waitForPort,
   workerdConfig,
 } from "../bench/bare-workerd.ts";
-import { bothLayouts, measureColdStarts } from "../bench/cold-start.ts";
+import { bothLayouts, type ColdStartCase, measureColdStarts } from "../bench/cold-start.ts";
 import { oneRouteDocument, syntheticRoutes } from "../bench/fixtures.ts";
 import { haproxyConfig, nginxConfig, proxyChart } from "../bench/proxies.ts";
 import { closedPortUrl } from "../local/backends.ts";
@@ -37,6 +38,24 @@ const CONNECTIONS = 32;
 const SCALING_SECONDS = Number(process.env.BENCH_SCALING_SECONDS ?? 3);
 /** Fresh processes per cold-start case. */
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
+
+/** The bench entry without the warm-up worker/index.ts runs while an isolate starts. */
+const NO_WARM_UP_ENTRY = "switchyard-no-warm-up.js";
+const WITHOUT_WARM_UP: SourceEdit = {
+  file: "bench/workerd/switchyard-entry.ts",
+  from: "void warmUp()",
+  to: "void (async () => undefined)()",
+};
+
+/** A cold-start case run without the warm-up, for comparison. */
+function withoutWarmUp(c: ColdStartCase): ColdStartCase {
+  return {
+    ...c,
+    key: `${c.key}NoWarmUp`,
+    label: `${c.label}, without the warm-up`,
+    entry: NO_WARM_UP_ENTRY,
+  };
+}
 /**
  * The paced runs: latency at a fixed, moderate load rather than at saturation, where a closed
  * loop of 32 connections measures mostly the queue in front of a busy core. Each of PACED
@@ -169,6 +188,9 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   try {
     await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
+    await bundle("bench/workerd/switchyard-entry.ts", join(dir, NO_WARM_UP_ENTRY), [
+      WITHOUT_WARM_UP,
+    ]);
     await bundle("bench/workerd/passthrough-entry.ts", join(dir, "passthrough.js"));
     await bundle("bench/workerd/forwarding-entry.ts", join(dir, "forwarding.js"));
     const urls = backends.map((b) => b.url);
@@ -422,6 +444,17 @@ async function main(): Promise<void> {
           "svc-4242.example.com",
           otherHosts,
         ),
+        // What the warm-up (worker/warm.ts) moves from the first request to the isolate's start.
+        ...bothLayouts("oneRoute", "1 route", oneRoute, "x.test", ["x.test"]).map(withoutWarmUp),
+        ...bothLayouts(
+          "tenThousandRoutes",
+          "10,000 routes",
+          bigDocument,
+          "svc-4242.example.com",
+          otherHosts,
+        )
+          .filter((c) => c.compiled)
+          .map(withoutWarmUp),
       ],
     });
 
@@ -622,11 +655,13 @@ async function main(): Promise<void> {
     console.log(
       `\nA cold isolate's requests, CPU of workerd's main thread, medians of ${COLD_RUNS} fresh processes:\n`,
     );
-    console.log("| worker | first request | a host of another shard | warm |");
-    console.log("|---|---|---|---|");
+    console.log(
+      "| worker | the isolate's start | first request | a host of another shard | warm |",
+    );
+    console.log("|---|---|---|---|---|");
     for (const c of coldStarts)
       console.log(
-        `| ${c.label} | ${c.firstRequestCpuMs.toFixed(2)} ms | ${c.otherShardCpuMs.toFixed(2)} ms | ${c.warmCpuMs.toFixed(2)} ms |`,
+        `| ${c.label} | ${c.startCpuMs.toFixed(1)} ms | ${c.firstRequestCpuMs.toFixed(2)} ms | ${c.otherShardCpuMs.toFixed(2)} ms | ${c.warmCpuMs.toFixed(2)} ms |`,
       );
     console.log(
       `\nSwitchyard bundle (esbuild, unminified): ${(bundleBytes / 1024).toFixed(0)} KiB. Written: bench-results/proxy.json, bench-results/proxy.svg`,
