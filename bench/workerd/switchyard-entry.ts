@@ -65,9 +65,11 @@ let appEnv: (BenchEnv & { SWITCHYARD: KVNamespace }) | undefined;
 let store: ConfigStore | undefined;
 
 /**
- * Paths for bench:heap (with BENCH_PATHS=true), answered before the app: `/__bench/kv` only
- * builds the in-memory KV (the heap before the store loads anything), `/__bench/touch` builds
- * every rule of the loaded snapshot, as if each had served a request.
+ * Paths for bench:heap and the cold starts of bench:proxy (with BENCH_PATHS=true), answered
+ * before the app: `/__bench/ready` answers before anything is built (the isolate's start, and
+ * nothing else), `/__bench/kv` only builds the in-memory KV (the heap before the store loads
+ * anything), `/__bench/touch` builds every rule of the loaded snapshot, as if each had served
+ * a request.
  */
 function benchPath(path: string): Response | undefined {
   if (path === "/__bench/kv") return new Response("kv");
@@ -85,6 +87,8 @@ function benchPath(path: string): Response | undefined {
 
 export default {
   fetch(request: Request, env: BenchEnv, ctx: ExecutionContext) {
+    if (env.BENCH_PATHS === "true" && request.url.endsWith("/__bench/ready"))
+      return new Response("ready");
     if (!app) {
       const log = { ...consoleLogger, info: () => {} };
       const kv = benchKv(
