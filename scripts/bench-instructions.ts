@@ -39,6 +39,7 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2_000);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3_000);
 const BASELINE = process.env.BENCH_BASELINE;
 const ABLATE = process.env.BENCH_ABLATE === "true";
+const PROFILE = process.env.BENCH_PROFILE === "true";
 const CONNECTIONS = 8;
 
 interface Counted {
@@ -83,12 +84,18 @@ async function load(port: number, target: Counted, count: number, agent: Agent):
 }
 
 /** Instructions per request of one worker, counted by callgrind. */
-async function count(dir: string, target: Counted, port: number): Promise<number> {
+async function count(
+  dir: string,
+  target: Counted,
+  port: number,
+  profile = false,
+): Promise<{ perRequest: number; dump: string; pid: number }> {
   const config = join(dir, `${target.key}.capnp`);
+  const v8Flags = profile ? ["--single-threaded", "--perf-basic-prof"] : ["--single-threaded"];
   await writeFile(
     config,
     workerdConfig([{ name: target.key, port, entry: target.entry, bindings: target.bindings }], {
-      v8Flags: ["--single-threaded"],
+      v8Flags,
     }),
   );
   const out = join(dir, `${target.key}.callgrind`);
@@ -117,12 +124,69 @@ async function count(dir: string, target: Counted, port: number): Promise<number
     const text = await readFile(join(dir, dump), "utf8");
     const total = Number(/^(?:summary|totals): (\d+)/m.exec(text)?.[1]);
     if (!Number.isFinite(total)) throw new Error(`no instruction total for ${target.label}`);
-    return total / REQUESTS;
+    return { perRequest: total / REQUESTS, dump: join(dir, dump), pid: child.pid as number };
   } finally {
     agent.destroy();
     child.kill("SIGKILL");
     if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
   }
+}
+
+/**
+ * The instructions a request of each function V8 compiled, from callgrind's dump (which knows
+ * such code only by its address) and the perf map workerd's V8 wrote (`/tmp/perf-PID.map`:
+ * address, size and name of each piece of code). A table of the largest, as markdown.
+ */
+async function jitProfile(dump: string, pid: number): Promise<string> {
+  const mapFile = `/tmp/perf-${pid}.map`;
+  const code = (await readFile(mapFile, "utf8"))
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const [start, size, ...name] = line.split(" ");
+      return {
+        start: Number.parseInt(start as string, 16),
+        size: Number.parseInt(size as string, 16),
+        name: name.join(" "),
+      };
+    })
+    .sort((a, b) => a.start - b.start);
+  await rm(mapFile, { force: true });
+  const annotated = execFileSync(
+    "callgrind_annotate",
+    ["--inclusive=no", "--threshold=100", dump],
+    {
+      maxBuffer: 256 * 1024 * 1024,
+    },
+  ).toString();
+  const byName = new Map<string, number>();
+  for (const line of annotated.split("\n")) {
+    const m = /^\s*([\d,]+) \([ \d.]+%\)\s+\?\?\?:0x([0-9a-f]+)/.exec(line);
+    if (!m) continue;
+    const address = Number.parseInt(m[2] as string, 16);
+    // The last piece of code starting at or before the address, if the address is inside it.
+    let lo = 0;
+    let hi = code.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((code[mid] as { start: number }).start <= address) lo = mid;
+      else hi = mid - 1;
+    }
+    const found = code[lo];
+    if (!found || address < found.start || address >= found.start + found.size) continue;
+    const name = found.name.replace(/^JS:[*~^+']*/, "").replace(/ worker:\d+:\d+$/, "");
+    byName.set(name, (byName.get(name) ?? 0) + Number((m[1] as string).replaceAll(",", "")));
+  }
+  const rows = [...byName].sort((a, b) => b[1] - a[1]);
+  const total = rows.reduce((sum, [, n]) => sum + n, 0);
+  return [
+    `\nSwitchyard, 1 route: code V8 compiled, ${(total / REQUESTS / 1000).toFixed(1)}k instructions a request in all (builtins and the runtime's C++ not included), the largest:\n`,
+    "| function | instructions a request |",
+    "|---|---|",
+    ...rows
+      .slice(0, 20)
+      .map(([name, n]) => `| ${name.replaceAll("|", "\\|")} | ${(n / REQUESTS).toFixed(0)} |`),
+  ].join("\n");
 }
 
 execFileSync("sh", [join(ROOT, "scripts/system-deps.sh"), "bench"], { stdio: "inherit" });
@@ -264,8 +328,11 @@ try {
 
   const counts = new Map<string, number>();
   let port = 19_600 + Math.floor(Math.random() * 300);
+  let profiled: string | undefined;
   for (const target of targets) {
-    const perRequest = await count(dir, target, port++);
+    const profile = PROFILE && target.key === "oneRoute";
+    const { perRequest, dump, pid } = await count(dir, target, port++, profile);
+    if (profile) profiled = await jitProfile(dump, pid);
     counts.set(target.key, perRequest);
     process.stderr.write(`${target.label}: ${(perRequest / 1000).toFixed(1)}k instructions\n`);
   }
@@ -309,6 +376,7 @@ try {
     console.log(
       `| ${r.label} | ${(r.instructions / 1000).toFixed(1)}k | ${r.passthrough.toFixed(3)} | ${r.forwarding.toFixed(3)} | ${r.sameRequest === undefined ? "–" : r.sameRequest.toFixed(3)} |`,
     );
+  if (profiled) console.log(profiled);
   console.log("\nWritten: bench-results/instructions.json");
 } finally {
   await Promise.all(backends.map((b) => b.close()));
