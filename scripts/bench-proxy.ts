@@ -430,31 +430,25 @@ async function main(): Promise<void> {
     // A cold isolate's first requests: CPU per request, the document read whole or compiled.
     say("cold starts");
     const otherHosts = Array.from({ length: 20 }, (_, i) => `svc-${17 + i}.example.com`);
+    const oneRouteCold = bothLayouts("oneRoute", "1 route", oneRoute, "x.test", ["x.test"]);
+    const tenThousandCold = bothLayouts(
+      "tenThousandRoutes",
+      "10,000 routes",
+      bigDocument,
+      "svc-4242.example.com",
+      otherHosts,
+    );
     const coldStarts = await measureColdStarts({
       dir,
       entry: "switchyard.js",
       port: base + 30,
       runs: COLD_RUNS,
       cases: [
-        ...bothLayouts("oneRoute", "1 route", oneRoute, "x.test", ["x.test"]),
-        ...bothLayouts(
-          "tenThousandRoutes",
-          "10,000 routes",
-          bigDocument,
-          "svc-4242.example.com",
-          otherHosts,
-        ),
+        ...oneRouteCold,
+        ...tenThousandCold,
         // What the warm-up (worker/warm.ts) moves from the first request to the isolate's start.
-        ...bothLayouts("oneRoute", "1 route", oneRoute, "x.test", ["x.test"]).map(withoutWarmUp),
-        ...bothLayouts(
-          "tenThousandRoutes",
-          "10,000 routes",
-          bigDocument,
-          "svc-4242.example.com",
-          otherHosts,
-        )
-          .filter((c) => c.compiled)
-          .map(withoutWarmUp),
+        ...oneRouteCold.map(withoutWarmUp),
+        ...tenThousandCold.filter((c) => c.compiled).map(withoutWarmUp),
       ],
     });
 
