@@ -2,6 +2,7 @@
 // for a set of workers each on its own loopback port, and waiting for a port to answer.
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
+import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, request } from "node:http";
 import { createRequire } from "node:module";
@@ -110,13 +111,25 @@ export async function bundle(
 }
 
 /** Files of today's bench entries besides the entry itself, copied with it (bundleAtCommit). */
-const ENTRY_SUPPORT = ["bench/memory-kv.ts"];
+const ENTRY_SUPPORT = ["worker/config/memory-kv.ts"];
+
+/**
+ * The edits that take the warm-up (worker/warm.ts) out of the bench entry `file`: for the cold
+ * starts of bench:proxy without it, and for a baseline commit that has none.
+ */
+export function withoutWarmUp(file = "bench/workerd/switchyard-entry.ts"): SourceEdit[] {
+  return [
+    { file, from: 'import { warmUp } from "../../worker/warm.ts";\n', to: "" },
+    { file, from: "void warmUp()", to: "void Promise.resolve(undefined)" },
+  ];
+}
 
 /**
  * Bundles the bench entry `entry` as it was at `commit` (its worker, contract and bench files,
  * unpacked inside the repository so that their imports resolve to this node_modules). With
  * `currentEntry`, the entry file itself is today's (with ENTRY_SUPPORT), so that only the
- * worker differs. Throws when the clone has no such commit.
+ * worker differs; at a commit without worker/warm.ts, without the warm-up. Throws when the
+ * clone has no such commit.
  */
 export async function bundleAtCommit(
   commit: string,
@@ -132,10 +145,14 @@ export async function bundleAtCommit(
       cwd: ROOT,
       stdio: ["ignore", "ignore", "pipe"],
     });
-    if (options.currentEntry)
+    const edits: SourceEdit[] = [];
+    if (options.currentEntry) {
       for (const file of [entry, ...ENTRY_SUPPORT])
         await copyFile(join(ROOT, file), join(dir, file));
-    await bundle(join(".bench-baseline", entry), outfile);
+      if (!existsSync(join(dir, "worker/warm.ts")))
+        edits.push(...withoutWarmUp(join(".bench-baseline", entry)));
+    }
+    await bundle(join(".bench-baseline", entry), outfile, edits);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

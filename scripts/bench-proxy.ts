@@ -20,11 +20,11 @@ import {
   pinToLoadCore,
   ROOT,
   runWrk,
-  type SourceEdit,
   startBenchBackends,
   WORKERD_BINARY,
   type WorkerService,
   waitForPort,
+  withoutWarmUp,
   workerdConfig,
 } from "../bench/bare-workerd.ts";
 import { bothLayouts, type ColdStartCase, measureColdStarts } from "../bench/cold-start.ts";
@@ -41,14 +41,9 @@ const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
 
 /** The bench entry without the warm-up worker/index.ts runs while an isolate starts. */
 const NO_WARM_UP_ENTRY = "switchyard-no-warm-up.js";
-const WITHOUT_WARM_UP: SourceEdit = {
-  file: "bench/workerd/switchyard-entry.ts",
-  from: "void warmUp()",
-  to: "void (async () => undefined)()",
-};
 
 /** A cold-start case run without the warm-up, for comparison. */
-function withoutWarmUp(c: ColdStartCase): ColdStartCase {
+function coldWithoutWarmUp(c: ColdStartCase): ColdStartCase {
   return {
     ...c,
     key: `${c.key}NoWarmUp`,
@@ -188,9 +183,7 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   try {
     await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
-    await bundle("bench/workerd/switchyard-entry.ts", join(dir, NO_WARM_UP_ENTRY), [
-      WITHOUT_WARM_UP,
-    ]);
+    await bundle("bench/workerd/switchyard-entry.ts", join(dir, NO_WARM_UP_ENTRY), withoutWarmUp());
     await bundle("bench/workerd/passthrough-entry.ts", join(dir, "passthrough.js"));
     await bundle("bench/workerd/forwarding-entry.ts", join(dir, "forwarding.js"));
     const urls = backends.map((b) => b.url);
@@ -447,8 +440,8 @@ async function main(): Promise<void> {
         ...oneRouteCold,
         ...tenThousandCold,
         // What the warm-up (worker/warm.ts) moves from the first request to the isolate's start.
-        ...oneRouteCold.map(withoutWarmUp),
-        ...tenThousandCold.filter((c) => c.compiled).map(withoutWarmUp),
+        ...oneRouteCold.map(coldWithoutWarmUp),
+        ...tenThousandCold.filter((c) => c.compiled).map(coldWithoutWarmUp),
       ],
     });
 

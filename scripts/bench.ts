@@ -7,13 +7,13 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { compiledKv } from "../bench/bare-workerd.ts";
 import { syntheticPool, syntheticRoutes } from "../bench/fixtures.ts";
-import { memoryKv } from "../bench/memory-kv.ts";
 import {
   type CompiledMetadata,
   compiledHeadKey,
   compileRoutes,
   parsePoolText,
 } from "../contract/index.ts";
+import { memoryKv } from "../worker/config/memory-kv.ts";
 import { ConfigStore } from "../worker/config/store.ts";
 import { type CompiledPoolDocument, compilePoolDocument } from "../worker/core/compiled-pool.ts";
 import { compileMatcher } from "../worker/core/match.ts";

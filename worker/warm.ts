@@ -2,6 +2,7 @@ import { compileRoutes, layoutEntries } from "../contract/compiled.ts";
 import { parseRoutesDocument } from "../contract/parse.ts";
 import type { RoutesDocumentInput } from "../contract/routes.ts";
 import { createApp } from "./app.ts";
+import { memoryKv } from "./config/memory-kv.ts";
 import { ConfigStore, type KvReader } from "./config/store.ts";
 import type { Env } from "./env.ts";
 import type { Logger } from "./log.ts";
@@ -53,25 +54,12 @@ const DOCUMENT: RoutesDocumentInput = {
 
 const SILENT: Logger = { info() {}, warn() {}, error() {} };
 
-/** KV over texts in memory, read as the store reads Workers KV. */
-function memoryKv(texts: ReadonlyMap<string, string>, routesMetadata: unknown): KvReader {
-  const get = async (key: string | string[]) =>
-    Array.isArray(key)
-      ? new Map(key.map((k) => [k, texts.get(k) ?? null]))
-      : (texts.get(key) ?? null);
-  const getWithMetadata = async (key: string) => {
-    const text = texts.get(key);
-    if (text === undefined) return { value: null, metadata: null };
-    const bytes = new TextEncoder().encode(text);
-    const value = new ReadableStream({
-      pull(controller) {
-        controller.enqueue(bytes);
-        controller.close();
-      },
-    });
-    return { value, metadata: key === "routes" ? routesMetadata : null };
-  };
-  return { get, getWithMetadata } as unknown as KvReader;
+/** The warm-up's KV: `texts` in memory, the `routes` key with `routesMetadata`. */
+function warmUpKv(texts: ReadonlyMap<string, string>, routesMetadata: unknown): KvReader {
+  return memoryKv(
+    (key) => texts.get(key) ?? null,
+    (key) => (key === "routes" ? routesMetadata : null),
+  );
 }
 
 /**
@@ -121,8 +109,8 @@ export async function warmUp(): Promise<string | undefined> {
       ...layoutEntries(layout).map((e) => [e.key, e.value] as const),
     ]);
     return (
-      (await serve(memoryKv(new Map([["routes", text]]), null), ["/"])) ??
-      (await serve(memoryKv(compiled, layout.metadata), ["/", "/sticky", "/sticky"]))
+      (await serve(warmUpKv(new Map([["routes", text]]), null), ["/"])) ??
+      (await serve(warmUpKv(compiled, layout.metadata), ["/", "/sticky", "/sticky"]))
     );
   } catch (error) {
     return (error as Error).message;

@@ -2,6 +2,7 @@
 // text bindings, so workerd needs no KV service. NO_EJECT keeps failing endpoints in rotation
 // and lifts the retry budget, so that every request of the retry scenario pays one retry.
 import { createApp } from "../../worker/app.ts";
+import { memoryKv } from "../../worker/config/memory-kv.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
 import { HealthRegistry } from "../../worker/core/health.ts";
 import { RetryBudget } from "../../worker/core/retry-policy.ts";
@@ -9,7 +10,6 @@ import { RouteTable } from "../../worker/core/route-table.ts";
 import { TrafficCounters } from "../../worker/core/traffic.ts";
 import { consoleLogger } from "../../worker/log.ts";
 import { warmUp } from "../../worker/warm.ts";
-import { memoryKv } from "../memory-kv.ts";
 
 interface BenchEnv {
   /** JSON object: KV key → value text. */

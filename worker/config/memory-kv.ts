@@ -1,9 +1,9 @@
-import type { KvReader } from "../worker/config/store.ts";
+import type { KvReader } from "./store.ts";
 
 /**
- * KV as the config store reads it, over texts in memory: for the benchmarks and the unit tests
- * that run the store without a KV service. `read` gives a key's text (null: no such key);
- * `metadata` gives a key's KV metadata (null: none).
+ * KV as the config store reads it, over texts in memory: for the warm-up (warm.ts), the
+ * benchmarks and the unit tests that run the store without a KV service. `read` gives a key's
+ * text (null: no such key); `metadata` gives a key's KV metadata (null: none).
  */
 export function memoryKv(
   read: (key: string) => string | null,
