@@ -7,7 +7,9 @@
 // which bench:proxy measures. BENCH_BASELINE=<commit> also counts Switchyard at that commit;
 // BENCH_ONLY=key,… counts only those targets besides the two passthroughs; BENCH_ABLATE=true
 // also counts the one-route worker with the header checks a proxy must make taken out, step by
-// step (bench/ablations.ts), about five minutes more.
+// step (bench/ablations.ts), about five minutes more; BENCH_PROFILE=true counts it once more
+// with V8's perf map on and prints the instructions a request of each of its JavaScript
+// functions (callgrind knows V8's compiled code only by its address; the map names it).
 // Each worker: BENCH_WARMUP requests (default 3,000) so that V8 has compiled the hot path, the
 // counters zeroed, BENCH_REQUESTS (default 2,000) counted. V8 runs `--single-threaded`: its
 // compilers then run on the isolate's thread, so the optimized code is in place when counting
