@@ -96,6 +96,25 @@ describe("configuration loading", () => {
     expect(h.store.snapshot?.generation).not.toBe(generation);
   });
 
+  it("tells a pool's changed text of the same length from the one it compiled", async () => {
+    expect(b.a.length).toBe(b.b.length);
+    await putPool("svc", { version: 1, endpoints: [{ url: b.a }] });
+    await putRoutes(catchAll([{ pool: "svc" }]));
+    const h = harness({ refreshSeconds: 1 });
+    expect(await h.backendOf("http://x.test/")).toBe("a");
+    await putPool("svc", { version: 1, endpoints: [{ url: b.b }] });
+    h.advance(1_000);
+    await h.backendOf("http://x.test/");
+    expect(await h.backendOf("http://x.test/")).toBe("b");
+    const { generation, specs } = h.store.snapshot ?? {};
+    // The same text written again (a new string from KV): recognised, nothing rebuilt.
+    await putPool("svc", { version: 1, endpoints: [{ url: b.b }] });
+    h.advance(1_000);
+    await h.backendOf("http://x.test/");
+    expect(h.store.snapshot?.generation).toBe(generation);
+    expect(h.store.snapshot?.specs.get("svc")).toBe(specs?.get("svc"));
+  });
+
   it("ignores a broken document and keeps serving the last good one, logging it once", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
     const h = harness({ refreshSeconds: 1 });
