@@ -146,9 +146,18 @@ function canonical(text: string): string {
  * document finds its layout; then the layouts older than the one it replaced are deleted (that
  * one stays, for isolates still serving it).
  */
-async function writeRoutes(target: Target, text: string, document: RoutesDocument): Promise<void> {
-  progress("listing the routes keys in KV");
-  const keys = await kvList(target, ROUTES_KEY);
+async function writeRoutes(
+  target: Target,
+  text: string,
+  document: RoutesDocument,
+  /** The routes keys in KV, when the caller has listed them already. */
+  listed?: Awaited<ReturnType<typeof kvList>>,
+): Promise<void> {
+  let keys = listed;
+  if (keys === undefined) {
+    progress("listing the routes keys in KV");
+    keys = await kvList(target, ROUTES_KEY);
+  }
   const previous = compiledMetadataOf(keys.find((k) => k.name === ROUTES_KEY)?.metadata);
   const id = createHash("sha256").update(text).digest("base64url").slice(0, 22);
   const layout = compileRoutes(document, id, shardCountFor(text.length));
@@ -183,7 +192,7 @@ async function push(file: string, target: Target, force: boolean, json: boolean)
     // a document written without its layout (by wrangler) gets one.
     const listed = await kvList(target, ROUTES_KEY);
     const laidOut = compiledMetadataOf(listed.find((k) => k.name === ROUTES_KEY)?.metadata);
-    if (!laidOut) await writeRoutes(target, next, document);
+    if (!laidOut) await writeRoutes(target, next, document, listed);
     await writeFile(basePath, `${stableHash(canonical(next))}\n`);
     if (json) out(JSON.stringify({ changed: false, layoutWritten: !laidOut }));
     else if (laidOut) out("nothing to push: KV already holds this document");
