@@ -119,8 +119,8 @@ const ENTRY_SUPPORT = ["worker/config/memory-kv.ts"];
  */
 export function withoutWarmUp(file = "bench/workerd/switchyard-entry.ts"): SourceEdit[] {
   return [
-    { file, from: 'import { warmUp } from "../../worker/warm.ts";\n', to: "" },
-    { file, from: "void warmUp()", to: "void Promise.resolve(undefined)" },
+    { file, from: 'import { startWarmUp } from "../../worker/warm.ts";\n', to: "" },
+    { file, from: "startWarmUp();", to: "" },
   ];
 }
 

@@ -5,7 +5,7 @@ import { createApp } from "./app.ts";
 import { memoryKv } from "./config/memory-kv.ts";
 import { ConfigStore, type KvReader } from "./config/store.ts";
 import type { Env } from "./env.ts";
-import type { Logger } from "./log.ts";
+import { consoleLogger, type Logger } from "./log.ts";
 
 /**
  * The request path, run while the isolate starts, so that V8 compiles its functions then and
@@ -115,4 +115,14 @@ export async function warmUp(): Promise<string | undefined> {
   } catch (error) {
     return (error as Error).message;
   }
+}
+
+/**
+ * Starts the warm-up from an isolate's global scope, as worker/index.ts does: nothing waits for
+ * it, and a failure is logged (`warm-up failed`), never thrown.
+ */
+export function startWarmUp(log: Logger = consoleLogger): void {
+  void warmUp().then((failure) => {
+    if (failure !== undefined) log.error("warm-up failed", { error: failure });
+  });
 }

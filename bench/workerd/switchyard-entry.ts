@@ -9,7 +9,7 @@ import { RetryBudget } from "../../worker/core/retry-policy.ts";
 import { RouteTable } from "../../worker/core/route-table.ts";
 import { TrafficCounters } from "../../worker/core/traffic.ts";
 import { consoleLogger } from "../../worker/log.ts";
-import { warmUp } from "../../worker/warm.ts";
+import { startWarmUp } from "../../worker/warm.ts";
 
 interface BenchEnv {
   /** JSON object: KV key → value text. */
@@ -54,9 +54,7 @@ function benchKv(
 }
 
 // As worker/index.ts does while the isolate starts.
-void warmUp().then((failure) => {
-  if (failure !== undefined) consoleLogger.error("warm-up failed", { error: failure });
-});
+startWarmUp();
 
 let app: ReturnType<typeof createApp> | undefined;
 /** The environment the app sees: the bindings with the in-memory KV as SWITCHYARD, built once. */
