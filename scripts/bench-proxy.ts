@@ -15,12 +15,14 @@ import {
   bundle,
   compiledKv,
   cpuSeconds,
+  inspectorSession,
   LOAD_CORE,
   PROXY_CORE,
   pinToLoadCore,
   ROOT,
   runWrk,
   startBenchBackends,
+  stopWorkerd,
   WORKERD_BINARY,
   type WorkerService,
   waitForPort,
@@ -54,10 +56,16 @@ function coldWithoutWarmUp(c: ColdStartCase): ColdStartCase {
 /**
  * The paced runs: latency at a fixed, moderate load rather than at saturation, where a closed
  * loop of 32 connections measures mostly the queue in front of a busy core. Each of PACED
- * connections waits PACED_DELAY_MS between an answer and its next request.
+ * connections waits PACED_DELAY_MS between an answer and its next request. Each workerd target
+ * runs them in a process of its own, started with its inspector, through which the isolate
+ * makes a full garbage collection right before each of its paced rounds and right after it. A
+ * full collection pauses an isolate for 15–130 ms whatever its worker, and falls wherever V8's
+ * heap limits put it, in one round and not in the next, so that without them a round's p99 said
+ * mostly whether one fell inside it. The time of the collection after a round, which frees what
+ * the round's requests left, is reported next to the p99.
  */
 const PACED_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 6);
-const PACED_ROUNDS = Number(process.env.BENCH_PACED_ROUNDS ?? 2);
+const PACED_ROUNDS = Number(process.env.BENCH_PACED_ROUNDS ?? 3);
 const PACED_CONNECTIONS = 8;
 const PACED_DELAY_MS = 4;
 /** Targets of the paced runs. */
@@ -81,6 +89,8 @@ interface Target {
   headers?: Record<string, string>;
   /** The process whose CPU is counted; none for the backend itself. */
   pid?: number;
+  /** A workerd target's inspector, for its garbage collections. */
+  inspector?: string;
 }
 
 interface Round {
@@ -134,15 +144,45 @@ function pinned(command: string, args: string[]): ChildProcess {
 }
 
 /** Resolves with the first answer to a routed request. */
-function firstAnswer(port: number, host: string): Promise<void> {
+function firstAnswer(
+  port: number,
+  host: string,
+  headers: Record<string, string> = {},
+): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path: "/bench", headers: { host } }, (res) => {
-      res.resume();
-      res.on("end", () => resolve());
-    });
+    const req = request(
+      { host: "127.0.0.1", port, path: "/bench", headers: { ...headers, host } },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve());
+      },
+    );
     req.on("error", reject);
     req.end();
   });
+}
+
+/**
+ * A full garbage collection of a workerd target's isolate, through its inspector; the ms from
+ * asking to done. workerd runs it when the isolate next takes a request, so requests are sent
+ * (one at a time) until it has.
+ */
+async function collectGarbage(target: Target): Promise<number> {
+  const session = await inspectorSession(target.inspector as string);
+  try {
+    let done = false;
+    const started = performance.now();
+    const collected = session.send("HeapProfiler.collectGarbage").then(() => {
+      done = true;
+    });
+    for (let poked = 0; !done && poked < 200; poked++) {
+      await firstAnswer(target.port, target.host, target.headers);
+    }
+    await collected;
+    return performance.now() - started;
+  } finally {
+    session.close();
+  }
 }
 
 /** The first answer's Set-Cookie of a sticky rule, as a Cookie header. */
@@ -294,12 +334,15 @@ async function main(): Promise<void> {
     /** Per worker: process start to first answer (which loads the snapshot), then the first routed request. */
     const startup: Record<string, { readyMs: number; firstRequestMs: number; startCpuMs: number }> =
       {};
+    /** Each worker's process, by target key, for the paced runs to start again. */
+    const running = new Map<string, { name: string; config: string; child: ChildProcess }>();
     for (const w of workers) {
       const config = join(dir, `${w.name}.capnp`);
       await writeFile(config, workerdConfig([w]));
       const spawned = performance.now();
       const child = pinned(WORKERD_BINARY, ["serve", config, "--experimental"]);
       children.push(child);
+      running.set(w.key, { name: w.name, config, child });
       await waitForPort(w.port, "127.0.0.1", "/__startup");
       const ready = performance.now();
       // The process's CPU up to its first answer: workerd's own start, the script's, and the
@@ -394,20 +437,52 @@ async function main(): Promise<void> {
     await writeFile(pacedScript, `function delay()\n  return ${PACED_DELAY_MS}\nend\n`);
     const pacedRuns = new Map<
       string,
-      { rps: number; p50Ms: number; p99Ms: number; maxMs: number }[]
+      {
+        rps: number;
+        p50Ms: number;
+        p99Ms: number;
+        maxMs: number;
+        /** The full collection after the round, ms (workerd targets). */
+        collectionMs: number | null;
+      }[]
     >();
+    // The paced runs have workerd processes of their own, started with the inspector on for the
+    // collections: it costs every isolate about 2 % more instructions a request, which the
+    // saturated rounds are run without.
+    for (const t of targets.filter((x) => PACED.includes(x.key))) {
+      const started = running.get(t.key);
+      if (!started) continue;
+      await stopWorkerd(started.child);
+      const inspectorPort = t.port + 100;
+      const child = pinned(WORKERD_BINARY, [
+        "serve",
+        started.config,
+        "--experimental",
+        `--inspector-addr=127.0.0.1:${inspectorPort}`,
+      ]);
+      children.push(child);
+      await waitForPort(t.port, "127.0.0.1", "/__startup");
+      t.pid = child.pid as number;
+      t.inspector = `ws://127.0.0.1:${inspectorPort}/${started.name}`;
+      if (t.key === "sticky") t.headers = { Cookie: await stickyCookie(t.port, t.host) };
+      await wrk(t, 2);
+    }
     for (let r = 0; r < PACED_ROUNDS; r++) {
       for (const t of targets.filter((x) => PACED.includes(x.key))) {
         if (t.key === "sticky") t.headers = { Cookie: await stickyCookie(t.port, t.host) };
+        if (t.inspector) await collectGarbage(t);
         const run = await wrk(t, PACED_SECONDS, {
           script: pacedScript,
           connections: PACED_CONNECTIONS,
         });
         if (run.errors > 0) throw new Error(`${t.label} answered errors in a paced run`);
+        const collectionMs = t.inspector ? await collectGarbage(t) : null;
         const runs = pacedRuns.get(t.key) ?? [];
-        runs.push(run);
+        runs.push({ ...run, collectionMs });
         pacedRuns.set(t.key, runs);
-        say(`paced ${r + 1} ${t.label}: ${run.rps.toFixed(0)} req/s, p99 ${run.p99Ms} ms`);
+        say(
+          `paced ${r + 1} ${t.label}: ${run.rps.toFixed(0)} req/s, p99 ${run.p99Ms} ms${collectionMs === null ? "" : `, full collection after it ${collectionMs.toFixed(1)} ms`}`,
+        );
       }
     }
     const paced = [...pacedRuns].map(([key, runs]) => ({
@@ -417,6 +492,8 @@ async function main(): Promise<void> {
       p50Ms: median(runs.map((x) => x.p50Ms)),
       p99Ms: median(runs.map((x) => x.p99Ms)),
       maxMs: Math.max(...runs.map((x) => x.maxMs)),
+      collectionMs:
+        runs[0]?.collectionMs === null ? null : median(runs.map((x) => x.collectionMs as number)),
       rounds: runs,
     }));
 
@@ -572,6 +649,8 @@ async function main(): Promise<void> {
         delayMs: PACED_DELAY_MS,
         seconds: PACED_SECONDS,
         rounds: PACED_ROUNDS,
+        /** Each workerd isolate's, through its inspector, in processes of the paced runs' own. */
+        fullCollections: "before and after each round",
         targets: paced,
       },
       scaling,
@@ -608,13 +687,15 @@ async function main(): Promise<void> {
       );
     const pacedPass = paced.find((x) => x.key === "passthrough");
     console.log(
-      `\nLatency at a fixed load: wrk -t1 -c${PACED_CONNECTIONS}, each connection waiting ${PACED_DELAY_MS} ms between an answer and its next request; ${PACED_ROUNDS} rounds of ${PACED_SECONDS} s, medians (max: the longest of all rounds).\n`,
+      `\nLatency at a fixed load: wrk -t1 -c${PACED_CONNECTIONS}, each connection waiting ${PACED_DELAY_MS} ms between an answer and its next request; ${PACED_ROUNDS} rounds of ${PACED_SECONDS} s, each workerd isolate fully collected right before and after each round, medians (max: the longest of all rounds).\n`,
     );
-    console.log("| target | req/s | p50 ms | p99 ms | p99 − passthrough's, ms | max ms |");
-    console.log("|---|---|---|---|---|---|");
+    console.log(
+      "| target | req/s | p50 ms | p99 ms | p99 − passthrough's, ms | max ms | full collection after a round, ms |",
+    );
+    console.log("|---|---|---|---|---|---|---|");
     for (const x of paced)
       console.log(
-        `| ${x.label} | ${x.rps.toFixed(0)} | ${x.p50Ms.toFixed(2)} | ${x.p99Ms.toFixed(2)} | ${pacedPass ? (x.p99Ms - pacedPass.p99Ms).toFixed(2) : "–"} | ${x.maxMs.toFixed(1)} |`,
+        `| ${x.label} | ${x.rps.toFixed(0)} | ${x.p50Ms.toFixed(2)} | ${x.p99Ms.toFixed(2)} | ${pacedPass ? (x.p99Ms - pacedPass.p99Ms).toFixed(2) : "–"} | ${x.maxMs.toFixed(1)} | ${x.collectionMs === null ? "–" : x.collectionMs.toFixed(1)} |`,
       );
     if (scaling.length > 0) {
       console.log(
