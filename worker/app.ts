@@ -19,6 +19,7 @@ import {
   preflightResponse,
   redirectResponse,
   responseEdits,
+  withCors,
 } from "./proxy/filtered.ts";
 import { clientResponse, type ResponseEdits } from "./proxy/forward.ts";
 import { Sessions } from "./sticky/session.ts";
@@ -360,21 +361,31 @@ export function createApp(options: AppOptions = {}): App {
       }
     }
     if (rule.tiers.length === 0) {
-      const response = failed(
-        { kind: "no-backends", route: rule.routeName, rule: ruleName },
-        requestId,
-        debugHeaders,
+      const response = withCors(
+        failed(
+          { kind: "no-backends", route: rule.routeName, rule: ruleName },
+          requestId,
+          debugHeaders,
+        ),
+        filters,
+        undefined,
+        headers,
       );
       accessed(response.status);
       return response;
     }
     if (choice.kind !== "endpoints") {
-      const response = failed(
-        choice.kind === "missing-pool"
-          ? { kind: "missing-pool", route: rule.routeName, pool: choice.ref.poolName }
-          : { kind: "unavailable", route: rule.routeName, message: choice.reason },
-        requestId,
-        debugHeaders,
+      const response = withCors(
+        failed(
+          choice.kind === "missing-pool"
+            ? { kind: "missing-pool", route: rule.routeName, pool: choice.ref.poolName }
+            : { kind: "unavailable", route: rule.routeName, message: choice.reason },
+          requestId,
+          debugHeaders,
+        ),
+        filters,
+        choice.kind === "missing-pool" ? choice.ref.filters : undefined,
+        headers,
       );
       accessed(response.status);
       return response;
@@ -388,7 +399,12 @@ export function createApp(options: AppOptions = {}): App {
       ctx,
     );
     if (result.kind === "failure") {
-      const response = failed(result.failure, requestId, debugHeaders, result.skipped);
+      const response = withCors(
+        failed(result.failure, requestId, debugHeaders, result.skipped),
+        filters,
+        choice.first.ref?.filters,
+        headers,
+      );
       accessed(response.status, result);
       return response;
     }

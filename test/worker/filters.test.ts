@@ -503,43 +503,59 @@ describe("CORS (HTTPRouteCORS)", () => {
   const cors = (filter: unknown) => [{ type: "CORS", cors: filter }];
   beforeAll(() =>
     putRoutes(
-      routes([
-        prefixRule(
-          "/cors-1",
-          cors({
-            allowOrigins: ["https://www.foo.com", "https://*.bar.com"],
-            allowMethods: ["GET", "OPTIONS"],
-            allowHeaders: ["x-header-1", "x-header-2"],
-            exposeHeaders: ["x-header-3", "x-header-4"],
-            allowCredentials: true,
-            maxAge: 3600,
-          }),
-        ),
-        prefixRule("/cors-2", cors({ allowOrigins: ["https://www.foo.com"], allowMethods: ["*"] })),
-        prefixRule(
-          "/cors-wildcard-origin",
-          cors({ allowOrigins: ["*"], allowMethods: ["PUT"], allowCredentials: false }),
-        ),
-        prefixRule(
-          "/cors-wildcard-methods-headers",
-          cors({
-            allowOrigins: ["https://other.foo.com"],
-            allowMethods: ["*"],
-            allowHeaders: ["*"],
-            allowCredentials: true,
-          }),
-        ),
-        prefixRule(
-          "/cors-wildcard-methods-headers-unauth",
-          cors({
-            allowOrigins: ["https://other.foo.com"],
-            allowMethods: ["*"],
-            allowHeaders: ["*"],
-          }),
-        ),
-        // CORS on a rule without backends: preflights are still answered; the rest is a 500.
-        prefixRule("/cors-only", cors({ allowOrigins: ["https://www.foo.com"] }), []),
-      ]),
+      routes(
+        [
+          prefixRule(
+            "/cors-1",
+            cors({
+              allowOrigins: ["https://www.foo.com", "https://*.bar.com"],
+              allowMethods: ["GET", "OPTIONS"],
+              allowHeaders: ["x-header-1", "x-header-2"],
+              exposeHeaders: ["x-header-3", "x-header-4"],
+              allowCredentials: true,
+              maxAge: 3600,
+            }),
+          ),
+          prefixRule(
+            "/cors-2",
+            cors({ allowOrigins: ["https://www.foo.com"], allowMethods: ["*"] }),
+          ),
+          prefixRule(
+            "/cors-wildcard-origin",
+            cors({ allowOrigins: ["*"], allowMethods: ["PUT"], allowCredentials: false }),
+          ),
+          prefixRule(
+            "/cors-wildcard-methods-headers",
+            cors({
+              allowOrigins: ["https://other.foo.com"],
+              allowMethods: ["*"],
+              allowHeaders: ["*"],
+              allowCredentials: true,
+            }),
+          ),
+          prefixRule(
+            "/cors-wildcard-methods-headers-unauth",
+            cors({
+              allowOrigins: ["https://other.foo.com"],
+              allowMethods: ["*"],
+              allowHeaders: ["*"],
+            }),
+          ),
+          // CORS on a rule without backends: preflights are still answered; the rest is a 500.
+          prefixRule("/cors-only", cors({ allowOrigins: ["https://www.foo.com"] }), []),
+          // Its one endpoint refuses connections: the worker answers 502 itself.
+          prefixRule("/cors-down", cors({ allowOrigins: ["https://www.foo.com"] }), [
+            { pool: "down" },
+          ]),
+          // The backendRef's CORS filter, on a pool KV does not hold.
+          prefixRule(
+            "/cors-ref-missing",
+            [],
+            [{ pool: "missing", filters: cors({ allowOrigins: ["https://ref.foo.com"] }) }],
+          ),
+        ],
+        { down: pool(b.closed) },
+      ),
     ),
   );
 
@@ -690,7 +706,35 @@ describe("CORS (HTTPRouteCORS)", () => {
       headers: { origin: "https://www.foo.com" },
     });
     expect(actual.status).toBe(500);
+    expect(actual.headers.get("access-control-allow-origin")).toBe("https://www.foo.com");
     expect(await actual.json()).toMatchObject({ error: "no_backends", route: "conformance" });
+  });
+
+  it("puts the CORS headers on the worker's own answer when no backend answers", async () => {
+    const allowed = await h.fetch("http://gw.test/cors-down", {
+      headers: { origin: "https://www.foo.com" },
+    });
+    expect(allowed.status).toBe(502);
+    expect(allowed.headers.get("access-control-allow-origin")).toBe("https://www.foo.com");
+    expect(allowed.headers.get("vary")).toBe("Origin");
+    const refused = await h.fetch("http://gw.test/cors-down", {
+      headers: { origin: "https://foobar.com" },
+    });
+    expect(refused.status).toBe(502);
+    expect(refused.headers.has("access-control-allow-origin")).toBe(false);
+    expect(refused.headers.get("vary")).toBe("Origin");
+    const sameOrigin = await h.fetch("http://gw.test/cors-down");
+    expect(sameOrigin.status).toBe(502);
+    expect(sameOrigin.headers.has("vary")).toBe(false);
+  });
+
+  it("puts a backendRef's CORS headers on the answer for its missing pool", async () => {
+    const response = await h.fetch("http://gw.test/cors-ref-missing", {
+      headers: { origin: "https://ref.foo.com" },
+    });
+    expect(response.status).toBeGreaterThanOrEqual(500);
+    expect(await response.json()).toMatchObject({ error: "missing_pool" });
+    expect(response.headers.get("access-control-allow-origin")).toBe("https://ref.foo.com");
   });
 });
 

@@ -73,9 +73,33 @@ export function responseEdits(
   return (headers) => {
     if (own) applyHeaderEdits(headers, own);
     if (refs) applyHeaderEdits(headers, refs);
-    for (const [name, value] of corsHeaders ?? []) {
-      if (name === "vary") addVary(headers, value);
-      else headers.set(name, value);
-    }
+    if (corsHeaders) setCorsHeaders(headers, corsHeaders);
   };
+}
+
+function setCorsHeaders(headers: Headers, corsHeaders: [string, string][]): void {
+  for (const [name, value] of corsHeaders) {
+    if (name === "vary") addVary(headers, value);
+    else headers.set(name, value);
+  }
+}
+
+/**
+ * An answer the worker makes itself for a rule (a 5xx when no backend answered), with the CORS
+ * headers of the picked backendRef's CORS filter, else the rule's: a browser hands a script the
+ * status of a cross-origin answer only with them, and reports a CORS error otherwise. No other
+ * filter edits it: ResponseHeaderModifier is for what a backend sends.
+ */
+export function withCors(
+  response: Response,
+  rule: RuleFilters | undefined,
+  ref: RuleFilters | undefined,
+  /** The client's request headers, read only when there is a CORS filter. */
+  requestHeaders: Headers,
+): Response {
+  const cors = ref?.cors ?? rule?.cors;
+  if (cors === undefined) return response;
+  const origin = requestHeaders.get("origin");
+  if (origin !== null) setCorsHeaders(response.headers, responseCorsHeaders(cors, origin));
+  return response;
 }
