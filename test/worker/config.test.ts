@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { backends, catchAll, harness, pool, putPool, putRoutes } from "./harness.ts";
+import { backends, catchAll, harness, pool, putCompiled, putPool, putRoutes } from "./harness.ts";
 
 const b = backends();
 
@@ -32,8 +32,31 @@ describe("configuration loading", () => {
     expect(h.kvReads).toBe(2); // the routes key's metadata, then the key as text
     h.advance(1_000);
     expect(await h.backendOf("http://x.test/")).toBe("a"); // served from memory, refreshed after
-    expect(h.kvReads).toBe(4);
+    // A document without a layout, as the load found it: its text and metadata in one read.
+    expect(h.kvReads).toBe(3);
     expect(await h.backendOf("http://x.test/")).toBe("b");
+  });
+
+  it("reads a document without a layout once a refresh, and sees a layout pushed since", async () => {
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
+    const h = harness({ refreshSeconds: 10 });
+    expect(await h.backendOf("http://x.test/")).toBe("a");
+    const reads = h.kvReads;
+    h.advance(10_000);
+    await h.backendOf("http://x.test/");
+    expect(h.kvReads).toBe(reads + 1); // the pool is inline: the routes key, nothing else
+    await putCompiled(catchAll([{ pool: "p" }], { p: pool(b.b) }), 4, "pushed");
+    h.advance(10_000);
+    await h.backendOf("http://x.test/"); // served, then refreshed: the layout's head is read
+    expect(await h.backendOf("http://x.test/")).toBe("b");
+    const compiled = h.kvReads;
+    h.advance(10_000);
+    await h.backendOf("http://x.test/");
+    expect(h.kvReads).toBe(compiled + 1); // the routes key's metadata, its document left unread
+    await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.c) }));
+    h.advance(10_000);
+    await h.backendOf("http://x.test/");
+    expect(await h.backendOf("http://x.test/")).toBe("c");
   });
 
   it("tells a changed text of the same length from the one it parsed", async () => {

@@ -11,9 +11,10 @@ export function memoryKv(
 ): KvReader {
   const get = async (key: string | string[]) =>
     Array.isArray(key) ? new Map(key.map((k) => [k, read(k)])) : read(key);
-  const getWithMetadata = async (key: string) => {
+  const getWithMetadata = async (key: string, options: { type: "stream" | "text" }) => {
     const text = read(key);
-    return { value: text === null ? null : lazyStream(text), metadata: metadata(key) };
+    const value = text === null || options.type === "text" ? text : lazyStream(text);
+    return { value, metadata: metadata(key) };
   };
   return { get, getWithMetadata } as KvReader;
 }

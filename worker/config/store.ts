@@ -55,6 +55,11 @@ export interface KvReader {
     key: string,
     options: { type: "stream"; cacheTtl?: number },
   ): Promise<{ value: ReadableStream | null; metadata: unknown }>;
+  /** The `routes` key's metadata and text in one read (a document without a layout). */
+  getWithMetadata(
+    key: string,
+    options: { type: "text"; cacheTtl?: number },
+  ): Promise<{ value: string | null; metadata: unknown }>;
 }
 
 export interface StoreOptions {
@@ -178,6 +183,11 @@ export class ConfigStore {
    */
   private readonly goodPools = new Map<string, GoodPool>();
   private lastRoutes: ParsedRoutes | undefined;
+  /**
+   * The last load found the `routes` key without a compiled layout: a refresh reads the key's
+   * text with its metadata, one KV read where a layout needs only the metadata.
+   */
+  private readWhole = false;
   /** The whole document of the compiled layout in use, once the admin API asked for it. */
   private adminTable: { id: string; table: RouteTable } | undefined;
   /** Shards being read, by key: requests for hosts of one shard wait on one read. */
@@ -225,16 +235,29 @@ export class ConfigStore {
     this.attemptedAt = now();
     this.reporting = new Set();
     try {
-      const read = await kv.getWithMetadata(ROUTES_KEY, {
-        type: "stream",
-        cacheTtl: KV_CACHE_TTL_SECONDS,
-      });
-      if (read.value === null) throw new LoadFailure(ROUTES_MISSING);
-      // Only the metadata is read here; the document, when needed, as text below: the same text
-      // decoded from this stream made every later request of a 10,000-route isolate cost 90,000
-      // instructions more (npm run bench:instructions, docs/benchmarks.md).
-      await read.value.cancel();
-      const layout = compiledMetadataOf(read.metadata);
+      // KV bills every read. A document without a layout, as the last load found it, is read
+      // with its metadata at once; otherwise only the metadata is read first (a layout needs no
+      // document), and the text, when needed, as text below: the same text decoded from this
+      // stream made every later request of a 10,000-route isolate cost 90,000 instructions more
+      // (npm run bench:instructions, docs/benchmarks.md).
+      let text: string | null | undefined;
+      let metadata: unknown;
+      if (this.readWhole) {
+        const read = await kv.getWithMetadata(ROUTES_KEY, CACHED_TEXT);
+        text = read.value;
+        metadata = read.metadata;
+        if (text === null) throw new LoadFailure(ROUTES_MISSING);
+      } else {
+        const read = await kv.getWithMetadata(ROUTES_KEY, {
+          type: "stream",
+          cacheTtl: KV_CACHE_TTL_SECONDS,
+        });
+        if (read.value === null) throw new LoadFailure(ROUTES_MISSING);
+        await read.value.cancel();
+        metadata = read.metadata;
+      }
+      const layout = compiledMetadataOf(metadata);
+      this.readWhole = layout === undefined;
       let routes: SnapshotRoutes;
       let routesId: string;
       if (layout) {
@@ -243,7 +266,7 @@ export class ConfigStore {
         // The text of a document read whole before is not needed to recognise a layout.
         this.lastRoutes = undefined;
       } else {
-        const text = await kv.get(ROUTES_KEY, CACHED_TEXT);
+        text ??= await kv.get(ROUTES_KEY, CACHED_TEXT);
         if (text === null) throw new LoadFailure(ROUTES_MISSING);
         const parsed = await this.wholeTable(text);
         routes = parsed.table;
