@@ -190,14 +190,18 @@ const config :Workerd.Config = (
 
 /**
  * `workerd serve` of a config written by workerdConfig: pinned to `core` when given (the
- * process's PID is workerd's own, as taskset execs it), with its inspector on
- * `inspectorPort`, and its stdout piped when asked for (V8's traces go there).
+ * process's PID is workerd's own, as taskset and stdbuf exec it), with its inspector on
+ * `inspectorPort`, and its stdout piped when asked for (V8's traces go there). A piped stdout
+ * is line-buffered (`stdbuf -oL`): into a pipe workerd writes 4 KB at a time, so a trace line
+ * came seconds after its collection, outside the window being measured, and the last ones were
+ * lost when the process was stopped.
  */
 export function startWorkerd(
   config: string,
   options: { core?: string; inspectorPort?: number; stdout?: "pipe" | "ignore" } = {},
 ): ChildProcess {
   const args = [WORKERD_BINARY, "serve", config, "--experimental"];
+  if (options.stdout === "pipe") args.unshift("stdbuf", "-oL");
   if (options.inspectorPort !== undefined)
     args.push(`--inspector-addr=127.0.0.1:${options.inspectorPort}`);
   const [command, ...rest] =
