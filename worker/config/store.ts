@@ -24,9 +24,10 @@ import type { Logger } from "../log.ts";
 /**
  * The one place the worker reads KV. It holds the compiled snapshot in isolate memory: the
  * first request loads it (the `routes` key's metadata, the key itself, then one bulk get per
- * 100 pools, in parallel), later
- * requests are served from memory and start a background refresh every `refreshMs`. A document
- * that is missing, unreadable or invalid is never applied; the last good one keeps serving.
+ * 100 pools, in parallel), later requests are served from memory and start a background
+ * refresh every `refreshMs` (which reads a key without a layout once, text and metadata
+ * together). A document that is missing, unreadable or invalid is never applied; the last good
+ * one keeps serving.
  *
  * When the `routes` key's metadata names a compiled layout (written by `switchyard push`), the
  * store reads that instead of the document: its head, then a shard the first time a request
