@@ -25,8 +25,8 @@ import type { Logger } from "../log.ts";
  * The one place the worker reads KV. It holds the compiled snapshot in isolate memory: the
  * first request loads it (the `routes` key's metadata, the key itself, then one bulk get per
  * 100 pools, in parallel), later requests are served from memory and start a background
- * refresh every `refreshMs` (which reads a key without a layout once, text and metadata
- * together). A document that is missing, unreadable or invalid is never applied; the last good
+ * refresh every `refreshMs` (while the snapshot was read whole, one read of the key, text
+ * and metadata together). A document that is missing, unreadable or invalid is never applied; the last good
  * one keeps serving.
  *
  * When the `routes` key's metadata names a compiled layout (written by `switchyard push`), the
@@ -184,11 +184,6 @@ export class ConfigStore {
    */
   private readonly goodPools = new Map<string, GoodPool>();
   private lastRoutes: ParsedRoutes | undefined;
-  /**
-   * The last load found the `routes` key without a compiled layout: a refresh reads the key's
-   * text with its metadata, one KV read where a layout needs only the metadata.
-   */
-  private readWhole = false;
   /** The whole document of the compiled layout in use, once the admin API asked for it. */
   private adminTable: { id: string; table: RouteTable } | undefined;
   /** Shards being read, by key: requests for hosts of one shard wait on one read. */
@@ -236,18 +231,18 @@ export class ConfigStore {
     this.attemptedAt = now();
     this.reporting = new Set();
     try {
-      // KV bills every read. A document without a layout, as the last load found it, is read
-      // with its metadata at once; otherwise only the metadata is read first (a layout needs no
+      // KV bills every read. While the snapshot in use was read whole, the document is read with
+      // its metadata at once; otherwise only the metadata is read first (a layout needs no
       // document), and the text, when needed, as text below: the same text decoded from this
       // stream made every later request of a 10,000-route isolate cost 90,000 instructions more
       // (npm run bench:instructions, docs/benchmarks.md).
-      let text: string | null | undefined;
+      let routesText: string | null | undefined;
       let metadata: unknown;
-      if (this.readWhole) {
+      if (this.snapshot?.routes instanceof RouteTable) {
         const read = await kv.getWithMetadata(ROUTES_KEY, CACHED_TEXT);
-        text = read.value;
+        routesText = read.value;
         metadata = read.metadata;
-        if (text === null) throw new LoadFailure(ROUTES_MISSING);
+        if (routesText === null) throw new LoadFailure(ROUTES_MISSING);
       } else {
         const read = await kv.getWithMetadata(ROUTES_KEY, {
           type: "stream",
@@ -258,7 +253,6 @@ export class ConfigStore {
         metadata = read.metadata;
       }
       const layout = compiledMetadataOf(metadata);
-      this.readWhole = layout === undefined;
       let routes: SnapshotRoutes;
       let routesId: string;
       if (layout) {
@@ -267,9 +261,9 @@ export class ConfigStore {
         // The text of a document read whole before is not needed to recognise a layout.
         this.lastRoutes = undefined;
       } else {
-        text ??= await kv.get(ROUTES_KEY, CACHED_TEXT);
-        if (text === null) throw new LoadFailure(ROUTES_MISSING);
-        const parsed = await this.wholeTable(text);
+        routesText ??= await kv.get(ROUTES_KEY, CACHED_TEXT);
+        if (routesText === null) throw new LoadFailure(ROUTES_MISSING);
+        const parsed = await this.wholeTable(routesText);
         routes = parsed.table;
         routesId = parsed.hash;
       }
