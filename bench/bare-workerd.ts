@@ -3,9 +3,10 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, request } from "node:http";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -209,6 +210,32 @@ export function startWorkerd(
   return spawn(command as string, rest, {
     stdio: ["ignore", options.stdout ?? "ignore", "ignore"],
   });
+}
+
+/**
+ * `entry` bundled and served alone by `workerd serve` on `service.port`, in a directory of its
+ * own, until `stop()` (for the node tests that run a worker where production runs it).
+ */
+export async function serveBundle(
+  entry: string,
+  service: Omit<WorkerService, "entry">,
+): Promise<{ stop(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), `switchyard-${service.name}-`));
+  let child: ChildProcess | undefined;
+  const stop = async () => {
+    if (child) await stopWorkerd(child);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await bundle(entry, join(dir, "worker.js"));
+    await writeFile(join(dir, "worker.capnp"), workerdConfig([{ ...service, entry: "worker.js" }]));
+    child = startWorkerd(join(dir, "worker.capnp"));
+    await waitForPort(service.port);
+    return { stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
 /** Stops a process started by startWorkerd and waits for it to exit. */

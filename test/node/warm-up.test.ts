@@ -1,15 +1,5 @@
-import type { ChildProcess } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  bundle,
-  startWorkerd,
-  stopWorkerd,
-  waitForPort,
-  workerdConfig,
-} from "../../bench/bare-workerd.ts";
+import { serveBundle } from "../../bench/bare-workerd.ts";
 
 /**
  * The warm-up runs in the isolate's global scope, where the runtime refuses I/O, timers, random
@@ -17,24 +7,19 @@ import {
  * allowed. So this runs it where it runs in production, in bare `workerd serve`.
  */
 
-let worker: ChildProcess | undefined;
-let dir: string;
+let worker: { stop(): Promise<void> } | undefined;
 const port = 19_000 + Math.floor(Math.random() * 500);
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "switchyard-warm-up-"));
-  await bundle("test/worker/warm-up-entry.ts", join(dir, "warm-up.js"));
-  await writeFile(
-    join(dir, "warm-up.capnp"),
-    workerdConfig([{ name: "warm", port, entry: "warm-up.js", bindings: {} }]),
-  );
-  worker = startWorkerd(join(dir, "warm-up.capnp"));
-  await waitForPort(port);
+  worker = await serveBundle("test/worker/warm-up-entry.ts", {
+    name: "warm-up",
+    port,
+    bindings: {},
+  });
 }, 60_000);
 
 afterAll(async () => {
-  if (worker) await stopWorkerd(worker);
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await worker?.stop();
 });
 
 describe("the warm-up in an isolate's global scope", () => {

@@ -1,17 +1,7 @@
-import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { type AddressInfo, connect, createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  bundle,
-  startWorkerd,
-  stopWorkerd,
-  waitForPort,
-  workerdConfig,
-} from "../../bench/bare-workerd.ts";
+import { serveBundle } from "../../bench/bare-workerd.ts";
 
 /**
  * What reaches the client on the wire when the worker returns a backend's response as it came:
@@ -75,8 +65,7 @@ const ANSWERS: Record<string, string> = {
 };
 
 let backend: Server;
-let worker: ChildProcess;
-let dir: string;
+let worker: { stop(): Promise<void> } | undefined;
 let port: number;
 
 async function freePort(): Promise<number> {
@@ -123,8 +112,6 @@ beforeAll(async () => {
   }).listen(0, "127.0.0.1");
   await once(backend, "listening");
   const origin = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
-  dir = await mkdtemp(join(tmpdir(), "switchyard-wire-"));
-  await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
   const routes = {
     version: 1,
     routes: [
@@ -144,25 +131,16 @@ beforeAll(async () => {
     pools: { p: { endpoints: [{ url: origin }] }, none: { endpoints: [] } },
   };
   port = await freePort();
-  await writeFile(
-    join(dir, "wire.capnp"),
-    workerdConfig([
-      {
-        name: "wire",
-        port,
-        entry: "switchyard.js",
-        bindings: { KV_JSON: JSON.stringify({ routes: JSON.stringify(routes) }) },
-      },
-    ]),
-  );
-  worker = startWorkerd(join(dir, "wire.capnp"));
-  await waitForPort(port);
+  worker = await serveBundle("bench/workerd/switchyard-entry.ts", {
+    name: "wire",
+    port,
+    bindings: { KV_JSON: JSON.stringify({ routes: JSON.stringify(routes) }) },
+  });
 }, 60_000);
 
 afterAll(async () => {
-  if (worker) await stopWorkerd(worker);
+  await worker?.stop();
   backend?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 describe("a backend's response on the wire", () => {
