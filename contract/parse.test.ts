@@ -174,10 +174,26 @@ describe("routes document", () => {
       { sessionPersistence: { idleTimeout: "1 hour" } },
       "routes[0].rules[0].sessionPersistence.idleTimeout: must be a duration",
     ],
+    [
+      { sessionPersistence: { absoluteTimeout: "0s" } },
+      'routes[0].rules[0].sessionPersistence.absoluteTimeout: must be at least "1s"',
+    ],
+    [
+      { sessionPersistence: { idleTimeout: "500ms" } },
+      'routes[0].rules[0].sessionPersistence.idleTimeout: must be at least "1s"',
+    ],
   ])("refuses rule %j", (rule, expected) => {
     const found = problems(withRule(rule));
     expect(found).toHaveLength(1);
     expect(found[0]).toContain(expected);
+  });
+
+  it.each([
+    { request: "0s", backendRequest: "5s" },
+    { request: "10s", backendRequest: "0s" },
+    { request: "0ms", backendRequest: "0s" },
+  ])("accepts the zero duration, which disables a timeout, beside any other: %j", (timeouts) => {
+    expect(problems(withRule({ timeouts }))).toEqual([]);
   });
 
   it("refuses repeated route names", () => {

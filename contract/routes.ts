@@ -24,6 +24,22 @@ const duration = () =>
     }),
   );
 
+/**
+ * How long a sticky session lasts: at least a second. Its cookie's Max-Age counts whole seconds,
+ * and a cookie of Max-Age 0 is deleted as it arrives, so "0s" would end every session at once.
+ */
+const sessionTimeout = () =>
+  duration().check(
+    z.superRefine((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms !== undefined && ms < 1000)
+        ctx.addIssue({
+          code: "custom",
+          message: 'must be at least "1s": a session cookie lives whole seconds',
+        });
+    }),
+  );
+
 const pathMatchSchema = z
   .strictObject({
     type: z._default(z.enum(["Exact", "PathPrefix", "RegularExpression"]), "PathPrefix"),
@@ -153,8 +169,8 @@ const sessionPersistenceSchema = z.strictObject({
   cookieName: z.optional(
     z.string().check(z.regex(TOKEN, { error: "must be a valid cookie name" }), z.maxLength(64)),
   ),
-  absoluteTimeout: z.optional(duration()),
-  idleTimeout: z.optional(duration()),
+  absoluteTimeout: z.optional(sessionTimeout()),
+  idleTimeout: z.optional(sessionTimeout()),
 });
 
 /** A status within [min, max], said as such. */
@@ -208,8 +224,14 @@ const timeoutsSchema = z
   .strictObject({
     request: z
       .optional(duration())
-      .check(z.describe("Bounds the whole exchange, retries included")),
-    backendRequest: z.optional(duration()).check(z.describe("Bounds each try")),
+      .check(
+        z.describe(
+          'Bounds the whole exchange, retries and the response body included; "0s" for none',
+        ),
+      ),
+    backendRequest: z
+      .optional(duration())
+      .check(z.describe('Bounds each try, until its whole response has come; "0s" for none')),
   })
   .check(
     z.superRefine((timeouts, ctx) => {

@@ -5,8 +5,8 @@ import { type Backend, closedPortUrl, startBackend } from "../../local/backends.
 export default async function setup(project: TestProject) {
   const backends: Backend[] = await Promise.all([
     ...["a", "b", "c", "d"].map((name) => startBackend(name)),
-    ...(["reset", "midbody", "hang", "unavailable", "slow", "redirect"] as const).map((behavior) =>
-      startBackend(behavior, { behavior }),
+    ...(["reset", "midbody", "stall", "hang", "unavailable", "slow", "redirect"] as const).map(
+      (behavior) => startBackend(behavior, { behavior }),
     ),
   ]);
   project.provide("backends", {

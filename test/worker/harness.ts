@@ -34,6 +34,7 @@ export type BackendName =
   | "closed"
   | "reset"
   | "midbody"
+  | "stall"
   | "hang"
   | "unavailable"
   | "slow"

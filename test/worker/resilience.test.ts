@@ -172,6 +172,42 @@ describe("timeouts", () => {
     );
     expect(await harness().backendOf("http://x.test/")).toBe("slow");
   });
+
+  it.each([{ backendRequest: "300ms" }, { request: "300ms" }])(
+    "bounds the body too: %j ends a body that stops coming",
+    async (timeouts) => {
+      await putRoutes(ruleDoc({ timeouts }, { p: pool(b.stall) }));
+      const response = await harness().fetch("http://x.test/");
+      expect(response.status).toBe(200);
+      // Without the bound this read waits for the test's own timeout.
+      await expect(response.text()).rejects.toThrow();
+    },
+  );
+
+  it("leaves a WebSocket alone once it is open", async () => {
+    await putRoutes(ruleDoc({ timeouts: { backendRequest: "200ms" } }, { p: pool(b.a) }));
+    const response = await harness().fetch("http://x.test/ws", {
+      headers: { upgrade: "websocket" },
+    });
+    const socket = response.webSocket;
+    if (!socket) throw new Error(`no webSocket on the ${response.status} response`);
+    socket.accept();
+    // Past the timeout, the socket still carries messages both ways.
+    await scheduler.wait(400);
+    const reply = new Promise<string>((resolve) =>
+      socket.addEventListener("message", (event) => resolve(String(event.data))),
+    );
+    socket.send("hello");
+    expect(await reply).toBe("a: hello");
+    socket.close(1000, "done");
+  });
+
+  it('takes "0s" as no timeout, as Gateway API says, not as an instant one', async () => {
+    await putRoutes(
+      ruleDoc({ timeouts: { request: "0s", backendRequest: "0s" } }, { p: pool(b.slow) }),
+    );
+    expect(await harness().backendOf("http://x.test/")).toBe("slow");
+  });
 });
 
 describe("a socket reset in the middle of a response", () => {

@@ -140,4 +140,25 @@ describe("compileSnapshot", () => {
     expect([0, 1].map((i) => ruleLabel(snapshot.rule(0, i)!))).toEqual(["shop/api", "shop/1"]);
     expect(snapshot.rule(0, 0)?.timeouts).toEqual({ requestMs: 30_000, backendRequestMs: 500 });
   });
+
+  it('takes a zero duration ("0s") as no timeout, as Gateway API says', () => {
+    const snapshot = snapshotOf({
+      version: 1,
+      routes: [
+        {
+          name: "stream",
+          rules: [
+            { backendRefs: [{ pool: "p" }], timeouts: { request: "0s", backendRequest: "0ms" } },
+            { backendRefs: [{ pool: "p" }], timeouts: { request: "0s", backendRequest: "5s" } },
+          ],
+        },
+      ],
+      pools: { p: poolOf({ a: 1 }) },
+    });
+    expect(snapshot.rule(0, 0)?.timeouts).toEqual({
+      requestMs: undefined,
+      backendRequestMs: undefined,
+    });
+    expect(snapshot.rule(0, 1)?.timeouts).toEqual({ requestMs: undefined, backendRequestMs: 5000 });
+  });
 });

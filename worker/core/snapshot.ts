@@ -107,8 +107,14 @@ export function kvPoolNames(
   return (names ?? table.referencedPools).filter((name) => !Object.hasOwn(table.pools, name));
 }
 
-function optionalMs(text: string | undefined): number | undefined {
-  return text === undefined ? undefined : durationMs(text);
+/**
+ * A timeout in milliseconds, or `undefined` for none: unset, or the zero duration, which Gateway
+ * API says disables the timeout ("0s").
+ */
+function timeoutMs(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = durationMs(text);
+  return ms === 0 ? undefined : ms;
 }
 
 export class Snapshot {
@@ -238,8 +244,8 @@ export class Snapshot {
           : undefined,
         timeouts: source.timeouts
           ? {
-              requestMs: optionalMs(source.timeouts.request),
-              backendRequestMs: optionalMs(source.timeouts.backendRequest),
+              requestMs: timeoutMs(source.timeouts.request),
+              backendRequestMs: timeoutMs(source.timeouts.backendRequest),
             }
           : NO_TIMEOUTS,
       };

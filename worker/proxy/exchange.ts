@@ -120,7 +120,12 @@ function tryOnce(
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   return sent.then(
     (response) => {
-      clearTimeout(timer);
+      // A timeout runs until the whole response has come (Gateway API's backendRequest): the
+      // timer stays armed while the body streams, and aborting the fetch then fails the body's
+      // read, as a reset does, instead of leaving a stalled body open for good. Once the body is
+      // through, the abort finds nothing left to stop. A response without a body, a WebSocket's
+      // 101 among them, has nothing left to bound.
+      if (response.body === null) clearTimeout(timer);
       return responded(response);
     },
     () => {
