@@ -175,6 +175,18 @@ describe("routes document", () => {
       "routes[0].rules[0].sessionPersistence.idleTimeout: must be a duration",
     ],
     [
+      { sessionPersistence: { cookieName: "a", sessionName: "b" } },
+      "routes[0].rules[0].sessionPersistence.sessionName: names the cookie as cookieName does",
+    ],
+    [
+      { sessionPersistence: { cookieConfig: { lifetimeType: "Permanent" } } },
+      'routes[0].rules[0].sessionPersistence.cookieConfig.lifetimeType: "Permanent" needs absoluteTimeout',
+    ],
+    [
+      { sessionPersistence: { cookieConfig: { lifetimeType: "Forever" } } },
+      'routes[0].rules[0].sessionPersistence.cookieConfig.lifetimeType: must be "Permanent" or "Session"',
+    ],
+    [
       { sessionPersistence: { absoluteTimeout: "0s" } },
       'routes[0].rules[0].sessionPersistence.absoluteTimeout: must be at least "1s"',
     ],
@@ -194,6 +206,23 @@ describe("routes document", () => {
     { request: "0ms", backendRequest: "0s" },
   ])("accepts the zero duration, which disables a timeout, beside any other: %j", (timeouts) => {
     expect(problems(withRule({ timeouts }))).toEqual([]);
+  });
+
+  it("accepts Gateway API's sessionPersistence fields: sessionName and cookieConfig", () => {
+    expect(
+      problems(
+        withRule({
+          sessionPersistence: {
+            sessionName: "shop",
+            absoluteTimeout: "12h",
+            cookieConfig: { lifetimeType: "Permanent" },
+          },
+        }),
+      ),
+    ).toEqual([]);
+    expect(
+      problems(withRule({ sessionPersistence: { cookieConfig: { lifetimeType: "Session" } } })),
+    ).toEqual([]);
   });
 
   it("refuses repeated route names", () => {

@@ -164,14 +164,44 @@ const backendRefSchema = z.strictObject({
     .check(z.describe("Applied only when this backendRef is picked")),
 });
 
-const sessionPersistenceSchema = z.strictObject({
-  type: z._default(z.literal("Cookie", { error: 'must be "Cookie"' }), "Cookie"),
-  cookieName: z.optional(
-    z.string().check(z.regex(TOKEN, { error: "must be a valid cookie name" }), z.maxLength(64)),
-  ),
-  absoluteTimeout: z.optional(sessionTimeout()),
-  idleTimeout: z.optional(sessionTimeout()),
-});
+const cookieName = () =>
+  z.string().check(z.regex(TOKEN, { error: "must be a valid cookie name" }), z.maxLength(64));
+
+const sessionPersistenceSchema = z
+  .strictObject({
+    type: z._default(z.literal("Cookie", { error: 'must be "Cookie"' }), "Cookie"),
+    cookieName: z.optional(cookieName()),
+    /** Gateway API's name for the cookie's name. */
+    sessionName: z.optional(cookieName()),
+    absoluteTimeout: z.optional(sessionTimeout()),
+    idleTimeout: z.optional(sessionTimeout()),
+    cookieConfig: z.optional(
+      z.strictObject({
+        lifetimeType: z.optional(
+          z.enum(["Permanent", "Session"], { error: 'must be "Permanent" or "Session"' }),
+        ),
+      }),
+    ),
+  })
+  .check(
+    z.superRefine((persistence, ctx) => {
+      if (persistence.cookieName !== undefined && persistence.sessionName !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["sessionName"],
+          message: "names the cookie as cookieName does: give one of them",
+        });
+      if (
+        persistence.cookieConfig?.lifetimeType === "Permanent" &&
+        persistence.absoluteTimeout === undefined
+      )
+        ctx.addIssue({
+          code: "custom",
+          path: ["cookieConfig", "lifetimeType"],
+          message: '"Permanent" needs absoluteTimeout: it is the cookie\'s Max-Age',
+        });
+    }),
+  );
 
 /** A status within [min, max], said as such. */
 const status = (min: number, max: number) => {

@@ -63,6 +63,25 @@ describe("session persistence", () => {
     );
   });
 
+  it('takes Gateway API\'s sessionName, and sends a "Session" lifetime without Max-Age', async () => {
+    await putRoutes(
+      stickyDoc([{ url: b.a }, { url: b.b }], {
+        sessionName: "shop-browser",
+        absoluteTimeout: "1h",
+        cookieConfig: { lifetimeType: "Session" },
+      }),
+    );
+    const h = harness();
+    const jar = new CookieJar();
+    const backend = await visit(h, jar);
+    expect(jar.received[0]).toMatch(/^shop-browser=[^;]+; Path=\/; HttpOnly; SameSite=Lax$/);
+    for (let i = 0; i < 5; i++) expect(await visit(h, jar)).toBe(backend);
+    // The browser keeps it for its session; the worker still ends it after absoluteTimeout.
+    h.advance(61 * 60_000);
+    await visit(h, jar);
+    expect(jar.received.at(-1)?.split(".")[1]).not.toBe(jar.received[0]?.split(".")[1]);
+  });
+
   it("ignores and replaces a tampered cookie, serving the request normally", async () => {
     await putRoutes(stickyDoc([{ url: b.a }, { url: b.b }]));
     const h = harness();

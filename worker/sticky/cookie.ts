@@ -217,11 +217,22 @@ export interface SessionSettings {
   cookieName: string;
   scope: CookieScope;
   limits: StickyLimits;
+  /**
+   * Whether the cookie carries a Max-Age. Without one (Gateway API's lifetimeType "Session") the
+   * browser drops it when its session ends; the limits are judged from the signed times alike.
+   */
+  maxAge: boolean;
 }
 
 /** A rule's cookie name and time limits, from its sessionPersistence block. */
 export function sessionSettings(
-  persistence: { cookieName?: string; absoluteTimeout?: string; idleTimeout?: string },
+  persistence: {
+    cookieName?: string;
+    sessionName?: string;
+    absoluteTimeout?: string;
+    idleTimeout?: string;
+    cookieConfig?: { lifetimeType?: "Permanent" | "Session" };
+  },
   routeName: string,
   ruleName: string | number,
 ): SessionSettings {
@@ -229,7 +240,8 @@ export function sessionSettings(
     text === undefined ? undefined : durationMs(text) / 1000;
   const absoluteTimeoutS = seconds(persistence.absoluteTimeout);
   const idleTimeoutS = seconds(persistence.idleTimeout);
-  const cookieName = persistence.cookieName ?? defaultCookieName(routeName, ruleName);
+  const cookieName =
+    persistence.cookieName ?? persistence.sessionName ?? defaultCookieName(routeName, ruleName);
   return {
     cookieName,
     scope: { name: cookieName, routeName, ruleName },
@@ -238,6 +250,7 @@ export function sessionSettings(
         absoluteTimeoutS ?? (idleTimeoutS === undefined ? DEFAULT_MAX_LIFETIME_S : undefined),
       idleTimeoutS,
     },
+    maxAge: persistence.cookieConfig?.lifetimeType !== "Session",
   };
 }
 

@@ -259,7 +259,7 @@ export class Sessions {
     rule: CompiledRule,
     health: HealthLens,
   ): Session {
-    const { cookieName, scope, limits } = settings;
+    const { cookieName, scope, limits, maxAge } = settings;
     const sticky =
       cookieEndpoint === undefined ? undefined : stickyCandidate(rule, cookieEndpoint, health);
     const refOf = (id: string) => this.refOf(signing, id);
@@ -278,8 +278,11 @@ export class Sessions {
           )
           .then((value) => {
             const { absoluteTimeoutS, idleTimeoutS } = limits;
-            const maxAgeS =
-              absoluteTimeoutS !== undefined ? absoluteTimeoutS - (nowS - issuedAt) : idleTimeoutS;
+            const maxAgeS = !maxAge
+              ? undefined
+              : absoluteTimeoutS !== undefined
+                ? absoluteTimeoutS - (nowS - issuedAt)
+                : idleTimeoutS;
             return setCookieHeader(cookieName, value, { secure, maxAgeS });
           });
       },
