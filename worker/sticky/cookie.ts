@@ -218,8 +218,9 @@ export interface SessionSettings {
   scope: CookieScope;
   limits: StickyLimits;
   /**
-   * Whether the cookie carries a Max-Age. Without one (Gateway API's lifetimeType "Session") the
-   * browser drops it when its session ends; the limits are judged from the signed times alike.
+   * Whether the cookie carries a Max-Age: only with Gateway API's lifetimeType "Permanent".
+   * Without one ("Session", the default) the browser drops it when its session ends; the limits
+   * are judged from the signed times either way.
    */
   maxAge: boolean;
 }
@@ -250,7 +251,7 @@ export function sessionSettings(
         absoluteTimeoutS ?? (idleTimeoutS === undefined ? DEFAULT_MAX_LIFETIME_S : undefined),
       idleTimeoutS,
     },
-    maxAge: persistence.cookieConfig?.lifetimeType !== "Session",
+    maxAge: persistence.cookieConfig?.lifetimeType === "Permanent",
   };
 }
 
