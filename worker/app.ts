@@ -379,7 +379,9 @@ export function createApp(options: AppOptions = {}): App {
         failed(
           choice.kind === "missing-pool"
             ? { kind: "missing-pool", route: rule.routeName, pool: choice.ref.poolName }
-            : { kind: "unavailable", route: rule.routeName, message: choice.reason },
+            : choice.kind === "weight-zero"
+              ? { kind: "no-backends", route: rule.routeName, rule: ruleName, weightZero: true }
+              : { kind: "unavailable", route: rule.routeName, message: choice.reason },
           requestId,
           debugHeaders,
         ),

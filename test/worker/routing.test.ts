@@ -164,4 +164,29 @@ describe("balancing over real requests", () => {
     expect(JSON.parse(text)).toMatchObject({ error: "bad_gateway", route: "dead" });
     expect(text).not.toContain("127.0.0.1");
   });
+
+  it("answers 500 when every backendRef has weight 0 (HTTPRouteAllBackendsWeightZero)", async () => {
+    await putRoutes({
+      version: 1,
+      routes: [
+        {
+          name: "off",
+          rules: [
+            {
+              backendRefs: [
+                { pool: "a", weight: 0 },
+                { pool: "b", weight: 0 },
+              ],
+            },
+          ],
+        },
+      ],
+      pools: { a: pool(b.a), b: pool(b.b) },
+    });
+    const h = harness();
+    const response = await h.fetch("http://x.test/");
+    expect(response.status).toBe(500);
+    expect(await response.json()).toMatchObject({ error: "no_backends", route: "off" });
+    expect(JSON.stringify(h.logs)).toContain("every backendRef of rule 0 has weight 0");
+  });
 });

@@ -85,7 +85,38 @@ describe("pick", () => {
     const none = ruleOf([{ pool: "empty" }], { empty: { version: 1, endpoints: [] } });
     expect(pick(none)).toEqual({ kind: "unavailable", reason: "pool empty has no endpoints" });
     const zero = ruleOf([{ pool: "p", weight: 0 }], { p: poolOf({ a: 1 }) });
-    expect(pick(zero)).toEqual({ kind: "unavailable", reason: "every backendRef has weight 0" });
+    expect(pick(zero)).toEqual({ kind: "weight-zero" });
+  });
+
+  it("answers weight-zero only when every backendRef has weight 0, in every priority", () => {
+    const rule = ruleOf(
+      [
+        { pool: "off", weight: 0 },
+        { pool: "dr", priority: 1 },
+      ],
+      {
+        off: poolOf({ a: 1 }),
+        dr: poolOf({ e: 1 }),
+      },
+    );
+    const dr = rule.tiers[1]!.refs[0]!.pool!;
+    // The priority-1 pool is down as well: it is still the one meant to take traffic.
+    const allDown: HealthLens = (pool) =>
+      pool === dr
+        ? { avoided: new Set(), down: new Set([dr.endpoints[0]!.id]), panic: true }
+        : undefined;
+    expect(host(pick(rule, allDown))).toBe("e");
+    const none = ruleOf(
+      [
+        { pool: "a", weight: 0 },
+        { pool: "b", weight: 0, priority: 1 },
+      ],
+      {
+        a: poolOf({ a: 1 }),
+        b: poolOf({ b: 1 }),
+      },
+    );
+    expect(pick(none)).toEqual({ kind: "weight-zero" });
   });
 
   it("lists each endpoint that takes new traffic exactly once, the choice first", () => {

@@ -34,7 +34,9 @@ export type Choice =
   /** The chosen backendRef names a pool that does not exist: 500 for its share. */
   | { kind: "missing-pool"; ref: CompiledRef }
   /** Nothing can take new traffic: 503. */
-  | { kind: "unavailable"; reason: string };
+  | { kind: "unavailable"; reason: string }
+  /** Every backendRef of the rule has weight 0: no traffic is meant for any (Gateway API: 500). */
+  | { kind: "weight-zero" };
 
 function takesNewTraffic(endpoint: CompiledEndpoint): boolean {
   return endpoint.weight > 0 && endpoint.state === "ready";
@@ -108,8 +110,11 @@ function activeTier(rule: CompiledRule, health: HealthLens): Tier | undefined {
     if (tier.refs.some((ref) => ref.weight > 0 && ref.pool && healthyIn(ref.pool, health)))
       return tier;
   }
-  return rule.tiers[0];
+  // No tier has a healthy endpoint: the first that takes traffic at all, as if all were healthy.
+  return rule.tiers.find((tier) => tier.refs.some((ref) => ref.weight > 0)) ?? rule.tiers[0];
 }
+
+const WEIGHT_ZERO: Choice = Object.freeze({ kind: "weight-zero" });
 
 export function pick(
   rule: CompiledRule,
@@ -140,7 +145,7 @@ export function pick(
   let ref = tier?.refs[tier.wrr.next(refEligible)];
   // Every ref of the tier without a healthy endpoint: balance as if all were healthy.
   if (!ref && tier && refEligible) ref = tier.refs[tier.wrr.next()];
-  if (!ref) return { kind: "unavailable", reason: "every backendRef has weight 0" };
+  if (!ref) return WEIGHT_ZERO;
   const pool = ref.pool;
   if (!pool) return { kind: "missing-pool", ref };
   const avoided = health(pool)?.avoided;

@@ -9,8 +9,11 @@ export type Failure =
   | { kind: "no-config"; message: string }
   | { kind: "no-route"; host: string; path: string }
   | { kind: "missing-pool"; route: string; pool: string }
-  /** A rule with no backendRefs and no filter that answers (Gateway API: 500). */
-  | { kind: "no-backends"; route: string; rule: string }
+  /**
+   * A rule with no backendRefs and no filter that answers, or whose backendRefs all have weight 0
+   * (`weightZero`): Gateway API answers both with 500.
+   */
+  | { kind: "no-backends"; route: string; rule: string; weightZero?: boolean }
   | { kind: "unavailable"; route: string; message: string }
   | { kind: "bad-gateway"; route: string; message: string }
   | { kind: "timeout"; route: string; message: string };
@@ -51,7 +54,9 @@ export function detail(failure: Failure): string {
     case "no-route":
       return `no route matches host ${failure.host} and path ${failure.path}`;
     case "no-backends":
-      return `rule ${failure.rule} has no backendRefs and no RequestRedirect`;
+      return failure.weightZero
+        ? `every backendRef of rule ${failure.rule} has weight 0`
+        : `rule ${failure.rule} has no backendRefs and no RequestRedirect`;
     case "missing-pool":
       return `backendRef names pool "${failure.pool}", which does not exist or is invalid`;
   }
