@@ -127,6 +127,25 @@ const CONFORMANCE_RULES = `
       allowMethods: ["*"]
       allowHeaders: ["*"]
   backendRefs: [{ pool: p }]
+- matches: [{ path: { type: Exact, value: /direct-response/body } }]
+  filters:
+  - type: DirectResponse
+    directResponse:
+      statusCode: 200
+      body:
+        string: "hello, gateway"
+- matches: [{ path: { type: Exact, value: /direct-response/no-body } }]
+  filters:
+  - type: DirectResponse
+    directResponse:
+      statusCode: 204
+- matches: [{ path: { type: Exact, value: /direct-response/forbidden } }]
+  filters:
+  - type: DirectResponse
+    directResponse:
+      statusCode: 403
+      body:
+        string: "Forbidden"
 `;
 
 describe("filters in the routes document", () => {
@@ -188,6 +207,59 @@ describe("filters in the routes document", () => {
         backendRefs: toPool,
       },
       "routes[0].rules[0].filters[0].type: a RequestRedirect answers the request itself: the rule must have no backendRefs",
+    ],
+    [
+      "a direct response with backendRefs",
+      {
+        filters: [{ type: "DirectResponse", directResponse: { statusCode: 503 } }],
+        backendRefs: toPool,
+      },
+      "routes[0].rules[0].filters[0].type: a DirectResponse answers the request itself: the rule must have no backendRefs",
+    ],
+    [
+      "a direct response on a backendRef",
+      {
+        backendRefs: [
+          { pool: "p", filters: [{ type: "DirectResponse", directResponse: { statusCode: 503 } }] },
+        ],
+      },
+      "routes[0].rules[0].backendRefs[0].filters[0].type: a DirectResponse answers for the whole rule: put it in the rule's filters, without backendRefs",
+    ],
+    [
+      "a direct response and a mirror together",
+      {
+        filters: [
+          { type: "RequestMirror", requestMirror: { backendRef: { pool: "p" } } },
+          { type: "DirectResponse", directResponse: { statusCode: 200 } },
+        ],
+      },
+      "routes[0].rules[0].filters[1].type: DirectResponse and RequestMirror cannot be used together: the DirectResponse answers the request itself",
+    ],
+    [
+      "a direct response with a 1xx status",
+      { filters: [{ type: "DirectResponse", directResponse: { statusCode: 101 } }] },
+      "routes[0].rules[0].filters[0].directResponse.statusCode: must be an HTTP status from 200 to 599 (a Worker cannot answer with a 1xx)",
+    ],
+    [
+      "a direct response of 204 with a body",
+      {
+        filters: [
+          { type: "DirectResponse", directResponse: { statusCode: 204, body: { string: "x" } } },
+        ],
+      },
+      "routes[0].rules[0].filters[0].directResponse.body: must not be set: a 204 response has no body",
+    ],
+    [
+      "a direct response body over 4096 characters",
+      {
+        filters: [
+          {
+            type: "DirectResponse",
+            directResponse: { statusCode: 200, body: { string: "x".repeat(4097) } },
+          },
+        ],
+      },
+      "routes[0].rules[0].filters[0].directResponse.body.string: must be at most 4096 characters",
     ],
     [
       "a redirect and a rewrite together",
@@ -255,7 +327,7 @@ describe("filters in the routes document", () => {
     [
       "an unknown type",
       { filters: [{ type: "Rewrite" }], backendRefs: toPool },
-      "routes[0].rules[0].filters[0].type: must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror, CORS",
+      "routes[0].rules[0].filters[0].type: must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror, CORS, DirectResponse",
     ],
     [
       "settings of another type",

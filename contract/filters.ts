@@ -25,6 +25,7 @@ export const FILTER_TYPES = [
   "URLRewrite",
   "RequestMirror",
   "CORS",
+  "DirectResponse",
 ] as const;
 export type FilterType = (typeof FILTER_TYPES)[number];
 
@@ -36,6 +37,7 @@ export const FILTER_FIELDS = {
   URLRewrite: "urlRewrite",
   RequestMirror: "requestMirror",
   CORS: "cors",
+  DirectResponse: "directResponse",
 } as const satisfies Record<FilterType, string>;
 
 /** Gateway API filter types Switchyard refuses, and why. */
@@ -158,6 +160,39 @@ const pathModifierSchema = z
   );
 
 const PORT_ERROR = "must be a port from 1 to 65535";
+
+/** Statuses whose response has no body (RFC 9110): a DirectResponse with one cannot carry a body. */
+const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([204, 205, 304]);
+const DIRECT_STATUS_ERROR = "must be an HTTP status from 200 to 599";
+
+/**
+ * Gateway API's DirectResponse (GEP-2826): the rule answers with this status and body itself.
+ * Gateway API allows 100–599; a Worker cannot send a 1xx as its answer.
+ */
+const directResponseSchema = z
+  .strictObject({
+    statusCode: z
+      .int({ error: DIRECT_STATUS_ERROR })
+      .check(
+        z.gte(200, { error: `${DIRECT_STATUS_ERROR} (a Worker cannot answer with a 1xx)` }),
+        z.lte(599, { error: DIRECT_STATUS_ERROR }),
+      ),
+    body: z.optional(
+      z.strictObject({
+        string: z.string().check(z.maxLength(4096, { error: "must be at most 4096 characters" })),
+      }),
+    ),
+  })
+  .check(
+    z.superRefine((direct, ctx) => {
+      if (direct.body !== undefined && NULL_BODY_STATUSES.has(direct.statusCode))
+        ctx.addIssue({
+          code: "custom",
+          path: ["body"],
+          message: `must not be set: a ${direct.statusCode} response has no body`,
+        });
+    }),
+  );
 
 const requestRedirectSchema = z.strictObject({
   scheme: z.optional(z.enum(["http", "https"], { error: 'must be "http" or "https"' })),
@@ -307,6 +342,7 @@ export const httpRouteFilterSchema = z
     urlRewrite: z.optional(urlRewriteSchema),
     requestMirror: z.optional(requestMirrorSchema),
     cors: z.optional(corsSchema),
+    directResponse: z.optional(directResponseSchema),
     extensionRef: z.optional(z.unknown()),
     externalAuth: z.optional(z.unknown()),
   })
@@ -342,7 +378,8 @@ export const httpRouteFilterSchema = z
 
 /**
  * A `filters` list (of a rule or of a backendRef): at most 16; each type at most once except
- * RequestMirror; never a RequestRedirect and a URLRewrite together.
+ * RequestMirror; never a RequestRedirect and a URLRewrite together, nor a DirectResponse with a
+ * RequestRedirect, URLRewrite or RequestMirror.
  */
 export const filtersSchema = z.array(httpRouteFilterSchema).check(
   maxEntries(16),
@@ -361,12 +398,24 @@ export const filtersSchema = z.array(httpRouteFilterSchema).check(
     });
     const redirect = first.get("RequestRedirect");
     const rewrite = first.get("URLRewrite");
+    const direct = first.get("DirectResponse");
     if (redirect !== undefined && rewrite !== undefined)
       ctx.addIssue({
         code: "custom",
         path: [Math.max(redirect, rewrite), "type"],
         message: "RequestRedirect and URLRewrite cannot be used together",
       });
+    // A DirectResponse answers the request: nothing is redirected, rewritten or mirrored.
+    for (const other of ["RequestRedirect", "URLRewrite", "RequestMirror"] as const) {
+      const at =
+        other === "RequestMirror" ? filters.findIndex((f) => f.type === other) : first.get(other);
+      if (direct !== undefined && at !== undefined && at !== -1)
+        ctx.addIssue({
+          code: "custom",
+          path: [Math.max(direct, at), "type"],
+          message: `DirectResponse and ${other} cannot be used together: the DirectResponse answers the request itself`,
+        });
+    }
   }),
 );
 
@@ -376,6 +425,7 @@ export type PathModifier = z.output<typeof pathModifierSchema>;
 export type RequestRedirect = z.output<typeof requestRedirectSchema>;
 export type RequestMirror = z.output<typeof requestMirrorSchema>;
 export type CorsFilter = z.output<typeof corsSchema>;
+export type DirectResponse = z.output<typeof directResponseSchema>;
 
 /** The path modifiers of a filters list that use ReplacePrefixMatch, with their JSON paths. */
 export function prefixReplacements(

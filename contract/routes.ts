@@ -293,7 +293,7 @@ const httpRouteRuleSchema = z
       ._default(z.array(backendRefSchema).check(maxEntries(16)), [])
       .check(
         z.describe(
-          "May be empty when a RequestRedirect answers; otherwise an empty list answers 500",
+          "May be empty when a RequestRedirect or a DirectResponse answers; otherwise an empty list answers 500",
         ),
       ),
     sessionPersistence: z.optional(sessionPersistenceSchema),
@@ -303,15 +303,26 @@ const httpRouteRuleSchema = z
   })
   .check(
     z.superRefine((rule, ctx) => {
-      // Gateway API: a redirect answers by itself, so it never comes with backends.
-      const redirect = rule.filters?.findIndex((f) => f.type === "RequestRedirect") ?? -1;
-      if (redirect !== -1 && rule.backendRefs.length > 0)
-        ctx.addIssue({
-          code: "custom",
-          path: ["filters", redirect, "type"],
-          message:
-            "a RequestRedirect answers the request itself: the rule must have no backendRefs",
-        });
+      // Gateway API: a redirect or a direct response answers by itself, never with backends.
+      for (const type of ["RequestRedirect", "DirectResponse"] as const) {
+        const at = rule.filters?.findIndex((f) => f.type === type) ?? -1;
+        if (at !== -1 && rule.backendRefs.length > 0)
+          ctx.addIssue({
+            code: "custom",
+            path: ["filters", at, "type"],
+            message: `a ${type} answers the request itself: the rule must have no backendRefs`,
+          });
+      }
+      rule.backendRefs.forEach((ref, i) => {
+        const at = ref.filters?.findIndex((f) => f.type === "DirectResponse") ?? -1;
+        if (at !== -1)
+          ctx.addIssue({
+            code: "custom",
+            path: ["backendRefs", i, "filters", at, "type"],
+            message:
+              "a DirectResponse answers for the whole rule: put it in the rule's filters, without backendRefs",
+          });
+      });
       // ReplacePrefixMatch replaces what one PathPrefix match matched.
       const uses = [
         ...prefixReplacements(rule.filters ?? []).map((u) => ["filters", ...u.path]),

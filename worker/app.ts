@@ -16,6 +16,7 @@ import { BufferBudget } from "./proxy/body.ts";
 import { type ExchangeDeps, exchange, RETRY_SKIPPED_HEADER } from "./proxy/exchange.ts";
 import {
   corsRequestOf,
+  directResponse,
   preflightResponse,
   redirectResponse,
   responseEdits,
@@ -315,15 +316,12 @@ export function createApp(options: AppOptions = {}): App {
       });
     };
     const filters = rule.filters;
-    // A rule's RequestRedirect answers by itself: no session, no backend.
-    if (filters?.redirect) {
-      const origin = request.headers.get("origin");
-      const response = edgeAnswer(
-        redirectResponse(filters.redirect, url, rawHost),
-        filters,
-        undefined,
-        origin,
-      );
+    // A rule's RequestRedirect or DirectResponse answers by itself: no session, no backend.
+    const answer = filters?.redirect
+      ? redirectResponse(filters.redirect, url, rawHost)
+      : filters?.direct && directResponse(filters.direct);
+    if (answer) {
+      const response = edgeAnswer(answer, filters, undefined, request.headers.get("origin"));
       accessed(response.status);
       return response;
     }

@@ -303,6 +303,58 @@ describe("RequestRedirect (HTTPRouteRedirect*)", () => {
   });
 });
 
+describe("DirectResponse (HTTPRouteDirectResponse)", () => {
+  const h = harness();
+  const exact = (value: string, filters: unknown[]) => ({
+    matches: [{ path: { type: "Exact", value } }],
+    filters,
+  });
+  const direct = (directResponse: unknown) => ({ type: "DirectResponse", directResponse });
+  beforeAll(() =>
+    putRoutes(
+      routes([
+        exact("/direct-response/body", [
+          direct({ statusCode: 200, body: { string: "hello, gateway" } }),
+        ]),
+        exact("/direct-response/no-body", [direct({ statusCode: 204 })]),
+        exact("/direct-response/forbidden", [
+          direct({ statusCode: 403, body: { string: "Forbidden" } }),
+        ]),
+        // GEP-2826's pattern for a JSON body: a ResponseHeaderModifier sets its Content-Type.
+        exact("/api/gone", [
+          direct({
+            statusCode: 410,
+            body: { string: '{"error":"this endpoint has been removed"}' },
+          }),
+          {
+            type: "ResponseHeaderModifier",
+            responseHeaderModifier: { set: [{ name: "Content-Type", value: "application/json" }] },
+          },
+        ]),
+      ]),
+    ),
+  );
+
+  it.each([
+    ["/direct-response/body", 200, "hello, gateway"],
+    ["/direct-response/no-body", 204, ""],
+    ["/direct-response/forbidden", 403, "Forbidden"],
+  ])("answers %s with %i and its body, whatever the request sends", async (path, status, body) => {
+    const response = await h.fetch(`http://gw.test${path}`, { method: "POST", body: "ignored" });
+    expect(response.status).toBe(status);
+    expect(await response.text()).toBe(body);
+  });
+
+  it("takes its Content-Type from a ResponseHeaderModifier, text/plain otherwise", async () => {
+    const gone = await h.fetch("http://gw.test/api/gone");
+    expect(gone.status).toBe(410);
+    expect(gone.headers.get("content-type")).toBe("application/json");
+    expect(await gone.json()).toEqual({ error: "this endpoint has been removed" });
+    const plain = await h.fetch("http://gw.test/direct-response/body");
+    expect(plain.headers.get("content-type")).toMatch(/^text\/plain/);
+  });
+});
+
 describe("URLRewrite (HTTPRouteRewritePath)", () => {
   const h = harness();
   const rewrite = (prefix: string, path: unknown, more: unknown[] = []) =>

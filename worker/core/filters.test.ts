@@ -278,5 +278,38 @@ describe("compileFilters", () => {
         { scheme: "http", host: "shop.example.com", port: 80, path: "/a", search: "?b=1" },
       ),
     ).toEqual(["RequestRedirect: 301 to https://shop.example.com/a?b=1"]);
+    const request = { scheme: "https", host: "a", port: 443, path: "/", search: "" };
+    expect(
+      describeFilters(
+        [
+          {
+            type: "DirectResponse",
+            directResponse: { statusCode: 403, body: { string: "Nein, ü" } },
+          },
+          { type: "DirectResponse", directResponse: { statusCode: 204 } },
+        ],
+        undefined,
+        request,
+      ),
+    ).toEqual([
+      "DirectResponse: 403, a body of 8 bytes; no backend",
+      "DirectResponse: 204, no body; no backend",
+    ]);
+  });
+
+  it("compiles a DirectResponse to its status and body", () => {
+    const compiled = compileFilters(
+      [{ type: "DirectResponse", directResponse: { statusCode: 503, body: { string: "later" } } }],
+      undefined,
+      () => undefined,
+    );
+    expect(compiled?.direct).toEqual({ status: 503, body: "later" });
+    expect(
+      compileFilters(
+        [{ type: "DirectResponse", directResponse: { statusCode: 204 } }],
+        undefined,
+        () => undefined,
+      )?.direct,
+    ).toEqual({ status: 204, body: null });
   });
 });

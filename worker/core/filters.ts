@@ -59,10 +59,18 @@ export interface CompiledMirror<P> {
   denominator: number;
 }
 
+/** A DirectResponse: the status and body the rule answers with. */
+export interface CompiledDirect {
+  status: number;
+  /** Null when the filter has no body. */
+  body: string | null;
+}
+
 export interface CompiledFilters<P = unknown> {
   requestHeaders: HeaderEdits | undefined;
   responseHeaders: HeaderEdits | undefined;
   redirect: CompiledRedirect | undefined;
+  direct: CompiledDirect | undefined;
   /** URLRewrite's path: the path the backend sees. */
   rewritePath: ((path: string) => string) | undefined;
   mirrors: readonly CompiledMirror<P>[];
@@ -294,6 +302,7 @@ export function compileFilters<P>(
     requestHeaders: undefined,
     responseHeaders: undefined,
     redirect: undefined,
+    direct: undefined,
     rewritePath: undefined,
     mirrors: [],
     cors: undefined,
@@ -309,6 +318,11 @@ export function compileFilters<P>(
     else if (filter.urlRewrite)
       compiled.rewritePath = pathFunction(filter.urlRewrite.path, matchedPrefix);
     else if (filter.cors) compiled.cors = compileCors(filter.cors);
+    else if (filter.directResponse)
+      compiled.direct = {
+        status: filter.directResponse.statusCode,
+        body: filter.directResponse.body?.string ?? null,
+      };
     else if (filter.requestMirror) {
       const { backendRef, percent, fraction } = filter.requestMirror;
       mirrors.push({
@@ -354,6 +368,11 @@ export function describeFilters(
         ? `${fraction.numerator}/${fraction.denominator}`
         : `${percent ?? 100}%`;
       return `RequestMirror: ${share} of requests to pool ${backendRef.pool}`;
+    }
+    if (filter.directResponse) {
+      const { statusCode, body } = filter.directResponse;
+      const bytes = body === undefined ? 0 : new TextEncoder().encode(body.string).length;
+      return `DirectResponse: ${statusCode}, ${bytes === 0 ? "no body" : `a body of ${bytes} bytes`}; no backend`;
     }
     const cors = filter.cors as CorsFilter;
     return `CORS: origins ${(cors.allowOrigins ?? []).join(", ") || "(none)"}${cors.allowCredentials ? ", with credentials" : ""}; preflights answered at the edge`;

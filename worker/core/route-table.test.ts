@@ -76,7 +76,7 @@ describe("RouteTable", () => {
       { name: "a", rules: [{ name: "empty" }, { backendRefs: [{ pool: "p" }, { pool: "q" }] }] },
     ]);
     expect(routes.warnings).toEqual([
-      "route a, rule empty: no backendRefs and no RequestRedirect; it answers 500",
+      "route a, rule empty: no backendRefs, no RequestRedirect and no DirectResponse; it answers 500",
     ]);
     expect(routes.referencedPools).toEqual(["p", "q"]);
   });

@@ -116,8 +116,11 @@ export function routeWarnings(routes: readonly HttpRoute[]): string[] {
     route.rules.forEach((rule, index) => {
       const label = `route ${route.name}, rule ${rule.name ?? index}`;
       const redirect = rule.filters?.find((f) => f.requestRedirect)?.requestRedirect;
-      if (rule.backendRefs.length === 0 && !redirect)
-        warnings.push(`${label}: no backendRefs and no RequestRedirect; it answers 500`);
+      const answers = redirect !== undefined || rule.filters?.some((f) => f.directResponse);
+      if (rule.backendRefs.length === 0 && !answers)
+        warnings.push(
+          `${label}: no backendRefs, no RequestRedirect and no DirectResponse; it answers 500`,
+        );
       if (redirect && selfRedirectFor(redirect) !== undefined)
         warnings.push(
           `${label}: its RequestRedirect only sets the scheme to ${redirect.scheme}, so a request that already uses ${redirect.scheme} is sent to itself (routes take both schemes; docs/filters.md)`,

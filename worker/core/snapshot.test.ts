@@ -28,7 +28,7 @@ describe("compileSnapshot", () => {
       ],
     });
     expect(snapshot.warnings).toEqual([
-      "route r, rule none: no backendRefs and no RequestRedirect; it answers 500",
+      "route r, rule none: no backendRefs, no RequestRedirect and no DirectResponse; it answers 500",
       "route r, rule https: its RequestRedirect only sets the scheme to https, so a request that already uses https is sent to itself (routes take both schemes; docs/filters.md)",
     ]);
   });

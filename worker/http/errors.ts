@@ -56,7 +56,7 @@ export function detail(failure: Failure): string {
     case "no-backends":
       return failure.weightZero
         ? `every backendRef of rule ${failure.rule} has weight 0`
-        : `rule ${failure.rule} has no backendRefs and no RequestRedirect`;
+        : `rule ${failure.rule} has no backendRefs, no RequestRedirect and no DirectResponse`;
     case "missing-pool":
       return `backendRef names pool "${failure.pool}", which does not exist or is invalid`;
   }

@@ -1,6 +1,7 @@
 import {
   applyHeaderEdits,
   type CompiledCors,
+  type CompiledDirect,
   type CompiledRedirect,
   type CorsRequest,
   preflightHeaders,
@@ -12,8 +13,8 @@ import { normalizeHost, type RequestUrl } from "../core/request.ts";
 import type { RuleFilters } from "../core/snapshot.ts";
 
 /**
- * The answers filters make at the edge (a redirect, a CORS preflight) and the edits they make to
- * a response, on fetch's Request and Headers. The decisions are in core/filters.ts.
+ * The answers filters make at the edge (a redirect, a direct response, a CORS preflight) and the
+ * edits they make to a response, on fetch's Request and Headers. The decisions are in core/filters.ts.
  */
 
 export function corsRequestOf(request: Request): CorsRequest {
@@ -40,6 +41,11 @@ export function redirectResponse(
     search: url.search,
   });
   return new Response(null, { status: redirect.status, headers: { location } });
+}
+
+/** A DirectResponse's answer: its status and body (text/plain unless a filter sets another type). */
+export function directResponse(direct: CompiledDirect): Response {
+  return new Response(direct.body, { status: direct.status });
 }
 
 /** The edge's answer to a CORS preflight: 204, with the Access-Control-* headers it allows. */
