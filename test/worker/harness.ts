@@ -7,7 +7,7 @@ import {
   layoutEntries,
   parseRoutesDocument,
 } from "../../contract/index.ts";
-import type { Echo } from "../../local/backends.ts";
+import type { Behavior, Echo } from "../../local/backends.ts";
 import { createApp } from "../../worker/app.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
 import { HealthRegistry } from "../../worker/core/health.ts";
@@ -26,22 +26,29 @@ export interface LogLine {
   fields: Record<string, unknown> | undefined;
 }
 
-export type BackendName =
-  | "a"
-  | "b"
-  | "c"
-  | "d"
-  | "closed"
-  | "reset"
-  | "midbody"
-  | "stall"
-  | "hang"
-  | "unavailable"
-  | "slow"
-  | "redirect";
+/** The backends backends.setup.ts starts: four that echo, a closed port, one per failing behavior. */
+export type BackendName = "a" | "b" | "c" | "d" | "closed" | Exclude<Behavior, "echo">;
 
 export function backends(): Record<BackendName, string> {
   return inject("backends") as Record<BackendName, string>;
+}
+
+/**
+ * Sends one message over an open WebSocket, `waitFirst` ms after accepting it, and gives the
+ * echo backend's reply.
+ */
+export async function webSocketRoundTrip(response: Response, waitFirst = 0): Promise<string> {
+  const socket = response.webSocket;
+  if (!socket) throw new Error(`no webSocket on the ${response.status} response`);
+  socket.accept();
+  if (waitFirst > 0) await scheduler.wait(waitFirst);
+  const reply = new Promise<string>((resolve) =>
+    socket.addEventListener("message", (event) => resolve(String(event.data))),
+  );
+  socket.send("hello");
+  const text = await reply;
+  socket.close(1000, "done");
+  return text;
 }
 
 /** Requests a backend has seen so far (asked of the backend itself). */

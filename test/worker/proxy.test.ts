@@ -1,7 +1,7 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Echo } from "../../local/backends.ts";
-import { backends, catchAll, harness, pool, putRoutes } from "./harness.ts";
+import { backends, catchAll, harness, pool, putRoutes, webSocketRoundTrip } from "./harness.ts";
 
 const b = backends();
 
@@ -178,15 +178,7 @@ describe("proxying", () => {
       headers: { upgrade: "websocket" },
     });
     expect(response.status).toBe(101);
-    const socket = response.webSocket;
-    if (!socket) throw new Error("no webSocket on the 101 response");
-    socket.accept();
-    const reply = new Promise<string>((resolve) =>
-      socket.addEventListener("message", (event) => resolve(String(event.data))),
-    );
-    socket.send("hello");
-    expect(await reply).toBe("b: hello");
-    socket.close(1000, "done");
+    expect(await webSocketRoundTrip(response)).toBe("b: hello");
   });
 
   it("serves through the worker's default export", async () => {

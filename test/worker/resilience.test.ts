@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 import type { Echo } from "../../local/backends.ts";
 import { healthKey } from "../../worker/core/health.ts";
-import { backends, catchAll, harness, hits, pool, putRoutes } from "./harness.ts";
+import {
+  backends,
+  catchAll,
+  harness,
+  hits,
+  pool,
+  putRoutes,
+  webSocketRoundTrip,
+} from "./harness.ts";
 
 const b = backends();
 
@@ -189,17 +197,8 @@ describe("timeouts", () => {
     const response = await harness().fetch("http://x.test/ws", {
       headers: { upgrade: "websocket" },
     });
-    const socket = response.webSocket;
-    if (!socket) throw new Error(`no webSocket on the ${response.status} response`);
-    socket.accept();
     // Past the timeout, the socket still carries messages both ways.
-    await scheduler.wait(400);
-    const reply = new Promise<string>((resolve) =>
-      socket.addEventListener("message", (event) => resolve(String(event.data))),
-    );
-    socket.send("hello");
-    expect(await reply).toBe("a: hello");
-    socket.close(1000, "done");
+    expect(await webSocketRoundTrip(response, 400)).toBe("a: hello");
   });
 
   it('takes "0s" as no timeout, as Gateway API says, not as an instant one', async () => {
