@@ -406,16 +406,16 @@ export const filtersSchema = z.array(httpRouteFilterSchema).check(
         message: "RequestRedirect and URLRewrite cannot be used together",
       });
     // A DirectResponse answers the request: nothing is redirected, rewritten or mirrored.
-    for (const other of ["RequestRedirect", "URLRewrite", "RequestMirror"] as const) {
-      const at =
-        other === "RequestMirror" ? filters.findIndex((f) => f.type === other) : first.get(other);
-      if (direct !== undefined && at !== undefined && at !== -1)
-        ctx.addIssue({
-          code: "custom",
-          path: [Math.max(direct, at), "type"],
-          message: `DirectResponse and ${other} cannot be used together: the DirectResponse answers the request itself`,
-        });
-    }
+    if (direct !== undefined)
+      for (const other of ["RequestRedirect", "URLRewrite", "RequestMirror"] as const) {
+        const at = filters.findIndex((f) => f.type === other);
+        if (at !== -1)
+          ctx.addIssue({
+            code: "custom",
+            path: [Math.max(direct, at), "type"],
+            message: `DirectResponse and ${other} cannot be used together: the DirectResponse answers the request itself`,
+          });
+      }
   }),
 );
 

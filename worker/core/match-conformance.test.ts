@@ -63,12 +63,21 @@ function backendOf(routes: HttpRoute[], request: Expected): string | 404 {
   return routes[found.routeIndex]?.rules[found.ruleIndex]?.backendRefs[0]?.pool ?? 404;
 }
 
+/** A case as the suite would name it: `POST example.com/path {"version":"one"} → v1`. */
+function title(request: Expected): string {
+  const headers = request.headers ? ` ${JSON.stringify(request.headers)}` : "";
+  return `${request.method ?? "GET"} ${request.host ?? ""}${request.path}${headers} → ${request.backend}`;
+}
+
 function suite(name: string, manifest: string, cases: Expected[]): void {
   describe(name, () => {
     const routes = routesOf(manifest);
-    it.each(cases)("$method $host $path $headers → $backend", (request) => {
-      expect(backendOf(routes, request)).toBe(request.backend);
-    });
+    it.each(cases.map((request) => ({ request, title: title(request) })))(
+      "$title",
+      ({ request }) => {
+        expect(backendOf(routes, request)).toBe(request.backend);
+      },
+    );
   });
 }
 
