@@ -277,12 +277,12 @@ export class Sessions {
             signSticky({ endpointRef, issuedAt, lastSeen: nowS }, scope, signing),
           )
           .then((value) => {
-            const { absoluteTimeoutS, idleTimeoutS } = limits;
-            const maxAgeS = !maxAge
-              ? undefined
-              : absoluteTimeoutS !== undefined
+            // A permanent cookie (which validation gives an absoluteTimeout) lives what is left.
+            const { absoluteTimeoutS } = limits;
+            const maxAgeS =
+              maxAge && absoluteTimeoutS !== undefined
                 ? absoluteTimeoutS - (nowS - issuedAt)
-                : idleTimeoutS;
+                : undefined;
             return setCookieHeader(cookieName, value, { secure, maxAgeS });
           });
       },
