@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import { type AddressInfo, connect, createServer, type Server } from "node:net";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveBundle } from "../../bench/bare-workerd.ts";
 
@@ -10,6 +11,8 @@ import { serveBundle } from "../../bench/bare-workerd.ts";
  * serve` (the real app, KV from a text binding) behind a raw TCP client, with a backend that
  * writes its answers by hand.
  */
+
+const GZIPPED = gzipSync("a body the backend compressed");
 
 /** Raw HTTP/1.1 answers, by request path. */
 const ANSWERS: Record<string, string> = {
@@ -53,6 +56,23 @@ const ANSWERS: Record<string, string> = {
     "",
     "ok",
   ].join("\r\n"),
+  // Under /timed, a rule with timeouts.backendRequest: a body that stops after its first bytes,
+  // and one that comes whole.
+  "/timed/stall": [
+    "HTTP/1.1 200 OK",
+    "Content-Type: text/plain",
+    "Content-Length: 100000",
+    "",
+    "only the beginning",
+  ].join("\r\n"),
+  "/timed/whole": [
+    "HTTP/1.1 200 OK",
+    "Content-Type: text/plain",
+    "Content-Length: 5",
+    "",
+    "whole",
+  ].join("\r\n"),
+  "/timed/gzip": `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\nContent-Length: ${GZIPPED.length}\r\n\r\n${GZIPPED.toString("latin1")}`,
   "/plain": [
     "HTTP/1.1 200 OK",
     "Content-Type: text/plain",
@@ -86,13 +106,28 @@ async function raw(path: string): Promise<{ status: number; head: string[]; body
   socket.on("data", (chunk: string) => {
     text += chunk;
   });
-  await once(socket, "end");
+  // Ended by the worker, or reset: either way the answer is all there will be.
+  socket.on("error", () => {});
+  await once(socket, "close");
   const split = text.indexOf("\r\n\r\n");
   return {
     status: Number(text.slice(9, 12)),
     head: text.slice(0, split).split("\r\n").slice(1),
     body: text.slice(split + 4),
   };
+}
+
+/** A chunked body's data. */
+function unchunk(body: string): string {
+  let out = "";
+  let rest = body;
+  for (;;) {
+    const line = rest.indexOf("\r\n");
+    const size = Number.parseInt(rest.slice(0, line), 16);
+    if (!size) return out;
+    out += rest.slice(line + 2, line + 2 + size);
+    rest = rest.slice(line + 2 + size + 2);
+  }
 }
 
 const names = (head: string[]) =>
@@ -106,7 +141,7 @@ beforeAll(async () => {
       for (let end = pending.indexOf("\r\n\r\n"); end !== -1; end = pending.indexOf("\r\n\r\n")) {
         const path = pending.slice(0, end).split(" ")[1] ?? "/";
         pending = pending.slice(end + 4);
-        socket.write(ANSWERS[path] ?? (ANSWERS["/plain"] as string));
+        socket.write(ANSWERS[path] ?? (ANSWERS["/plain"] as string), "latin1");
       }
     });
   }).listen(0, "127.0.0.1");
@@ -123,6 +158,11 @@ beforeAll(async () => {
           {
             matches: [{ path: { type: "PathPrefix", value: "/x" } }],
             backendRefs: [{ pool: "none" }],
+          },
+          {
+            matches: [{ path: { type: "PathPrefix", value: "/timed" } }],
+            timeouts: { backendRequest: "500ms" },
+            backendRefs: [{ pool: "p" }],
           },
           { backendRefs: [{ pool: "p" }] },
         ],
@@ -185,6 +225,30 @@ describe("a backend's response on the wire", () => {
     expect(status).toBe(200);
     expect(head).toContain("X-Kept: yes"); // the answer the backend gives for /hop
     expect(body).toContain("hello");
+  });
+
+  it("ends a body that stops coming when the rule's timeout expires, and keeps a whole one as it is", async () => {
+    const started = Date.now();
+    const stalled = await raw("/timed/stall");
+    // The headers and the first bytes went out; the rest never came, and the client is not
+    // left waiting for it past the 500 ms of backendRequest.
+    expect(stalled.status).toBe(200);
+    expect(stalled.body).toContain("only the beginning");
+    expect(stalled.body.length).toBeLessThan(100_000);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const whole = await raw("/timed/whole");
+    expect(whole.head).toContain("Content-Length: 5");
+    expect(whole.body).toBe("whole");
+  });
+
+  it("passes a compressed body through a rule with timeouts as the backend encoded it", async () => {
+    const { head, body } = await raw("/timed/gzip");
+    expect(head).toContain("Content-Encoding: gzip");
+    const bytes = Buffer.from(
+      head.includes("Transfer-Encoding: chunked") ? unchunk(body) : body,
+      "latin1",
+    );
+    expect(gunzipSync(bytes).toString()).toBe("a body the backend compressed");
   });
 
   it("drops the backend's Keep-Alive from a response passed through without a copy", async () => {

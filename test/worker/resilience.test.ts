@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Echo } from "../../local/backends.ts";
 import { healthKey } from "../../worker/core/health.ts";
 import {
@@ -185,10 +185,21 @@ describe("timeouts", () => {
     "bounds the body too: %j ends a body that stops coming",
     async (timeouts) => {
       await putRoutes(ruleDoc({ timeouts }, { p: pool(b.stall) }));
-      const response = await harness().fetch("http://x.test/");
+      const h = harness();
+      const response = await h.fetch("http://x.test/");
       expect(response.status).toBe(200);
       // Without the bound this read waits for the test's own timeout.
       await expect(response.text()).rejects.toThrow();
+      // The operator is told, with the request's id: the client saw a 200 and a short body.
+      await vi.waitFor(() =>
+        expect(h.logs).toContainEqual(
+          expect.objectContaining({
+            level: "warn",
+            message: "response body cut: the timeout expired while it was coming",
+            fields: expect.objectContaining({ route: "r", timeout: "300ms" }),
+          }),
+        ),
+      );
     },
   );
 

@@ -65,6 +65,8 @@ export type ExchangeResult =
 
 export const RETRY_SKIPPED_HEADER = "x-switchyard-retry-skipped";
 
+const DIGITS = /^\d{1,15}$/;
+
 function formatMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
@@ -116,23 +118,64 @@ function tryOnce(
         : CONNECTION_FAILURE,
     );
   }
-  if (controller === undefined) return sent.then(responded, unreachable);
+  if (controller === undefined || timeoutMs === undefined) return sent.then(responded, unreachable);
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   return sent.then(
     (response) => {
-      // A timeout runs until the whole response has come (Gateway API's backendRequest): the
-      // timer stays armed while the body streams, and aborting the fetch then fails the body's
-      // read, as a reset does, instead of leaving a stalled body open for good. Once the body is
-      // through, the abort finds nothing left to stop. A response without a body, a WebSocket's
-      // 101 among them, has nothing left to bound.
-      if (response.body === null) clearTimeout(timer);
-      return responded(response);
+      // A response without a body, a WebSocket's 101 among them, has nothing left to bound.
+      if (response.body === null) {
+        clearTimeout(timer);
+        return responded(response);
+      }
+      return responded(bounded(response, controller, timer, planned, candidate, timeoutMs));
     },
     () => {
       clearTimeout(timer);
       return controller.signal.aborted ? TIMED_OUT : CONNECTION_FAILURE;
     },
   );
+}
+
+/**
+ * The response with its body bounded by the try's timeout: Gateway API's timeouts run until the
+ * whole response has come. The body goes through a pipe that the timer aborts, so that a body
+ * which stops coming is ended for the client, who sees it fail as after a reset, instead of
+ * waiting for good. Aborting the fetch alone does not do it: the runtime keeps sending a body it
+ * was handed on to the client (test/node/wire.test.ts). Only rules with a timeout pay for the
+ * pipe; it clears the timer when the body is through.
+ */
+function bounded(
+  response: Response,
+  controller: AbortController,
+  timer: ReturnType<typeof setTimeout>,
+  planned: Planned,
+  candidate: Candidate,
+  timeoutMs: number,
+): Response {
+  // A body of known length keeps its Content-Length (the runtime would send the pipe chunked);
+  // an encoded one is measured in other bytes than the pipe carries.
+  const length = response.headers.get("content-encoding")
+    ? null
+    : response.headers.get("content-length");
+  const { readable, writable } =
+    length !== null && DIGITS.test(length)
+      ? new FixedLengthStream(Number(length))
+      : new IdentityTransformStream();
+  (response.body as ReadableStream).pipeTo(writable, { signal: controller.signal }).then(
+    () => clearTimeout(timer),
+    () => {
+      clearTimeout(timer);
+      if (controller.signal.aborted)
+        planned.deps.log.warn("response body cut: the timeout expired while it was coming", {
+          route: planned.rule.routeName,
+          requestId: planned.requestId,
+          pool: candidate.pool.name,
+          endpoint: candidate.endpoint.id,
+          timeout: formatMs(timeoutMs),
+        });
+    },
+  );
+  return new Response(readable, response);
 }
 
 /**
