@@ -73,6 +73,18 @@ const ANSWERS: Record<string, string> = {
     "whole",
   ].join("\r\n"),
   "/timed/gzip": `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\nContent-Length: ${GZIPPED.length}\r\n\r\n${GZIPPED.toString("latin1")}`,
+  // Under /cut/, the backend resets the connection after these bytes.
+  "/cut/chunked": ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "", "5\r\nhello\r\n"].join(
+    "\r\n",
+  ),
+  "/cut/length": ["HTTP/1.1 200 OK", "Content-Length: 100", "", "hello"].join("\r\n"),
+  "/timed/cut/chunked": [
+    "HTTP/1.1 200 OK",
+    "Transfer-Encoding: chunked",
+    "",
+    "5\r\nhello\r\n",
+  ].join("\r\n"),
+  "/timed/cut/length": ["HTTP/1.1 200 OK", "Content-Length: 100", "", "hello"].join("\r\n"),
   "/plain": [
     "HTTP/1.1 200 OK",
     "Content-Type: text/plain",
@@ -142,6 +154,7 @@ beforeAll(async () => {
         const path = pending.slice(0, end).split(" ")[1] ?? "/";
         pending = pending.slice(end + 4);
         socket.write(ANSWERS[path] ?? (ANSWERS["/plain"] as string), "latin1");
+        if (path.includes("/cut/")) setTimeout(() => socket.resetAndDestroy(), 50);
       }
     });
   }).listen(0, "127.0.0.1");
@@ -250,6 +263,19 @@ describe("a backend's response on the wire", () => {
     );
     expect(gunzipSync(bytes).toString()).toBe("a body the backend compressed");
   });
+
+  it.each(["", "/timed"])(
+    "passes a reset in the middle of a body on as an unfinished body, never as a short whole one (%s)",
+    async (prefix) => {
+      // Chunked: the bytes that came, and no last chunk. With a length: fewer bytes than it says.
+      const chunked = await raw(`${prefix}/cut/chunked`);
+      expect(chunked.head).toContain("Transfer-Encoding: chunked");
+      expect(chunked.body).toBe("5\r\nhello\r\n");
+      const length = await raw(`${prefix}/cut/length`);
+      expect(length.head).toContain("Content-Length: 100");
+      expect(length.body).toBe("hello");
+    },
+  );
 
   it("drops the backend's Keep-Alive from a response passed through without a copy", async () => {
     const { head, body } = await raw("/plain");
