@@ -25,12 +25,16 @@ try {
   await bundle("bench/workerd/ablation-entry.ts", join(dir, "ablation.js"));
   await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
   await bundle("bench/workerd/passthrough-entry.ts", join(dir, "passthrough.js"));
-  const kv = (endpoints: string[]) =>
+  const kv = (endpoints: string[], rule: Record<string, unknown> = {}) =>
     JSON.stringify({
       routes: JSON.stringify({
         version: 1,
         routes: [
-          { name: "bench", hostnames: ["x.test"], rules: [{ backendRefs: [{ pool: "p" }] }] },
+          {
+            name: "bench",
+            hostnames: ["x.test"],
+            rules: [{ backendRefs: [{ pool: "p" }], ...rule }],
+          },
         ],
         pools: { p: { endpoints: endpoints.map((url) => ({ url })) } },
       }),
@@ -62,6 +66,12 @@ try {
       bindings: { KV_JSON: kv(urls.slice(0, 1)) },
     },
     { label: "Switchyard; 3 endpoints", entry: "switchyard.js", bindings: { KV_JSON: kv(urls) } },
+    {
+      // Its body goes through a pipe that the timeout can end (docs/decisions/0003).
+      label: "Switchyard, a rule with timeouts.backendRequest; 3 endpoints",
+      entry: "switchyard.js",
+      bindings: { KV_JSON: kv(urls, { timeouts: { backendRequest: "10s" } }) },
+    },
     {
       label: "Switchyard without the dashboard's counters; 3 endpoints",
       entry: "switchyard.js",
