@@ -6,9 +6,9 @@
 // event-to-KV latency and writes per key per second.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { realisticService, realisticSlice } from "../bench/realistic-objects.ts";
+import { freeLoopbackPort } from "../local/listen.ts";
 import { startWorld, until } from "../test/fixtures/sync-harness.ts";
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
@@ -34,14 +34,6 @@ function rssMiB(pid: number): { rss: number; peak: number } {
 function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 const published = (i: number) => ({ namespace: `ns-${i % 50}`, name: `svc-${i}` });
@@ -88,7 +80,7 @@ try {
     `seeded ${SERVICES + UNPUBLISHED} Services and their slices (${jsonBytes.service} B a Service, ${jsonBytes.slice} B a slice) in ${((performance.now() - seedStart) / 1000).toFixed(1)} s\n`,
   );
 
-  const httpPort = await freePort();
+  const httpPort = await freeLoopbackPort();
   const started = Date.now();
   // Run as users and the image do: `npm run sync`, with the V8 memory flags of its script.
   const child = spawn("npm", ["run", "--silent", "sync", "--", "--http-port", String(httpPort)], {

@@ -1,9 +1,9 @@
 import { once } from "node:events";
-import { type AddressInfo, createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { serveBundle } from "../../bench/bare-workerd.ts";
 import { type Backend, startBackend } from "../../local/backends.ts";
+import { freeLoopbackPort } from "../../local/listen.ts";
 
 /**
  * A WebSocket through the worker as a client meets it: a real client over a socket, the real app
@@ -15,15 +15,6 @@ import { type Backend, startBackend } from "../../local/backends.ts";
 let backend: Backend;
 let worker: { stop(): Promise<void> } | undefined;
 let port: number;
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, "close");
-  return port;
-}
 
 beforeAll(async () => {
   backend = await startBackend("ws-echo");
@@ -51,7 +42,7 @@ beforeAll(async () => {
     ],
     pools: { p: { endpoints: [{ url: backend.url }] } },
   };
-  port = await freePort();
+  port = await freeLoopbackPort();
   worker = await serveBundle("bench/workerd/switchyard-entry.ts", {
     name: "websocket",
     port,

@@ -3,6 +3,7 @@ import { type AddressInfo, connect, createServer, type Server } from "node:net";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveBundle } from "../../bench/bare-workerd.ts";
+import { freeLoopbackPort } from "../../local/listen.ts";
 
 /**
  * What reaches the client on the wire when the worker returns a backend's response as it came:
@@ -100,15 +101,6 @@ let backend: Server;
 let worker: { stop(): Promise<void> } | undefined;
 let port: number;
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
 /** One request on a fresh connection; the raw bytes of the answer: status, head and body. */
 async function raw(path: string): Promise<{ status: number; head: string[]; body: string }> {
   const socket = connect(port, "127.0.0.1");
@@ -183,7 +175,7 @@ beforeAll(async () => {
     ],
     pools: { p: { endpoints: [{ url: origin }] }, none: { endpoints: [] } },
   };
-  port = await freePort();
+  port = await freeLoopbackPort();
   worker = await serveBundle("bench/workerd/switchyard-entry.ts", {
     name: "wire",
     port,
