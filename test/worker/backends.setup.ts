@@ -1,13 +1,16 @@
 import type { TestProject } from "vitest/node";
-import { type Backend, closedPortUrl, startBackend } from "../../local/backends.ts";
+import {
+  type Backend,
+  closedPortUrl,
+  FAILING_BEHAVIORS,
+  startBackend,
+} from "../../local/backends.ts";
 
 /** Starts the loopback backends the workerd suites send traffic to; runs in Node. */
 export default async function setup(project: TestProject) {
   const backends: Backend[] = await Promise.all([
     ...["a", "b", "c", "d"].map((name) => startBackend(name)),
-    ...(["reset", "midbody", "stall", "hang", "unavailable", "slow", "redirect"] as const).map(
-      (behavior) => startBackend(behavior, { behavior }),
-    ),
+    ...FAILING_BEHAVIORS.map((behavior) => startBackend(behavior, { behavior })),
   ]);
   project.provide("backends", {
     ...Object.fromEntries(backends.map((backend) => [backend.name, backend.url])),

@@ -7,7 +7,7 @@ import {
   layoutEntries,
   parseRoutesDocument,
 } from "../../contract/index.ts";
-import type { Behavior, Echo } from "../../local/backends.ts";
+import type { Echo, FAILING_BEHAVIORS } from "../../local/backends.ts";
 import { createApp } from "../../worker/app.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
 import { HealthRegistry } from "../../worker/core/health.ts";
@@ -27,7 +27,7 @@ export interface LogLine {
 }
 
 /** The backends backends.setup.ts starts: four that echo, a closed port, one per failing behavior. */
-export type BackendName = "a" | "b" | "c" | "d" | "closed" | Exclude<Behavior, "echo">;
+export type BackendName = "a" | "b" | "c" | "d" | "closed" | (typeof FAILING_BEHAVIORS)[number];
 
 export function backends(): Record<BackendName, string> {
   return inject("backends") as Record<BackendName, string>;
