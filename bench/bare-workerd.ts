@@ -18,7 +18,7 @@ import {
   parseRoutesDocument,
   shardCountFor,
 } from "../contract/index.ts";
-import { listenOnLoopback } from "../local/listen.ts";
+import { freeLoopbackPort, listenOnLoopback } from "../local/listen.ts";
 import { endpointId } from "../worker/core/hash.ts";
 import {
   endpointRef,
@@ -236,6 +236,23 @@ export async function serveBundle(
     await stop();
     throw error;
   }
+}
+
+/**
+ * The real app (the bench entry, its KV in memory) serving `routes` alone in bare `workerd serve`
+ * on a free loopback port, until `stop()`: what a client meets on the wire, for the node tests.
+ */
+export async function serveSwitchyard(
+  name: string,
+  routes: unknown,
+): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = await freeLoopbackPort();
+  const { stop } = await serveBundle("bench/workerd/switchyard-entry.ts", {
+    name,
+    port,
+    bindings: { KV_JSON: JSON.stringify({ routes: JSON.stringify(routes) }) },
+  });
+  return { port, stop };
 }
 
 /** Stops a process started by startWorkerd and waits for it to exit. */

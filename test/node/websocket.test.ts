@@ -1,9 +1,8 @@
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { serveBundle } from "../../bench/bare-workerd.ts";
+import { serveSwitchyard } from "../../bench/bare-workerd.ts";
 import { type Backend, startBackend } from "../../local/backends.ts";
-import { freeLoopbackPort } from "../../local/listen.ts";
 
 /**
  * A WebSocket through the worker as a client meets it: a real client over a socket, the real app
@@ -13,7 +12,7 @@ import { freeLoopbackPort } from "../../local/listen.ts";
  */
 
 let backend: Backend;
-let worker: { stop(): Promise<void> } | undefined;
+let worker: { port: number; stop(): Promise<void> } | undefined;
 let port: number;
 
 beforeAll(async () => {
@@ -42,12 +41,8 @@ beforeAll(async () => {
     ],
     pools: { p: { endpoints: [{ url: backend.url }] } },
   };
-  port = await freeLoopbackPort();
-  worker = await serveBundle("bench/workerd/switchyard-entry.ts", {
-    name: "websocket",
-    port,
-    bindings: { KV_JSON: JSON.stringify({ routes: JSON.stringify(routes) }) },
-  });
+  worker = await serveSwitchyard("websocket", routes);
+  port = worker.port;
 }, 60_000);
 
 afterAll(async () => {

@@ -2,8 +2,7 @@ import { once } from "node:events";
 import { type AddressInfo, connect, createServer, type Server } from "node:net";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { serveBundle } from "../../bench/bare-workerd.ts";
-import { freeLoopbackPort } from "../../local/listen.ts";
+import { serveSwitchyard } from "../../bench/bare-workerd.ts";
 
 /**
  * What reaches the client on the wire when the worker returns a backend's response as it came:
@@ -98,7 +97,7 @@ const ANSWERS: Record<string, string> = {
 };
 
 let backend: Server;
-let worker: { stop(): Promise<void> } | undefined;
+let worker: { port: number; stop(): Promise<void> } | undefined;
 let port: number;
 
 /** One request on a fresh connection; the raw bytes of the answer: status, head and body. */
@@ -175,12 +174,8 @@ beforeAll(async () => {
     ],
     pools: { p: { endpoints: [{ url: origin }] }, none: { endpoints: [] } },
   };
-  port = await freeLoopbackPort();
-  worker = await serveBundle("bench/workerd/switchyard-entry.ts", {
-    name: "wire",
-    port,
-    bindings: { KV_JSON: JSON.stringify({ routes: JSON.stringify(routes) }) },
-  });
+  worker = await serveSwitchyard("wire", routes);
+  port = worker.port;
 }, 60_000);
 
 afterAll(async () => {
