@@ -13,6 +13,7 @@ import {
   pinToLoadCore,
   startBenchBackends,
 } from "../bench/bare-workerd.ts";
+import { oneRouteDocument } from "../bench/fixtures.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 
@@ -27,17 +28,9 @@ try {
   await bundle("bench/workerd/passthrough-entry.ts", join(dir, "passthrough.js"));
   const kv = (endpoints: string[], rule: Record<string, unknown> = {}) =>
     JSON.stringify({
-      routes: JSON.stringify({
-        version: 1,
-        routes: [
-          {
-            name: "bench",
-            hostnames: ["x.test"],
-            rules: [{ backendRefs: [{ pool: "p" }], ...rule }],
-          },
-        ],
-        pools: { p: { endpoints: endpoints.map((url) => ({ url })) } },
-      }),
+      routes: JSON.stringify(
+        oneRouteDocument({ endpoints: endpoints.map((url) => ({ url })) }, rule),
+      ),
     });
   const variants: { label: string; entry: string; bindings: Record<string, string> }[] = [
     {

@@ -16,6 +16,7 @@ import {
   pinToLoadCore,
   startBenchBackends,
 } from "../bench/bare-workerd.ts";
+import { oneRouteDocument } from "../bench/fixtures.ts";
 
 const TWINS = Number(process.env.BENCH_TWINS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -29,11 +30,7 @@ try {
   await bundle("bench/workerd/switchyard-entry.ts", join(dir, "switchyard.js"));
   await bundle("bench/workerd/passthrough-entry.ts", join(dir, "passthrough.js"));
   const kv = JSON.stringify({
-    routes: JSON.stringify({
-      version: 1,
-      routes: [{ name: "bench", hostnames: ["x.test"], rules: [{ backendRefs: [{ pool: "p" }] }] }],
-      pools: { p: { endpoints: [{ url }] } },
-    }),
+    routes: JSON.stringify(oneRouteDocument({ endpoints: [{ url }] })),
   });
   const twins = (label: string, entry: string, bindings: Record<string, string>) =>
     Array.from({ length: TWINS }, (_, i) => ({ label: `${label} #${i + 1}`, entry, bindings }));
