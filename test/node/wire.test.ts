@@ -73,18 +73,13 @@ const ANSWERS: Record<string, string> = {
     "whole",
   ].join("\r\n"),
   "/timed/gzip": `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\nContent-Length: ${GZIPPED.length}\r\n\r\n${GZIPPED.toString("latin1")}`,
-  // Under /cut/, the backend resets the connection after these bytes.
-  "/cut/chunked": ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "", "5\r\nhello\r\n"].join(
-    "\r\n",
+  // Under /cut/ (and /timed/cut/), the backend resets the connection after these bytes.
+  ...Object.fromEntries(
+    Object.entries({
+      "/cut/chunked": ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "", "5\r\nhello\r\n"],
+      "/cut/length": ["HTTP/1.1 200 OK", "Content-Length: 100", "", "hello"],
+    }).flatMap(([path, lines]) => [path, `/timed${path}`].map((p) => [p, lines.join("\r\n")])),
   ),
-  "/cut/length": ["HTTP/1.1 200 OK", "Content-Length: 100", "", "hello"].join("\r\n"),
-  "/timed/cut/chunked": [
-    "HTTP/1.1 200 OK",
-    "Transfer-Encoding: chunked",
-    "",
-    "5\r\nhello\r\n",
-  ].join("\r\n"),
-  "/timed/cut/length": ["HTTP/1.1 200 OK", "Content-Length: 100", "", "hello"].join("\r\n"),
   "/plain": [
     "HTTP/1.1 200 OK",
     "Content-Type: text/plain",
