@@ -1,3 +1,4 @@
+import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
 import { isNode, LineCounter, parseDocument } from "yaml";
 import {
   formatProblem,
@@ -23,17 +24,56 @@ export interface ReadDocument {
   problems: Located[];
 }
 
-/** Where JSON.parse stopped, as V8 says it: "(line L column C)" or "at position P". */
-function jsonErrorLine(
-  message: string,
+/** What each of the JSON scanner's error codes means, in the words of a person reading the file. */
+const JSON_ERRORS: Record<string, string> = {
+  InvalidSymbol: "unexpected character",
+  InvalidNumberFormat: "malformed number",
+  PropertyNameExpected: "a property name in double quotes was expected",
+  ValueExpected: "a value was expected (a trailing comma?)",
+  ColonExpected: "a colon was expected",
+  CommaExpected: "a comma was expected",
+  CloseBraceExpected: "a closing } was expected",
+  CloseBracketExpected: "a closing ] was expected",
+  EndOfFileExpected: "nothing may follow the document",
+  InvalidCommentToken: "JSON has no comments",
+  UnexpectedEndOfComment: "JSON has no comments",
+  UnexpectedEndOfString: "a string that is not closed",
+  UnexpectedEndOfNumber: "malformed number",
+  InvalidUnicode: "malformed \\u escape",
+  InvalidEscapeCharacter: "malformed escape",
+  InvalidCharacter: "a control character inside a string",
+};
+
+/**
+ * The first syntax error of a JSON text, with its line and column (1-based). V8's JSON.parse
+ * says where it stopped for some errors and not for others (a trailing comma), so a strict
+ * scanner finds it: the same grammar, with no comments and no trailing commas.
+ */
+export function jsonSyntaxError(
   text: string,
-): { line: number; column: number } | undefined {
-  const at = /line (\d+) column (\d+)/.exec(message);
-  if (at) return { line: Number(at[1]), column: Number(at[2]) };
-  const position = /position (\d+)/.exec(message);
-  if (!position) return undefined;
-  const before = text.slice(0, Number(position[1])).split("\n");
-  return { line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
+): { line: number; column: number; message: string } | undefined {
+  const errors: ParseError[] = [];
+  parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false });
+  const first = errors[0];
+  if (first === undefined) return undefined;
+  const before = text.slice(0, first.offset).split("\n");
+  return {
+    line: before.length,
+    column: (before.at(-1)?.length ?? 0) + 1,
+    message: JSON_ERRORS[printParseErrorCode(first.error)] ?? printParseErrorCode(first.error),
+  };
+}
+
+/** What JSON.parse refuses that the scanner let through, if anything: said without a place. */
+function jsonParseError(
+  text: string,
+): { line: undefined; column: undefined; message: string } | undefined {
+  try {
+    JSON.parse(text);
+    return undefined;
+  } catch (error) {
+    return { line: undefined, column: undefined, message: (error as Error).message };
+  }
 }
 
 /**
@@ -43,27 +83,19 @@ function jsonErrorLine(
  */
 export function readRoutes(text: string, file = ""): ReadDocument {
   if (file.toLowerCase().endsWith(".json")) {
-    try {
-      JSON.parse(text);
-    } catch (error) {
-      const message = (error as Error).message;
-      // Some of V8's messages carry no position; the YAML parser then says where it stopped.
-      const yamlError = parseDocument(text, { prettyErrors: true }).errors[0]?.linePos?.[0];
-      const where =
-        jsonErrorLine(message, text) ??
-        (yamlError ? { line: yamlError.line, column: yamlError.col } : undefined);
+    const error = jsonSyntaxError(text) ?? jsonParseError(text);
+    if (error !== undefined)
       return {
         json: undefined,
         parsed: undefined,
         problems: [
           {
             path: "(document)",
-            message: `is not valid JSON${where ? ` (line ${where.line}, column ${where.column})` : ""}: ${message.replace(/ in JSON at position \d+.*$/, "").split("\n")[0]}`,
-            line: where?.line,
+            message: `is not valid JSON${error.line ? ` (line ${error.line}, column ${error.column})` : ""}: ${error.message}`,
+            line: error.line,
           },
         ],
       };
-    }
   }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });

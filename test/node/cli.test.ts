@@ -137,6 +137,49 @@ describe("switchyard validate", () => {
     );
   });
 
+  it.each([
+    [
+      "a trailing comma",
+      '{\n  "version": 1,\n  "routes": [\n    {"name": "r"},\n  ]\n}\n',
+      5,
+      3,
+      "a value was expected (a trailing comma?)",
+    ],
+    ["a missing comma", '{\n  "version": 1\n  "routes": []\n}\n', 3, 3, "a comma was expected"],
+    [
+      "an unclosed string",
+      '{\n  "version": 1,\n  "routes": [{"name": "r}]\n}\n',
+      3,
+      23,
+      "a string that is not closed",
+    ],
+    [
+      "a stray character",
+      '{\n  "version": 1,\n  "routes": [] x\n}\n',
+      3,
+      16,
+      "unexpected character",
+    ],
+    [
+      "text after the document",
+      '{"version": 1, "routes": []}\n}\n',
+      2,
+      1,
+      "nothing may follow the document",
+    ],
+  ])(
+    "says where %s makes a .json file invalid, by line and column",
+    async (_, text, line, column, what) => {
+      const file = join(dir, "syntax.json");
+      await writeFile(file, text);
+      const result = await cli(["validate", file]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(
+        `${file}:${line}: (document): is not valid JSON (line ${line}, column ${column}): ${what}`,
+      );
+    },
+  );
+
   it("reads a .json file as strict JSON, as the worker will: a trailing comma is an error where it stands", async () => {
     const file = join(dir, "trailing.json");
     await writeFile(file, '{\n  "version": 1,\n  "routes": [],\n}\n');
