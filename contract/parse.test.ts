@@ -166,6 +166,18 @@ describe("routes document", () => {
       { retry: { backoff: "25" } },
       'routes[0].rules[0].retry.backoff: must be a duration such as "500ms"',
     ],
+    [{ retry: { attempts: 101 } }, "routes[0].rules[0].retry.attempts: must be at most 100"],
+    [{ hedge: { delay: "0s" } }, 'routes[0].rules[0].hedge.delay: must be more than "0s"'],
+    [{ hedge: {} }, "routes[0].rules[0].hedge.delay:"],
+    [
+      { hedge: { delay: "100ms", maxHedges: 6 } },
+      "routes[0].rules[0].hedge.maxHedges: must be at most 5",
+    ],
+    [
+      { hedge: { delay: "100ms", percentile: 40 } },
+      "routes[0].rules[0].hedge.percentile: must be from 50 to 99.9",
+    ],
+    [{ hedge: { delay: "100ms", after: "1s" } }, 'routes[0].rules[0].hedge: unknown field "after"'],
     [
       { timeouts: { request: "1s", backendRequest: "2s" } },
       "routes[0].rules[0].timeouts.backendRequest: must not be longer than timeouts.request",

@@ -211,9 +211,12 @@ const status = (min: number, max: number) => {
     .check(z.gte(min, { error }), z.lte(max, { error }));
 };
 
+/** The most retries a rule may ask for: the per-pool retry budget bounds what a broken pool gets. */
+export const MAX_RETRY_ATTEMPTS = 100;
+
 const retrySchema = z.strictObject({
   attempts: z
-    ._default(wholeNumber(0, 10), 1)
+    ._default(wholeNumber(0, MAX_RETRY_ATTEMPTS), 1)
     .check(z.describe("Retries after the first try (GEP-1731)")),
   codes: z._default(z.array(status(400, 599)), []),
   backoff: z.optional(duration()),
@@ -238,6 +241,41 @@ const retrySchema = z.strictObject({
         "Honor: a POST or PATCH carrying an Idempotency-Key header may be retried (the backend must deduplicate)",
       ),
     ),
+});
+
+/** The most hedges a request may have: with the first try, within Workers' six open connections. */
+export const MAX_HEDGES = 5;
+
+const hedgeSchema = z.strictObject({
+  delay: duration()
+    .check(
+      z.superRefine((text, ctx) => {
+        if (parseDuration(text) === 0)
+          ctx.addIssue({ code: "custom", message: 'must be more than "0s"' });
+      }),
+    )
+    .check(
+      z.describe(
+        "Time without response headers after which another try goes to another endpoint; the first answer wins",
+      ),
+    ),
+  percentile: z
+    .optional(
+      z
+        .number({ error: "must be a number" })
+        .check(
+          z.gte(50, { error: "must be from 50 to 99.9" }),
+          z.lte(99.9, { error: "must be from 50 to 99.9" }),
+        ),
+    )
+    .check(
+      z.describe(
+        "Hedge at this percentile of the pool's recent times to headers in the isolate instead; delay until 20 are known",
+      ),
+    ),
+  maxHedges: z
+    ._default(wholeNumber(1, MAX_HEDGES), 1)
+    .check(z.describe("Hedges a request may have beside its first try")),
 });
 
 const passiveHealthSchema = z.strictObject({
@@ -298,6 +336,9 @@ const httpRouteRuleSchema = z
       ),
     sessionPersistence: z.optional(sessionPersistenceSchema),
     retry: z.optional(retrySchema),
+    hedge: z
+      .optional(hedgeSchema)
+      .check(z.describe("Hedged requests for idempotent methods (Envoy's HedgePolicy)")),
     passiveHealth: z.optional(passiveHealthSchema),
     timeouts: z.optional(timeoutsSchema),
   })

@@ -23,6 +23,7 @@ export {
   maxLength,
   meta,
   minLength,
+  number,
   object,
   optional,
   record,

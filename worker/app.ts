@@ -3,9 +3,10 @@ import { ConfigStore } from "./config/store.ts";
 import { isPreflight } from "./core/filters.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
 import { HealthRegistry } from "./core/health.ts";
+import { LatencyWindows } from "./core/latency.ts";
 import { pick } from "./core/pick.ts";
 import { normalizeHost, type RequestUrl, requestUrl, viewOfRequest } from "./core/request.ts";
-import { RetryBudget } from "./core/retry-policy.ts";
+import { RetryBudgets } from "./core/retry-policy.ts";
 import type { RuleFilters } from "./core/snapshot.ts";
 import { TrafficCounters } from "./core/traffic.ts";
 import { type Env, SettingsError, settingsOf } from "./env.ts";
@@ -28,7 +29,10 @@ import { Sessions } from "./sticky/session.ts";
 /** What an isolate keeps between requests besides the snapshot. */
 export interface IsolateState {
   health: HealthRegistry;
-  budget: RetryBudget;
+  /** Retry budgets, one per pool. */
+  budgets: RetryBudgets;
+  /** Each pool's recent times to headers, for hedging; made when not given. */
+  latency?: LatencyWindows;
   buffers?: BufferBudget;
   /** This isolate's traffic of the last minutes, for the dashboard. */
   traffic?: TrafficCounters;
@@ -83,7 +87,7 @@ export interface App {
 export function createApp(options: AppOptions = {}): App {
   const now = options.now ?? Date.now;
   const log = options.log ?? consoleLogger;
-  const state = options.state ?? { health: new HealthRegistry(), budget: new RetryBudget() };
+  const state = options.state ?? { health: new HealthRegistry(), budgets: new RetryBudgets() };
   const random = options.random ?? Math.random;
   const sleep =
     options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
@@ -91,6 +95,7 @@ export function createApp(options: AppOptions = {}): App {
   const sessions = new Sessions(log);
   const buffers = state.buffers ?? new BufferBudget();
   const traffic = state.traffic ?? new TrafficCounters();
+  const latency = state.latency ?? new LatencyWindows();
   const storeFor =
     options.store ??
     ((env: Env) => {
@@ -115,7 +120,8 @@ export function createApp(options: AppOptions = {}): App {
       deps = {
         env,
         health: state.health,
-        budget: state.budget,
+        budgets: state.budgets,
+        latency,
         buffers,
         traffic,
         now,
@@ -161,7 +167,7 @@ export function createApp(options: AppOptions = {}): App {
       admin = adminApp(adminPath, token, {
         store,
         health: state.health,
-        budget: state.budget,
+        budgets: state.budgets,
         traffic,
         now,
       });

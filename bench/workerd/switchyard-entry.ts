@@ -5,7 +5,7 @@ import { createApp } from "../../worker/app.ts";
 import { memoryKv } from "../../worker/config/memory-kv.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
 import { HealthRegistry } from "../../worker/core/health.ts";
-import { RetryBudget } from "../../worker/core/retry-policy.ts";
+import { RetryBudgets } from "../../worker/core/retry-policy.ts";
 import { RouteTable } from "../../worker/core/route-table.ts";
 import { TrafficCounters } from "../../worker/core/traffic.ts";
 import { consoleLogger } from "../../worker/log.ts";
@@ -109,8 +109,8 @@ export default {
         store: () => loaded,
         log,
         state: noEject
-          ? { health: new NeverEject(), budget: new RetryBudget({ ratio: 1e9 }), traffic }
-          : { health: new HealthRegistry(), budget: new RetryBudget(), traffic },
+          ? { health: new NeverEject(), budgets: new RetryBudgets({ ratio: 1e9 }), traffic }
+          : { health: new HealthRegistry(), budgets: new RetryBudgets(), traffic },
       });
     }
     // Only bench:heap asks for the bench paths: every other benchmark's request goes to the app

@@ -30,6 +30,7 @@ describe("admin API", () => {
   it("reports the snapshot, the last load error, and reloads at once", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
     const h = harness({ env: { ADMIN_TOKEN: TOKEN, ADMIN_PATH: "/_lb" } });
+    await h.fetch("http://x.test/");
     const status = (await (
       await h.fetch("http://x.test/_lb/status", { headers: auth })
     ).json()) as Record<string, unknown>;
@@ -37,7 +38,8 @@ describe("admin API", () => {
       lastError: null,
       ageSeconds: 0,
       routes: [{ name: "all", hostnames: [], rules: 1, filters: [] }],
-      retryBudget: { ratio: 0.2 },
+      // Each pool's retry budget: its requests, and its reserve of 20 retries.
+      retryBudgets: { p: { requests: 1, failedRetries: 0, reserve: 20, inFlight: 0 } },
     });
     expect(status.generation).toMatch(/^[0-9a-f]{14}$/);
     await putRoutes({ version: 1, routes: [{ name: "bad", rules: [] }] });

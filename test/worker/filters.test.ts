@@ -595,7 +595,7 @@ describe("CORS (HTTPRouteCORS)", () => {
           ),
           // CORS on a rule without backends: preflights are still answered; the rest is a 500.
           prefixRule("/cors-only", cors({ allowOrigins: ["https://www.foo.com"] }), []),
-          // Its one endpoint refuses connections: the worker answers 502 itself.
+          // Its one endpoint refuses connections: the worker answers 503 itself.
           prefixRule("/cors-down", cors({ allowOrigins: ["https://www.foo.com"] }), [
             { pool: "down" },
           ]),
@@ -774,7 +774,7 @@ describe("CORS (HTTPRouteCORS)", () => {
     ];
     for (const { origin, allowOrigin, vary } of cases) {
       const response = await actual("/cors-down", origin);
-      expect(response.status).toBe(502);
+      expect(response.status).toBe(503);
       expect(response.headers.get("access-control-allow-origin")).toBe(allowOrigin);
       expect(response.headers.get("vary")).toBe(vary);
     }

@@ -11,7 +11,7 @@ import type { Echo, FAILING_BEHAVIORS } from "../../local/backends.ts";
 import { createApp } from "../../worker/app.ts";
 import { ConfigStore } from "../../worker/config/store.ts";
 import { HealthRegistry } from "../../worker/core/health.ts";
-import { RetryBudget } from "../../worker/core/retry-policy.ts";
+import { RetryBudgets } from "../../worker/core/retry-policy.ts";
 import type { Logger } from "../../worker/log.ts";
 
 /**
@@ -115,7 +115,7 @@ export function harness(options: { refreshSeconds?: number; env?: Record<string,
     log,
     local: true,
   });
-  const state = { health: new HealthRegistry(), budget: new RetryBudget() };
+  const state = { health: new HealthRegistry(), budgets: new RetryBudgets() };
   const app = createApp({ store: () => store, state, now: () => now, log, random: () => 0.5 });
 
   return {

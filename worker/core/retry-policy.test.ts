@@ -4,7 +4,9 @@ import { routesDoc } from "../../test/fixtures/worker-rules.ts";
 import {
   backoffDelay,
   RetryBudget,
+  RetryBudgets,
   type RetryQuestion,
+  repeatDelay,
   retryDecision,
   retrySettings,
 } from "./retry-policy.ts";
@@ -96,34 +98,133 @@ describe("backoffDelay", () => {
   });
 });
 
+describe("repeatDelay", () => {
+  it("without a backoff waits a random part of 25 ms × 2^(n-1), at most 250 ms: four repeats take under 375 ms", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 0.999, noNaN: true }), { minLength: 4, maxLength: 4 }),
+        (randoms) => {
+          const waits = randoms.map((random, i) => repeatDelay(undefined, i + 1, random));
+          waits.forEach((wait, i) => {
+            expect(wait).toBeGreaterThanOrEqual(0);
+            expect(wait).toBeLessThan(Math.min(25 * 2 ** i, 250));
+          });
+          expect(waits.reduce((a, b) => a + b, 0)).toBeLessThan(375);
+        },
+      ),
+    );
+    expect(repeatDelay(undefined, 10, 0.999)).toBeLessThan(250);
+  });
+
+  it("takes the rule's backoff when it sets one", () => {
+    expect(repeatDelay(100, 2, 0.5)).toBe(backoffDelay(100, 2, 0.5));
+  });
+});
+
+const acquired = (charge: number | undefined) => charge !== undefined;
+
 describe("RetryBudget", () => {
-  it("bounds sequential retries too: one request at a time gets no more than the ratio and the floor", () => {
-    const budget = new RetryBudget({ ratio: 0.2, minPerSecond: 1, windowMs: 10_000 });
+  it("refunds retries that rescue: one bad endpoint of three is retried every time it fails", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 500 }), fc.integer({ min: 1, max: 50 }), (n, wave) => {
+        const budget = new RetryBudget();
+        let granted = 0;
+        // `wave` requests at once, a third of them failing their first try and rescued by a retry.
+        for (let i = 0; i < n; i += wave) {
+          const now = i * 10;
+          const size = Math.min(wave, n - i);
+          for (let j = 0; j < size; j++) budget.recordRequest(now);
+          const charges = [];
+          for (let j = 0; j < Math.ceil(size / 3); j++) charges.push(budget.tryAcquire(now));
+          granted += charges.filter(acquired).length;
+          for (const charge of charges) if (charge !== undefined) budget.settle(charge, true);
+        }
+        let wanted = 0;
+        for (let i = 0; i < n; i += wave) wanted += Math.ceil(Math.min(wave, n - i) / 3);
+        expect(granted).toBe(wanted);
+      }),
+    );
+  });
+
+  it("bounds retries that fail to 20 % of the requests plus the reserve, one at a time or at once", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 300 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 100 }),
+        fc.integer({ min: 0, max: 100 }),
+        (n, attempts, concurrency, stepMs) => {
+          const budget = new RetryBudget();
+          let granted = 0;
+          // A dead pool: every retry fails. Requests arrive `concurrency` at a time.
+          let now = 0;
+          for (let i = 0; i < n; i++) {
+            now = Math.floor(i / concurrency) * stepMs;
+            budget.recordRequest(now);
+            for (let r = 0; r < attempts; r++) {
+              const charge = budget.tryAcquire(now);
+              if (charge === undefined) break;
+              granted++;
+              budget.settle(charge, false);
+            }
+          }
+          // The reserve: 20 at first, then 2 a second.
+          expect(granted).toBeLessThanOrEqual(Math.floor(0.2 * n + 20 + (2 * now) / 1000));
+        },
+      ),
+    );
+  });
+
+  it("lets retries back within a second of running out: the reserve refills at 2 a second", () => {
+    const budget = new RetryBudget();
+    for (let i = 0; i < 10; i++) budget.recordRequest(0);
     let granted = 0;
-    for (let i = 0; i < 100; i++) {
-      budget.recordRequest(i);
-      if (budget.tryAcquire(i)) granted++;
-      budget.release(); // each retry ends before the next request: never more than one in flight
+    for (let charge = budget.tryAcquire(0); charge !== undefined; charge = budget.tryAcquire(0)) {
+      granted++;
+      budget.settle(charge, false);
     }
-    expect(granted).toBe(30); // 20 % of 100, plus 1 a second over the 10 s window
+    expect(granted).toBe(22); // 20 % of 10, and the reserve of 20
+    expect(acquired(budget.tryAcquire(400))).toBe(false);
+    expect(acquired(budget.tryAcquire(500))).toBe(true); // one token back after half a second
+    expect(budget.status(500)).toMatchObject({ requests: 10, failedRetries: 2, reserve: 0 });
   });
 
-  it("allows retries up to 20 % of the last 10 s's requests plus the floor, whatever the concurrency", () => {
-    const budget = new RetryBudget({ minPerSecond: 0 });
-    for (let i = 0; i < 100; i++) budget.recordRequest(0);
-    let granted = 0;
-    while (budget.tryAcquire(500)) granted++;
-    expect(granted).toBe(20);
-    expect(budget.tryAcquire(10_999)).toBe(false); // the requests of second 0 still count
-    for (let i = 0; i < granted; i++) budget.release();
-    expect(budget.tryAcquire(11_000)).toBe(false); // second 0 left the window: nothing to spend
-    expect(new RetryBudget({ minPerSecond: 1 }).tryAcquire(0)).toBe(true); // the floor: 10 in 10 s
+  it("does not refund a charge whose second has left the window", () => {
+    const budget = new RetryBudget();
+    budget.recordRequest(0);
+    for (let i = 0; i < 5; i++) budget.recordRequest(0);
+    const old = budget.tryAcquire(0) as number;
+    expect(old).toBe(0); // charged to second 0's share
+    for (let i = 0; i < 5; i++) budget.recordRequest(12_000);
+    const fresh = budget.tryAcquire(12_000);
+    expect(fresh).toBe(12);
+    budget.settle(old, true); // second 0 is gone: second 12's charge must stay
+    expect(budget.status(12_000)).toMatchObject({ failedRetries: 1, inFlight: 1 });
+  });
+});
+
+describe("RetryBudgets", () => {
+  it("keeps one budget per pool: a broken pool spends only its own", () => {
+    const budgets = new RetryBudgets();
+    const broken = budgets.of("broken", 0);
+    while (broken.tryAcquire(0) !== undefined);
+    expect(acquired(budgets.of("healthy", 0).tryAcquire(0))).toBe(true);
+    expect(budgets.of("broken", 0)).toBe(broken);
+    expect(acquired(broken.tryAcquire(0))).toBe(false);
+    expect(Object.keys(budgets.status(0))).toEqual(["broken", "healthy"]);
   });
 
-  it("never has more than maxInFlight retries at once", () => {
-    const budget = new RetryBudget({ maxInFlight: 2, minPerSecond: 100 });
-    expect([1, 2, 3].map(() => budget.tryAcquire(0))).toEqual([true, true, false]);
-    budget.release();
-    expect(budget.tryAcquire(0)).toBe(true);
+  it("forgets idle pools once it holds maxPools of them", () => {
+    const budgets = new RetryBudgets({}, 2);
+    budgets.of("a", 0).recordRequest(0);
+    budgets.of("b", 0);
+    budgets.of("c", 0);
+    expect(Object.keys(budgets.status(0))).toEqual(["a", "c"]);
+  });
+
+  it("names a pool __proto__ as any other", () => {
+    const budgets = new RetryBudgets();
+    budgets.of("__proto__", 0).recordRequest(0);
+    expect(Object.hasOwn(budgets.status(0), "__proto__")).toBe(true);
   });
 });

@@ -20,8 +20,15 @@ export type SkipReason =
   | "not-idempotent"
   | "body-not-replayable"
   | "budget-exhausted"
-  | "no-untried-endpoint"
   | "deadline";
+
+/** A rule's hedging (Envoy's HedgePolicy): another try after `delayMs` without headers. */
+export interface HedgeSettings {
+  delayMs: number;
+  /** Hedge at this percentile of the pool's recent times to headers, once known. */
+  percentile: number | undefined;
+  maxHedges: number;
+}
 
 export interface RetrySettings {
   attempts: number;
@@ -31,6 +38,7 @@ export interface RetrySettings {
   bodyBufferBytes: number;
   /** A POST or PATCH with an Idempotency-Key header may be retried (the rule opted in). */
   honorIdempotencyKey: boolean;
+  hedge: HedgeSettings | undefined;
 }
 
 const DEFAULT_BODY_BUFFER_BYTES = 1024 * 1024;
@@ -41,19 +49,28 @@ const DEFAULT_SETTINGS: RetrySettings = Object.freeze({
   backoffMs: undefined,
   bodyBufferBytes: DEFAULT_BODY_BUFFER_BYTES,
   honorIdempotencyKey: false,
+  hedge: undefined,
 });
 /** RFC 9110 §9.2.2. */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
 export function retrySettings(rule: HttpRouteRule): RetrySettings {
-  const retry = rule.retry;
-  if (retry === undefined) return DEFAULT_SETTINGS;
+  const { retry, hedge } = rule;
+  if (retry === undefined && hedge === undefined) return DEFAULT_SETTINGS;
   return {
-    attempts: retry.attempts,
-    codes: retry.codes.length ? new Set(retry.codes) : NO_CODES,
-    backoffMs: retry.backoff === undefined ? undefined : durationMs(retry.backoff),
-    bodyBufferBytes: retry.bodyBufferBytes ?? DEFAULT_BODY_BUFFER_BYTES,
-    honorIdempotencyKey: retry.idempotencyKey === "Honor",
+    ...DEFAULT_SETTINGS,
+    ...(retry && {
+      attempts: retry.attempts,
+      codes: retry.codes.length ? new Set(retry.codes) : NO_CODES,
+      backoffMs: retry.backoff === undefined ? undefined : durationMs(retry.backoff),
+      bodyBufferBytes: retry.bodyBufferBytes ?? DEFAULT_BODY_BUFFER_BYTES,
+      honorIdempotencyKey: retry.idempotencyKey === "Honor",
+    }),
+    hedge: hedge && {
+      delayMs: durationMs(hedge.delay),
+      percentile: hedge.percentile,
+      maxHedges: hedge.maxHedges,
+    },
   };
 }
 
@@ -102,81 +119,182 @@ export function backoffDelay(baseMs: number | undefined, retry: number, random: 
   return Math.min(baseMs * 2 ** (retry - 1) * (0.5 + random), 10_000);
 }
 
+/** The wait before trying again an endpoint already tried, when the rule sets no backoff. */
+export const REPEAT_BACKOFF_MS = 25;
+
 /**
- * Per-isolate retry budget (Linkerd's): over the last `windowMs`, retries may be at most `ratio`
- * of the requests plus `minPerSecond` a second, whatever the concurrency, so a client sending one
- * request at a time to a broken pool is bounded like many at once; and never more than
- * `maxInFlight` retries at the same time. Counts are kept in one-second buckets.
+ * The wait before a repeat: a try at an endpoint this request already tried (`repeat` 1, 2, …).
+ * The rule's backoff when it sets one; otherwise Envoy's default, fully jittered: a random part
+ * of 25 ms × 2^(repeat-1), at most 250 ms, so that four repeats take less than 375 ms.
+ */
+export function repeatDelay(baseMs: number | undefined, repeat: number, random: number): number {
+  if (baseMs) return backoffDelay(baseMs, repeat, random);
+  return Math.min(REPEAT_BACKOFF_MS * 2 ** (repeat - 1), 10 * REPEAT_BACKOFF_MS) * random;
+}
+
+export interface RetryBudgetOptions {
+  /** Failed retries allowed per request of the pool, over the window. */
+  ratio?: number;
+  /** The reserve: failed retries allowed a second whatever the traffic, refilled continuously. */
+  reservePerSecond?: number;
+  /** How many seconds of reserve it holds at most, and the window the ratio counts over. */
+  windowMs?: number;
+}
+
+/** What a retry was charged to: a second of the window (0 or more), or the reserve. */
+const RESERVE = -1;
+
+/**
+ * One pool's retry budget: Finagle's RetryBudget (a share of the pool's requests over a sliding
+ * window, and a reserve refilled at a rate, for little traffic), with a retry charged when it
+ * starts and refunded when it rescues the request. So retries are free while they rescue (one
+ * bad endpoint among good ones is retried as often as it fails, from the first request on), and
+ * a pool whose every endpoint fails gets at most `ratio` of its requests plus the reserve in
+ * extra tries, whatever the concurrency. The reserve refills at `reservePerSecond` up to a
+ * window's worth, so retries come back within a second of a pool answering again
+ * (docs/decisions/0005-retry-budget-per-pool.md). Pure: the clock is passed in.
  */
 export class RetryBudget {
   private readonly requests: number[];
-  private readonly retries: number[];
-  private bucketStart = 0;
-  private current = 0;
-  private inFlight = 0;
+  private readonly charged: number[];
+  /** The second each bucket counts, or -1. */
+  private readonly seconds: number[];
   private readonly ratio: number;
-  private readonly minPerSecond: number;
-  private readonly maxInFlight: number;
+  private readonly reservePerSecond: number;
+  private readonly reserveMax: number;
   private readonly buckets: number;
+  private reserve: number;
+  private reserveAt: number | undefined;
+  private inFlight = 0;
 
-  constructor(
-    options: {
-      ratio?: number;
-      minPerSecond?: number;
-      maxInFlight?: number;
-      windowMs?: number;
-    } = {},
-  ) {
+  constructor(options: RetryBudgetOptions = {}) {
     this.ratio = options.ratio ?? 0.2;
-    this.minPerSecond = options.minPerSecond ?? 1;
-    this.maxInFlight = options.maxInFlight ?? 50;
+    this.reservePerSecond = options.reservePerSecond ?? 2;
     this.buckets = Math.max(1, Math.round((options.windowMs ?? 10_000) / 1000));
+    this.reserveMax = this.reservePerSecond * this.buckets;
+    this.reserve = this.reserveMax;
     this.requests = new Array(this.buckets).fill(0);
-    this.retries = new Array(this.buckets).fill(0);
+    this.charged = new Array(this.buckets).fill(0);
+    this.seconds = new Array(this.buckets).fill(-1);
   }
 
-  private advance(now: number): void {
-    const second = Math.floor(now / 1000);
-    if (this.bucketStart === 0) this.bucketStart = second;
-    const steps = Math.min(second - this.bucketStart, this.buckets);
-    for (let i = 0; i < steps; i++) {
-      this.current = (this.current + 1) % this.buckets;
-      this.requests[this.current] = 0;
-      this.retries[this.current] = 0;
+  /** The bucket of `second`, emptied if it last counted an older one. */
+  private bucket(second: number): number {
+    const i = second % this.buckets;
+    if (this.seconds[i] !== second) {
+      this.seconds[i] = second;
+      this.requests[i] = 0;
+      this.charged[i] = 0;
     }
-    if (second > this.bucketStart) this.bucketStart = second;
+    return i;
+  }
+
+  private totals(second: number): { requests: number; charged: number } {
+    let requests = 0;
+    let charged = 0;
+    for (let i = 0; i < this.buckets; i++) {
+      if ((this.seconds[i] as number) <= second - this.buckets) continue;
+      requests += this.requests[i] as number;
+      charged += this.charged[i] as number;
+    }
+    return { requests, charged };
+  }
+
+  private refill(now: number): void {
+    if (this.reserveAt !== undefined && now > this.reserveAt)
+      this.reserve = Math.min(
+        this.reserveMax,
+        this.reserve + ((now - this.reserveAt) / 1000) * this.reservePerSecond,
+      );
+    if (this.reserveAt === undefined || now > this.reserveAt) this.reserveAt = now;
   }
 
   recordRequest(now: number): void {
-    this.advance(now);
-    this.requests[this.current] = (this.requests[this.current] as number) + 1;
+    const i = this.bucket(Math.floor(now / 1000));
+    this.requests[i] = (this.requests[i] as number) + 1;
   }
 
-  /** Takes a retry from the budget if there is one; pair a true answer with `release`. */
-  tryAcquire(now: number): boolean {
-    this.advance(now);
-    const requests = this.requests.reduce((a, b) => a + b, 0);
-    const retries = this.retries.reduce((a, b) => a + b, 0);
-    if (this.inFlight >= this.maxInFlight) return false;
-    if (retries + 1 > requests * this.ratio + this.minPerSecond * this.buckets) return false;
-    this.retries[this.current] = (this.retries[this.current] as number) + 1;
+  /**
+   * Charges a retry to the pool's share of its requests, else to the reserve: the charge to
+   * hand back to `settle`, or undefined when neither has room.
+   */
+  tryAcquire(now: number): number | undefined {
+    const second = Math.floor(now / 1000);
+    const { requests, charged } = this.totals(second);
+    if (charged + 1 <= requests * this.ratio) {
+      const i = this.bucket(second);
+      this.charged[i] = (this.charged[i] as number) + 1;
+      this.inFlight++;
+      return second;
+    }
+    this.refill(now);
+    if (this.reserve < 1) return undefined;
+    this.reserve -= 1;
     this.inFlight++;
-    return true;
+    return RESERVE;
   }
 
-  release(): void {
+  /** Ends a retry charged at `charge`: one that rescued the request is refunded. */
+  settle(charge: number, rescued: boolean): void {
     if (this.inFlight > 0) this.inFlight--;
+    if (!rescued) return;
+    if (charge === RESERVE) {
+      this.reserve = Math.min(this.reserveMax, this.reserve + 1);
+      return;
+    }
+    const i = charge % this.buckets;
+    // A charge whose second has left the window no longer counts: nothing to refund.
+    if (this.seconds[i] === charge && (this.charged[i] as number) > 0)
+      this.charged[i] = (this.charged[i] as number) - 1;
   }
 
   status(now: number) {
-    this.advance(now);
+    const { requests, charged } = this.totals(Math.floor(now / 1000));
+    this.refill(now);
     return {
-      requests: this.requests.reduce((a, b) => a + b, 0),
-      retries: this.retries.reduce((a, b) => a + b, 0),
+      requests,
+      /** Retries charged to the share of requests and not refunded, over the window. */
+      failedRetries: charged,
+      share: requests * this.ratio,
+      reserve: Math.floor(this.reserve),
       inFlight: this.inFlight,
-      ratio: this.ratio,
-      minPerSecond: this.minPerSecond,
-      maxInFlight: this.maxInFlight,
     };
+  }
+}
+
+/**
+ * The isolate's retry budgets, one per pool, so that a broken pool spends only its own: a
+ * retry is charged to the pool whose endpoint failed. A budget whose window has emptied is
+ * dropped when the map grows past `maxPools`.
+ */
+export class RetryBudgets {
+  private readonly pools = new Map<string, RetryBudget>();
+  private readonly options: RetryBudgetOptions;
+  private readonly maxPools: number;
+
+  constructor(options: RetryBudgetOptions = {}, maxPools = 4096) {
+    this.options = options;
+    this.maxPools = maxPools;
+  }
+
+  of(pool: string, now: number): RetryBudget {
+    let budget = this.pools.get(pool);
+    if (budget === undefined) {
+      if (this.pools.size >= this.maxPools) this.forgetIdle(now);
+      budget = new RetryBudget(this.options);
+      this.pools.set(pool, budget);
+    }
+    return budget;
+  }
+
+  private forgetIdle(now: number): void {
+    for (const [name, budget] of this.pools) {
+      const { requests, inFlight } = budget.status(now);
+      if (requests === 0 && inFlight === 0) this.pools.delete(name);
+    }
+  }
+
+  status(now: number): Record<string, ReturnType<RetryBudget["status"]>> {
+    return Object.fromEntries([...this.pools].map(([name, budget]) => [name, budget.status(now)]));
   }
 }

@@ -4,7 +4,7 @@ import { CompiledRouteTable } from "../core/compiled-table.ts";
 import { explain } from "../core/explain.ts";
 import { type HealthRegistry, healthKey } from "../core/health.ts";
 import { parseHeaderArgument, type RequestView, requestView } from "../core/request.ts";
-import type { RetryBudget } from "../core/retry-policy.ts";
+import type { RetryBudgets } from "../core/retry-policy.ts";
 import { RouteTable } from "../core/route-table.ts";
 import type { TrafficCounters } from "../core/traffic.ts";
 import { dashboard, dashboardParts } from "./dashboard.tsx";
@@ -12,14 +12,14 @@ import { dashboard, dashboardParts } from "./dashboard.tsx";
 /**
  * The admin API under ADMIN_PATH (README, "Admin API and dashboard"), behind `Authorization: Bearer ADMIN_TOKEN`,
  * compared in constant time; off when no token is set. What this isolate sees: the snapshot,
- * the last load error, pools with their endpoints' passive health, the retry budget, and an
+ * the last load error, pools with their endpoints' passive health, the retry budget of each pool, and an
  * explanation of where a request would go.
  */
 
 export interface AdminDeps {
   store: ConfigStore;
   health: HealthRegistry;
-  budget: RetryBudget;
+  budgets: RetryBudgets;
   traffic: TrafficCounters;
   now: () => number;
 }
@@ -61,7 +61,7 @@ export async function status(deps: AdminDeps) {
             shardsRead: snapshot.routes.shardsLoaded,
           }
         : null,
-    retryBudget: deps.budget.status(at),
+    retryBudgets: deps.budgets.status(at),
   };
 }
 

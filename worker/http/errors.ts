@@ -15,7 +15,10 @@ export type Failure =
    */
   | { kind: "no-backends"; route: string; rule: string; weightZero?: boolean }
   | { kind: "unavailable"; route: string; message: string }
+  /** The endpoint's transport binding is not bound or not allowed: a configuration error. */
   | { kind: "bad-gateway"; route: string; message: string }
+  /** Every try failed to connect, or reset before its headers (decision 0006: 503, as Envoy). */
+  | { kind: "unreachable"; route: string; message: string }
   | { kind: "timeout"; route: string; message: string };
 
 const STATUS: Record<Failure["kind"], number> = {
@@ -26,6 +29,7 @@ const STATUS: Record<Failure["kind"], number> = {
   "no-backends": 500,
   unavailable: 503,
   "bad-gateway": 502,
+  unreachable: 503,
   timeout: 504,
 };
 
@@ -39,6 +43,7 @@ const SAY: Record<Failure["kind"], { error: string; message: string }> = {
   "no-backends": { error: "no_backends", message: "this route has no backends" },
   unavailable: { error: "no_backend", message: "no backend can take this request now" },
   "bad-gateway": { error: "bad_gateway", message: "the backend could not be reached" },
+  unreachable: { error: "unreachable", message: "the backend could not be reached" },
   timeout: { error: "timeout", message: "the backend did not answer in time" },
 };
 
@@ -49,6 +54,7 @@ export function detail(failure: Failure): string {
     case "no-config":
     case "unavailable":
     case "bad-gateway":
+    case "unreachable":
     case "timeout":
       return failure.message;
     case "no-route":

@@ -1,11 +1,16 @@
 import { applyHeaderEdits, type CompiledMirror, mirrored } from "../core/filters.ts";
 import { type HealthRegistry, healthKey } from "../core/health.ts";
+import type { LatencyWindows } from "../core/latency.ts";
 import type { Candidate, Choice } from "../core/pick.ts";
 import type { RequestUrl } from "../core/request.ts";
 import {
   backoffDelay,
+  type HedgeSettings,
+  isFailure,
   isIdempotent,
   type RetryBudget,
+  type RetryBudgets,
+  repeatDelay,
   retryDecision,
   type SkipReason,
   type TryOutcome,
@@ -21,14 +26,18 @@ import { TransportMissing, upstreamFor, upstreamInit, upstreamUrl } from "./forw
 /**
  * One client request's exchange with the backends: tries along the ordered candidates, each
  * bounded by `timeouts.backendRequest`, the whole bounded by `timeouts.request`, with retries
- * as retry-policy.ts allows and the isolate's retry budget permits, and every outcome reported
- * to passive health. Never tries an endpoint twice for one request.
+ * as retry-policy.ts allows and the pool's retry budget permits, hedges where the rule asks for
+ * them, and every outcome reported to passive health. A retry prefers an endpoint not tried yet;
+ * when none is left it tries again the one tried least recently, after a backoff.
  */
 
 export interface ExchangeDeps {
   env: Env;
   health: HealthRegistry;
-  budget: RetryBudget;
+  /** The isolate's retry budgets, one per pool. */
+  budgets: RetryBudgets;
+  /** Each pool's recent times to headers, for hedging at a percentile. */
+  latency: LatencyWindows;
   /** The isolate's budget of bytes buffered for retries. */
   buffers: BufferBudget;
   /** This isolate's traffic counters: a try without an answer is counted for its endpoint. */
@@ -103,9 +112,11 @@ function tryOnce(
   planned: Planned,
   candidate: Candidate,
   timeoutMs: number | undefined,
+  /** Given when the try may be cancelled (a hedge that lost). */
+  cancel?: AbortController,
 ): Promise<TryResult> {
   let sent: Promise<Response>;
-  const controller = timeoutMs === undefined ? undefined : new AbortController();
+  const controller = cancel ?? (timeoutMs === undefined ? undefined : new AbortController());
   try {
     const upstream = upstreamFor(candidate, planned.deps.env);
     const target = targetOf(planned.url, planned.rule, candidate);
@@ -118,7 +129,9 @@ function tryOnce(
         : CONNECTION_FAILURE,
     );
   }
-  if (controller === undefined || timeoutMs === undefined) return sent.then(responded, unreachable);
+  if (controller === undefined) return sent.then(responded, unreachable);
+  if (timeoutMs === undefined)
+    return sent.then(responded, () => (controller.signal.aborted ? TIMED_OUT : CONNECTION_FAILURE));
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   return sent.then(
     (response) => {
@@ -200,7 +213,8 @@ export function exchange(
   /** The request's context: mirrored requests go out through its waitUntil. */
   ctx: Pick<ExecutionContext, "waitUntil">,
 ): Promise<ExchangeResult> {
-  deps.budget.recordRequest(deps.now());
+  const now = deps.now();
+  deps.budgets.of(choice.first.pool.name, now).recordRequest(now);
   const settings = rule.retry;
   const { request, headers, method, url, requestId, host } = client;
   const websocket = headers.get("upgrade")?.toLowerCase() === "websocket";
@@ -225,6 +239,7 @@ export function exchange(
     deps,
     body: NO_BODY,
     hasIdempotencyKey,
+    mirrors: mirrors.length,
   };
   // Most requests have no body: no promise to plan one, and no async step of the exchange's own.
   if (request.body === null) return start(planned, mirrors, ctx);
@@ -244,23 +259,19 @@ function start(
 ): Promise<ExchangeResult> {
   for (const mirror of mirrors) sendMirror(mirror, planned, ctx);
   const body = planned.body;
-  if (body.kind !== "buffered") return attempt(planned);
-  return attempt(planned).finally(() => planned.deps.buffers.release(body.bytes.byteLength));
+  const hedge = planned.rule.retry.hedge;
+  // Only an idempotent request whose body can be sent again is hedged.
+  const tries =
+    hedge !== undefined && !planned.websocket && isIdempotent(planned.method) && replayable(body)
+      ? attemptHedged(planned, hedge)
+      : attempt(planned);
+  if (body.kind !== "buffered") return tries;
+  return tries.finally(() => planned.deps.buffers.release(body.bytes.byteLength));
 }
 
 const NO_BODY: BodyPlan = { kind: "none" };
 const NO_RETRIES: readonly string[] = Object.freeze([]);
 const NO_MIRRORS: readonly CompiledMirror<CompiledPool | undefined>[] = Object.freeze([]);
-
-/** The first candidate not tried yet that passive health does not avoid. */
-function untried(
-  list: readonly Candidate[],
-  tried: ReadonlySet<string>,
-  health: HealthRegistry,
-  now: number,
-): Candidate | undefined {
-  return list.find((c) => !tried.has(c.endpoint.id) && !health.avoids(c.endpoint.id, c.pool, now));
-}
 
 /** The mirrors this request goes to: the rule's and the first backendRef's, each by its share. */
 function mirrorsOf(
@@ -372,127 +383,348 @@ interface Planned {
   deps: ExchangeDeps;
   body: BodyPlan;
   hasIdempotencyKey: boolean;
+  /** Mirrored copies sent for this request: outbound connections the tries cannot have. */
+  mirrors: number;
 }
 
-/** The tries of one exchange, with its body planned. */
-async function attempt(planned: Planned): Promise<ExchangeResult> {
-  const { rule, choice, deps, body, hasIdempotencyKey, method } = planned;
-  const { health, budget, now } = deps;
+/** A retry's charge to the budget of the pool whose endpoint failed. */
+interface Charge {
+  budget: RetryBudget;
+  second: number;
+}
+
+/** The tries of one exchange so far. */
+interface Tries {
+  /** Endpoints tried, least recently first; made when the first retry is planned. */
+  order: Candidate[] | undefined;
+  /** The choice's candidates in order, asked for when the first retry is planned. */
+  list: Candidate[] | undefined;
+  retries: number;
+  /** Retries that went to an endpoint already tried. */
+  repeats: number;
+  /** Why each retry was made: "connection-failure", "timeout" or "status 503". */
+  retried: string[] | undefined;
+  skipped: SkipReason | undefined;
+}
+
+function newTries(): Tries {
+  return {
+    order: undefined,
+    list: undefined,
+    retries: 0,
+    repeats: 0,
+    retried: undefined,
+    skipped: undefined,
+  };
+}
+
+/** The timeout of a try that starts now: backendRequest, cut to what is left of request. */
+function tryTimeout(deadline: number | undefined, backendRequestMs: number | undefined) {
+  if (deadline === undefined) return backendRequestMs;
+  const left = Math.max(0, deadline - Date.now());
+  return Math.min(backendRequestMs ?? left, left);
+}
+
+/** Tells passive health, and the traffic counters, what a try came to. */
+function report(planned: Planned, candidate: Candidate, result: TryResult): void {
+  const { rule, deps } = planned;
+  const { health, now } = deps;
+  // For health, a status counts only where the rule lists it for health: a client picking a
+  // path that answers 503 must not eject a pool other routes share.
+  const failedForHealth =
+    result.outcome.kind !== "response" || rule.healthCodes.has(result.outcome.status);
+  if (result.outcome.kind !== "response")
+    deps.traffic?.recordFailedTry(candidate.pool.name, candidate.endpoint.id, now());
+  // A success changes nothing while no endpoint has a failure on record: no key made for it.
+  if (failedForHealth || health.keepsAny)
+    health.record(
+      healthKey(candidate.pool.name, candidate.endpoint.id),
+      failedForHealth,
+      now(),
+      failedForHealth ? reasonOf(result.outcome) : undefined,
+    );
+}
+
+/** Puts `candidate` last in the order of tries (most recently tried). */
+function noteTried(tries: Tries, candidate: Candidate): void {
+  const order = tries.order;
+  if (order === undefined) return;
+  const at = order.findIndex((c) => c.endpoint.id === candidate.endpoint.id);
+  if (at !== -1) order.splice(at, 1);
+  order.push(candidate);
+}
+
+/**
+ * The endpoint a retry or a hedge goes to: the first candidate not tried yet that passive health
+ * does not avoid; for a retry, when there is none, the one tried least recently that is not in
+ * flight (`busy`), so that a one-endpoint pool is tried again too.
+ */
+function nextCandidate(
+  planned: Planned,
+  tries: Tries,
+  busy: ReadonlySet<Candidate> | undefined,
+  repeat: boolean,
+): { candidate: Candidate; repeat: boolean } | undefined {
+  const { choice, deps } = planned;
+  tries.order ??= [choice.first];
+  tries.list ??= choice.candidates();
+  const now = deps.now();
+  const order = tries.order;
+  const fresh = tries.list.find(
+    (c) =>
+      !order.some((t) => t.endpoint.id === c.endpoint.id) &&
+      !deps.health.avoids(c.endpoint.id, c.pool, now),
+  );
+  if (fresh !== undefined) return { candidate: fresh, repeat: false };
+  if (!repeat) return undefined;
+  const again = order.find((c) => !busy?.has(c));
+  return again === undefined ? undefined : { candidate: again, repeat: true };
+}
+
+type Next = { candidate: Candidate; delay: number; charge: Charge } | { skip?: SkipReason };
+
+/**
+ * Whether and where to retry after `failed`'s try came to `outcome`: retry-policy.ts says whether
+ * it may, then an endpoint, the wait, the deadline and the budget of the failed endpoint's pool.
+ */
+function planRetry(
+  planned: Planned,
+  tries: Tries,
+  failed: Candidate,
+  outcome: TryOutcome,
+  deadline: number | undefined,
+  busy?: ReadonlySet<Candidate>,
+): Next {
+  const { rule, deps, body, method, hasIdempotencyKey } = planned;
   const settings = rule.retry;
+  const decision = retryDecision({
+    outcome,
+    settings,
+    retriesDone: tries.retries,
+    method,
+    hasIdempotencyKey,
+    bodyReplayable: replayable(body),
+  });
+  if (!decision.retry) return { skip: decision.reason };
+  const next = nextCandidate(planned, tries, busy, true);
+  if (next === undefined) return {};
+  const delay = next.repeat
+    ? repeatDelay(settings.backoffMs, tries.repeats + 1, deps.random())
+    : backoffDelay(settings.backoffMs, tries.retries + 1, deps.random());
+  if (deadline !== undefined && Date.now() + delay >= deadline) return { skip: "deadline" };
+  const now = deps.now();
+  const budget = deps.budgets.of(failed.pool.name, now);
+  const second = budget.tryAcquire(now);
+  if (second === undefined) return { skip: "budget-exhausted" };
+  tries.retried ??= [];
+  tries.retried.push(reasonOf(outcome));
+  tries.retries++;
+  if (next.repeat) tries.repeats++;
+  noteTried(tries, next.candidate);
+  return { candidate: next.candidate, delay, charge: { budget, second } };
+}
+
+/** Ends a retry's charge: refunded when its try answered with something not to retry. */
+function settle(charge: Charge | undefined, result: TryResult, planned: Planned): void {
+  charge?.budget.settle(charge.second, !isFailure(result.outcome, planned.rule.retry));
+}
+
+/**
+ * The tries of one exchange, one at a time, with its body planned. Most requests are served by
+ * their first try: nothing is allocated for retries until one is planned.
+ */
+async function attempt(planned: Planned): Promise<ExchangeResult> {
+  const { rule, choice, deps } = planned;
   const { requestMs, backendRequestMs } = rule.timeouts;
   // Timeouts run on the runtime's own clock; `now` is the clock of health and budget.
   const deadline = requestMs === undefined ? undefined : Date.now() + requestMs;
-
-  // Made when a retry looks for another endpoint: most requests are served by their first try.
-  let tried: Set<string> | undefined;
-  let list: Candidate[] | undefined;
-
-  let candidate: Candidate | undefined = choice.first;
-  let retries = 0;
-  let retried: string[] | undefined;
-  let last: TryResult | undefined;
-  let skipped: SkipReason | undefined;
-  let deadlineHit = false;
+  const tries = newTries();
+  let candidate = choice.first;
+  let charge: Charge | undefined;
   for (;;) {
-    const current = candidate as Candidate;
-    tried?.add(current.endpoint.id);
-    const left = deadline === undefined ? undefined : deadline - Date.now();
-    const timeout =
-      left === undefined ? backendRequestMs : Math.min(backendRequestMs ?? left, left);
-    const result = await tryOnce(planned, current, timeout);
-    if (retries > 0) budget.release();
-    last = result;
-    if (result.transportMissing) break;
-    // For health, a status counts only where the rule lists it for health: a client picking a
-    // path that answers 503 must not eject a pool other routes share.
-    const failedForHealth =
-      result.outcome.kind !== "response" || rule.healthCodes.has(result.outcome.status);
-    if (result.outcome.kind !== "response")
-      deps.traffic?.recordFailedTry(current.pool.name, current.endpoint.id, now());
-    // A success changes nothing while no endpoint has a failure on record: no key made for it.
-    if (failedForHealth || health.keepsAny)
-      health.record(
-        healthKey(current.pool.name, current.endpoint.id),
-        failedForHealth,
-        now(),
-        failedForHealth ? reasonOf(result.outcome) : undefined,
-      );
+    const result = await tryOnce(planned, candidate, tryTimeout(deadline, backendRequestMs));
+    report(planned, candidate, result);
+    settle(charge, result, planned);
+    if (result.transportMissing || pastDeadline(deadline, result))
+      return outcomeOf(planned, tries, result, candidate, deadline);
+    const next = planRetry(planned, tries, candidate, result.outcome, deadline);
+    if (!("candidate" in next)) {
+      tries.skipped = next.skip;
+      return outcomeOf(planned, tries, result, candidate, deadline);
+    }
+    await result.response?.body?.cancel();
+    if (next.delay > 0) await deps.sleep(next.delay);
+    candidate = next.candidate;
+    charge = next.charge;
+  }
+}
 
-    if (deadline !== undefined && Date.now() >= deadline && result.outcome.kind === "timeout") {
-      deadlineHit = true;
-      break;
+/** A try that timed out when the whole exchange's time was up. */
+function pastDeadline(deadline: number | undefined, result: TryResult): boolean {
+  return deadline !== undefined && result.outcome.kind === "timeout" && Date.now() >= deadline;
+}
+
+/** Workers lets a request have six connections open at once; mirrors hold some of them. */
+const MAX_CONNECTIONS = 6;
+
+interface InFlight {
+  candidate: Candidate;
+  controller: AbortController;
+  charge: Charge | undefined;
+  started: number;
+  done: Promise<{ flight: InFlight; result: TryResult }>;
+}
+
+/**
+ * The tries of a hedged exchange (Envoy's HedgePolicy): while no try has answered within the
+ * hedge delay, another goes to an endpoint not tried yet, up to `maxHedges` and the connections
+ * the request has left; the first answer that is not a failure wins and the others are
+ * cancelled. A hedge is charged to the first pool's retry budget, and refunded when it wins.
+ * Once nothing is in flight, a failure is retried as in `attempt`.
+ */
+async function attemptHedged(planned: Planned, hedge: HedgeSettings): Promise<ExchangeResult> {
+  const { rule, choice, deps } = planned;
+  const { requestMs, backendRequestMs } = rule.timeouts;
+  const deadline = requestMs === undefined ? undefined : Date.now() + requestMs;
+  const tries = newTries();
+  tries.order = [choice.first];
+  const inFlight = new Set<InFlight>();
+  const busy = new Set<Candidate>();
+  const maxInFlight = Math.max(1, MAX_CONNECTIONS - planned.mirrors);
+  const delay =
+    (hedge.percentile !== undefined &&
+      deps.latency.percentile(choice.first.pool.name, hedge.percentile)) ||
+    hedge.delayMs;
+  let hedges = 0;
+  let lastStart = 0;
+  const launch = (candidate: Candidate, charge: Charge | undefined): void => {
+    const controller = new AbortController();
+    lastStart = Date.now();
+    const flight = { candidate, controller, charge, started: lastStart } as InFlight;
+    flight.done = tryOnce(
+      planned,
+      candidate,
+      tryTimeout(deadline, backendRequestMs),
+      controller,
+    ).then((result) => ({ flight, result }));
+    inFlight.add(flight);
+    busy.add(candidate);
+  };
+  launch(choice.first, undefined);
+  let last: { result: TryResult; candidate: Candidate } | undefined;
+  while (inFlight.size > 0) {
+    const canHedge = hedges < hedge.maxHedges && inFlight.size < maxInFlight;
+    const timer = canHedge ? wait(lastStart + delay - Date.now()) : undefined;
+    const settled = await Promise.race(
+      timer ? [...[...inFlight].map((f) => f.done), timer.done] : [...inFlight].map((f) => f.done),
+    );
+    timer?.cancel();
+    if (settled === undefined) {
+      const next = nextCandidate(planned, tries, busy, false);
+      const now = deps.now();
+      const budget = deps.budgets.of(choice.first.pool.name, now);
+      const second = next && budget.tryAcquire(now);
+      if (next === undefined || second === undefined) {
+        hedges = hedge.maxHedges; // no endpoint or no budget for one: wait for what is in flight
+        continue;
+      }
+      hedges++;
+      noteTried(tries, next.candidate);
+      launch(next.candidate, { budget, second });
+      continue;
     }
-    const decision = retryDecision({
-      outcome: result.outcome,
-      settings,
-      retriesDone: retries,
-      method,
-      hasIdempotencyKey,
-      bodyReplayable: replayable(body),
-    });
-    if (!decision.retry) {
-      skipped = decision.reason;
-      break;
+    const { flight, result } = settled;
+    inFlight.delete(flight);
+    busy.delete(flight.candidate);
+    report(planned, flight.candidate, result);
+    settle(flight.charge, result, planned);
+    if (result.outcome.kind === "response")
+      deps.latency.record(flight.candidate.pool.name, Date.now() - flight.started);
+    last = { result, candidate: flight.candidate };
+    if (!isFailure(result.outcome, rule.retry) || result.transportMissing) {
+      for (const other of inFlight) {
+        other.controller.abort();
+        other.charge?.budget.settle(other.charge.second, false);
+      }
+      return outcomeOf(planned, tries, result, flight.candidate, deadline);
     }
-    tried ??= new Set([current.endpoint.id]);
-    list ??= choice.candidates();
-    const next = untried(list, tried, health, now());
-    if (!next) {
-      skipped = "no-untried-endpoint";
-      break;
+    if (inFlight.size > 0) {
+      await result.response?.body?.cancel();
+      continue;
     }
-    const delay = backoffDelay(settings.backoffMs, retries + 1, deps.random());
-    if (deadline !== undefined && Date.now() + delay >= deadline) {
-      skipped = "deadline";
-      break;
-    }
-    if (!budget.tryAcquire(now())) {
-      skipped = "budget-exhausted";
+    if (pastDeadline(deadline, result)) break;
+    const next = planRetry(planned, tries, flight.candidate, result.outcome, deadline, busy);
+    if (!("candidate" in next)) {
+      tries.skipped = next.skip;
       break;
     }
     await result.response?.body?.cancel();
-    if (delay > 0) await deps.sleep(delay);
-    retried ??= [];
-    retried.push(reasonOf(result.outcome));
-    retries++;
-    candidate = next;
+    if (next.delay > 0) await deps.sleep(next.delay);
+    launch(next.candidate, next.charge);
   }
+  const { result, candidate } = last as NonNullable<typeof last>;
+  return outcomeOf(planned, tries, result, candidate, deadline);
+}
 
-  const tries = retries + 1;
+/** A promise that resolves to undefined after `ms`, and a way to stop its timer. */
+function wait(ms: number): { done: Promise<undefined>; cancel: () => void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const done = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, ms));
+  });
+  return { done, cancel: () => clearTimeout(timer) };
+}
+
+/** What the exchange came to, from its last try. */
+function outcomeOf(
+  planned: Planned,
+  tries: Tries,
+  last: TryResult,
+  candidate: Candidate,
+  deadline: number | undefined,
+): ExchangeResult {
+  const { rule } = planned;
+  const { requestMs, backendRequestMs } = rule.timeouts;
+  const count = tries.retries + 1;
+  const retried = tries.retried ?? NO_RETRIES;
+  const skipped = tries.skipped;
   const route = rule.routeName;
-  const reasons = retried ?? NO_RETRIES;
-  if (last.response && last.outcome.kind === "response") {
-    const servedBy = candidate as Candidate;
+  // A retry the deadline left no time for: the request did not complete within it (Gateway API).
+  const deadlineHit = pastDeadline(deadline, last) || skipped === "deadline";
+  if (last.response && last.outcome.kind === "response" && !deadlineHit)
     return {
       kind: "response",
       response: last.response,
       status: last.outcome.status,
-      servedBy,
-      tries,
-      retried: reasons,
+      servedBy: candidate,
+      tries: count,
+      retried,
       skipped,
     };
-  }
   const failed = (failure: Failure): ExchangeResult => ({
     kind: "failure",
     failure,
-    tries,
-    retried: reasons,
+    tries: count,
+    retried,
     skipped,
   });
   if (last.transportMissing)
     return failed({ kind: "bad-gateway", route, message: last.transportMissing });
-  if (deadlineHit || last.outcome.kind === "timeout") {
-    const message = deadlineHit
-      ? `the request did not complete within timeouts.request (${formatMs(requestMs as number)})`
-      : `the backend did not answer within ${formatMs(timeout(backendRequestMs, requestMs))}`;
-    return failed({ kind: "timeout", route, message });
+  if (deadlineHit) {
+    last.response?.body?.cancel();
+    return failed({
+      kind: "timeout",
+      route,
+      message: `the request did not complete within timeouts.request (${formatMs(requestMs as number)})`,
+    });
   }
+  if (last.outcome.kind === "timeout")
+    return failed({
+      kind: "timeout",
+      route,
+      message: `the backend did not answer within ${formatMs(backendRequestMs ?? requestMs ?? 0)}`,
+    });
   const message =
-    tries > 1 ? `no backend could be reached (${tries} tries)` : "the backend could not be reached";
-  return failed({ kind: "bad-gateway", route, message });
-}
-
-function timeout(backendRequestMs: number | undefined, requestMs: number | undefined): number {
-  return backendRequestMs ?? requestMs ?? 0;
+    count > 1 ? `no backend could be reached (${count} tries)` : "the backend could not be reached";
+  return failed({ kind: "unreachable", route, message });
 }
