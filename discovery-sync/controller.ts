@@ -55,7 +55,15 @@ export interface ControllerOptions {
   random?: () => number;
   log: Logger;
   metrics: Metrics;
+  /**
+   * Read every few hundred Services while the desired state is computed: true when the heap
+   * cannot take more, and the pass stops before it writes anything.
+   */
+  overHeap?: () => boolean;
 }
+
+/** Services recomputed between two readings of the heap. */
+const HEAP_CHECK_EVERY = 256;
 
 /** What one pass did, for --once and --dry-run. */
 export interface PassResult {
@@ -114,6 +122,15 @@ export class Controller {
     this.kickAt(Math.max(now, this.lastWrite + this.options.batchWindowMs));
   }
 
+  /** Drops the desired state (the caches were dropped): recomputed in full when they are back. */
+  forget(): void {
+    this.desired.clear();
+    this.keysOfService.clear();
+    this.problems.clear();
+    this.dirty.clear();
+    this.dirtyAll = true;
+  }
+
   /** Leadership changed: a new leader re-reads KV before it writes. */
   leadershipChanged(): void {
     this.stored = undefined;
@@ -166,7 +183,10 @@ export class Controller {
     return needsNodes(service.template ?? DEFAULT_URL_TEMPLATE);
   }
 
-  /** Recomputes the dirty Services; false when it must wait for the Node cache first. */
+  /**
+   * Recomputes the dirty Services; false when it must wait for the Node cache first, or when
+   * the heap is full (the daemon then drops everything).
+   */
   private recompute(): boolean {
     const { source, poolPrefix } = this.options;
     if (this.dirtyAll) {
@@ -179,7 +199,9 @@ export class Controller {
       this.keysOfService.clear();
       this.problems.clear();
       const nodes = source.nodes();
+      let done = 0;
       for (const service of services) {
+        if (++done % HEAP_CHECK_EVERY === 0 && this.options.overHeap?.()) return false;
         const key = serviceKey(service);
         this.adopt(
           key,
@@ -193,7 +215,9 @@ export class Controller {
       if (service && this.needsNodes(service) && !source.requireNodes()) return false;
     }
     const nodes = this.dirty.size > 0 ? source.nodes() : undefined;
+    let done = 0;
     for (const key of this.dirty) {
+      if (++done % HEAP_CHECK_EVERY === 0 && this.options.overHeap?.()) return false;
       for (const poolKey of this.keysOfService.get(key) ?? []) this.desired.delete(poolKey);
       this.keysOfService.delete(key);
       this.problems.delete(key);

@@ -1,11 +1,12 @@
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Controller, type SourceLike } from "./controller.ts";
 import { serviceKey } from "./desired.ts";
+import { HeapExhausted, HeapGuard, type HeapReading } from "./heap-guard.ts";
 import { startHttp } from "./http.ts";
 import { type KubeClient, kubeClient } from "./kube-client.ts";
+import type { KubeConnection } from "./kubeconfig.ts";
 import { ApiBudget, KvApiError, kvWriter } from "./kv-writer.ts";
 import { LeaderElector, type LeaderRole, type LeaderState } from "./leader.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -28,6 +29,13 @@ const EXIT_INCOMPLETE = 3;
 const ONCE_ATTEMPTS = 5;
 
 const ROLES: LeaderRole[] = ["starting", "leading", "standby", "lease-error", "stopped"];
+
+/** How long a sync whose heap was full waits before it lists the cluster again. */
+const HEAP_RETRY_MS = 5 * 60_000;
+/** How often the heap is read besides after each page of a list. */
+const HEAP_CHECK_MS = 5_000;
+
+const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 function selectionOf(settings: Settings): Selection {
   const trust = { templates: settings.allowUrlTemplate, bindings: settings.allowTransportBinding };
@@ -81,7 +89,7 @@ function staticSource(view: ClusterView): SourceLike {
 /** One list → plan → apply (or print), with no Lease request. Returns the exit code. */
 export async function runOnce(
   settings: Settings,
-  kc: k8s.KubeConfig,
+  kc: KubeConnection,
   log: Logger,
   out: (line: string) => void,
   client: KubeClient = kubeClient(kc),
@@ -215,20 +223,33 @@ export class SyncDaemon {
   private http: Awaited<ReturnType<typeof startHttp>> | undefined;
   private readonly settings: Settings;
   private readonly log: Logger;
+  private readonly guard: HeapGuard;
+  private readonly heapRetryMs: number;
+  /** Set while the cluster does not fit in the heap: what was read, and what was held. */
+  private exhausted:
+    | { reading: HeapReading; services: number; endpoints: number; retryAt: number }
+    | undefined;
+  private heapTimer: ReturnType<typeof setInterval> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private stopping = false;
 
   constructor(
     settings: Settings,
-    kc: k8s.KubeConfig,
+    kc: KubeConnection,
     log: Logger,
     options: {
       needNodes?: boolean;
       retryDelayMs?: number;
       pageSize?: number;
       client?: KubeClient;
+      guard?: HeapGuard;
+      heapRetryMs?: number;
     } = {},
   ) {
     this.settings = settings;
     this.log = log;
+    this.guard = options.guard ?? new HeapGuard();
+    this.heapRetryMs = options.heapRetryMs ?? HEAP_RETRY_MS;
     const client = options.client ?? kubeClient(kc);
     this.source = new ClusterSource({
       client,
@@ -240,6 +261,11 @@ export class SyncDaemon {
       onError: (resource) => this.metrics.restarts.inc({ resource }),
       retryDelayMs: options.retryDelayMs,
       pageSize: options.pageSize,
+      afterPage: () => {
+        const reading = this.guard.over();
+        if (reading) throw new HeapExhausted(reading);
+      },
+      onHeapExhausted: (error) => void this.heapExhausted(error.reading),
     });
     this.elector = new LeaderElector({
       client,
@@ -275,6 +301,11 @@ export class SyncDaemon {
       signal: () => this.elector.signal,
       log,
       metrics: this.metrics,
+      overHeap: () => {
+        const reading = this.guard.over();
+        if (reading) void this.heapExhausted(reading);
+        return reading !== undefined;
+      },
     });
   }
 
@@ -295,7 +326,8 @@ export class SyncDaemon {
     for (const [resource, status] of Object.entries(caches))
       this.metrics.synced.set({ resource }, status === "synced" ? 1 : 0);
     const leaseOk = lease.role === "leading" || lease.role === "standby";
-    const ok = leaseOk && this.source.healthy;
+    const exhausted = this.exhausted;
+    const ok = leaseOk && this.source.healthy && exhausted === undefined;
     this.metrics.ready.set(ok ? 1 : 0);
     return {
       ok,
@@ -304,8 +336,59 @@ export class SyncDaemon {
         leader: this.elector.isLeader,
         lease: { role: lease.role, reason: lease.reason },
         informers: caches,
+        ...(exhausted && {
+          heap: {
+            reason: "the cluster does not fit in the heap: raise SYNC_HEAP_MB",
+            usedMiB: mib(exhausted.reading.usedBytes),
+            limitMiB: mib(exhausted.reading.limitBytes),
+            services: exhausted.services,
+            endpoints: exhausted.endpoints,
+            retryAt: new Date(exhausted.retryAt).toISOString(),
+          },
+        }),
       },
     };
+  }
+
+  /** Reads the heap between lists: watch events add to the caches too. */
+  private checkHeap(): void {
+    if (this.exhausted || this.stopping) return;
+    const reading = this.guard.over();
+    if (reading) void this.heapExhausted(reading);
+  }
+
+  /**
+   * The cluster does not fit in the heap. Says so, with what it held and the setting to change;
+   * drops every cache and the desired state, so that nothing partial can be written and the
+   * process lives on, not ready; and lists again after a while (a cluster can shrink, a
+   * compaction can pass).
+   */
+  private async heapExhausted(reading: HeapReading): Promise<void> {
+    if (this.exhausted || this.stopping) return;
+    const held = this.source.holding();
+    this.exhausted = { reading, ...held, retryAt: Date.now() + this.heapRetryMs };
+    this.metrics.heapExhausted.set(1);
+    this.log.error(
+      {
+        usedMiB: mib(reading.usedBytes),
+        limitMiB: mib(reading.limitBytes),
+        services: held.services,
+        endpoints: held.endpoints,
+        retryInMs: this.heapRetryMs,
+      },
+      `the cluster does not fit in the heap: ${held.services} selected Services and ${held.endpoints} endpoints held when ${mib(reading.usedBytes)} of ${mib(reading.limitBytes)} MiB were in use; raise SYNC_HEAP_MB (the image: --max-old-space-size) as docs/deploy.md sizes it. Not ready, nothing written; listing again in ${Math.round(this.heapRetryMs / 1000)} s`,
+    );
+    await this.source.stop();
+    this.source.clear();
+    this.controller.forget();
+    (globalThis as { gc?: () => void }).gc?.();
+    this.retryTimer = setTimeout(() => {
+      if (this.stopping) return;
+      this.exhausted = undefined;
+      this.metrics.heapExhausted.set(0);
+      this.log.info("listing the cluster again after the heap was full");
+      void this.source.start();
+    }, this.heapRetryMs);
   }
 
   async start(): Promise<void> {
@@ -313,11 +396,16 @@ export class SyncDaemon {
     this.httpPort = this.http.port;
     this.log.info({ port: this.httpPort }, "serving /healthz, /readyz, /metrics");
     this.elector.start();
+    this.heapTimer = setInterval(() => this.checkHeap(), HEAP_CHECK_MS);
+    this.heapTimer.unref();
     await this.source.start();
   }
 
   /** Finishes the write in flight (it is still the leader's), releases the Lease, stops. */
   async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.heapTimer);
+    clearTimeout(this.retryTimer);
     await this.controller.stop();
     await this.elector.stop();
     await this.source.stop();

@@ -1,13 +1,12 @@
-import type { KubeConfig } from "@kubernetes/client-node";
-import { HttpMethod, RequestContext } from "@kubernetes/client-node/dist/gen/http/http.js";
 import { fetch } from "undici";
+import type { KubeConnection } from "./kubeconfig.ts";
 
 /**
- * The one place discovery-sync talks to the Kubernetes API: plain JSON requests over the client
- * library's own transport (its kubeconfig, credentials, TLS and proxy handling, and its undici
- * dispatcher), without its generated models. The models cost memory and CPU per object, cannot
- * page a LIST or reduce an object before it is kept, and serialise a Lease's MicroTime with three
- * fractional digits, which the API server refuses. Every call has a timeout.
+ * The one place discovery-sync talks to the Kubernetes API: plain JSON requests with undici over
+ * the connection kubeconfig.ts resolves (server, credentials, TLS, proxy). No generated models:
+ * they cost memory and CPU per object, cannot page a LIST or reduce an object before it is kept,
+ * and serialise a Lease's MicroTime with three fractional digits, which the API server refuses.
+ * Every call has a timeout.
  */
 
 export interface KubeStatus {
@@ -49,8 +48,6 @@ export interface KubeClient {
   ): AsyncGenerator<{ type: string; object: unknown }>;
 }
 
-const METHODS = { GET: HttpMethod.GET, POST: HttpMethod.POST, PUT: HttpMethod.PUT } as const;
-
 function urlOf(server: string, path: string, query: RequestOptions["query"]): string {
   const url = new URL(server.replace(/\/$/, "") + path);
   for (const [key, value] of Object.entries(query ?? {}))
@@ -73,29 +70,24 @@ async function failure(response: Response | import("undici").Response): Promise<
   );
 }
 
-export function kubeClient(kc: KubeConfig): KubeClient {
-  const server = () => {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error("the kubeconfig has no current cluster");
-    return cluster.server;
-  };
+export function kubeClient(connection: KubeConnection): KubeClient {
+  const server = () => connection.server;
   const open = async (
-    method: keyof typeof METHODS,
+    method: "GET" | "POST" | "PUT",
     url: string,
     body: unknown,
     signal: AbortSignal,
   ) => {
-    const context = new RequestContext(url, METHODS[method]);
-    await kc.applySecurityAuthentication(context);
-    const headers = context.getHeaders() as Record<string, string>;
-    headers.accept = "application/json";
+    const headers: Record<string, string> = { accept: "application/json" };
+    const authorization = await connection.authorization();
+    if (authorization) headers.authorization = authorization;
     if (body !== undefined) headers["content-type"] = "application/json";
     try {
       return await fetch(url, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        dispatcher: context.getDispatcher(),
+        dispatcher: connection.dispatcher,
         signal,
       });
     } catch (error) {
@@ -107,7 +99,7 @@ export function kubeClient(kc: KubeConfig): KubeClient {
   };
 
   return {
-    async request<T>(method: keyof typeof METHODS, path: string, options: RequestOptions = {}) {
+    async request<T>(method: "GET" | "POST" | "PUT", path: string, options: RequestOptions = {}) {
       const timeout = AbortSignal.timeout(options.timeoutMs ?? 30_000);
       const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
       const response = await open(

@@ -1,12 +1,14 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import Cloudflare from "cloudflare";
+import { fetch } from "undici";
 import { POOL_KEY_PREFIX } from "../contract/index.ts";
 import type { Put, StoredKey } from "./plan.ts";
 import { retryAfterMs, type TokenBucket } from "./rate-limit.ts";
 
 /**
- * The apply stage's adapter, the one place discovery-sync talks to Workers KV: the Cloudflare
- * REST API through the official SDK. Every request first takes a token from the API budget.
+ * The apply stage's adapter, the one place discovery-sync talks to Workers KV: three calls of the
+ * documented Cloudflare REST API (list keys, bulk write, bulk delete) with undici's fetch. Not
+ * the `cloudflare` SDK: it loads its whole API surface, 15 MB of the sync's 128 MB heap, for
+ * these three (docs/deploy.md, sizing). Every request first takes a token from the API budget.
  * Writes and deletes go in bulk requests of up to 10,000 keys; keys a bulk request reports as
  * unsuccessful are returned as failed, for the controller to retry together on a later pass.
  * The SDK neither retries nor waits on its own: each request has a timeout and the caller's
@@ -82,12 +84,28 @@ export class ApiBudget {
   }
 }
 
+/** The API's envelope: `{ success, errors: [{ code, message }], result, result_info }`. */
+interface Envelope<T> {
+  success?: boolean;
+  errors?: { code?: number; message?: string }[];
+  result?: T;
+  result_info?: { cursor?: string };
+}
+
+/** An answer of the API that is not a success: its status, first error and Retry-After. */
+class ApiAnswerError extends Error {
+  readonly status: number;
+  readonly retryAfter: string | null;
+  constructor(status: number, errors: Envelope<unknown>["errors"], retryAfter: string | null) {
+    const first = errors?.[0];
+    super(`${status}${first ? ` ${first.code}: ${first.message}` : ""}`);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
 function describe(error: unknown, signal?: AbortSignal): string {
   if (signal?.aborted) return "no longer the leader";
-  if (error instanceof Cloudflare.APIError) {
-    const first = (error.errors as { code?: number; message?: string }[] | undefined)?.[0];
-    return `${error.status ?? "no status"}${first ? ` ${first.code}: ${first.message}` : ""}`;
-  }
   return (error as Error).message;
 }
 
@@ -110,28 +128,73 @@ function bulkChunks<T extends { value: string }>(items: readonly T[]): T[][] {
   return out;
 }
 
+/**
+ * A JSON array sent as it is written, about 64 KiB at a time: a bulk write of 10,000 pools is
+ * about 9 MB of JSON, which would otherwise be held whole, twice (text and bytes), beside the
+ * pools themselves, at the moment the sync's heap is fullest.
+ */
+async function* jsonArray(items: readonly unknown[]): AsyncGenerator<Uint8Array> {
+  const encoder = new TextEncoder();
+  let text = "[";
+  for (let i = 0; i < items.length; i++) {
+    text += (i === 0 ? "" : ",") + JSON.stringify(items[i]);
+    if (text.length >= 65_536) {
+      yield encoder.encode(text);
+      text = "";
+    }
+  }
+  yield encoder.encode(`${text}]`);
+}
+
 function retryAfterOf(error: unknown): number | undefined {
-  if (!(error instanceof Cloudflare.APIError) || error.status !== 429) return undefined;
-  return retryAfterMs(error.headers?.get("retry-after"), Date.now()) ?? 60_000;
+  if (!(error instanceof ApiAnswerError) || error.status !== 429) return undefined;
+  return retryAfterMs(error.retryAfter, Date.now()) ?? 60_000;
 }
 
 export function kvWriter(options: KvWriterOptions): KvWriter {
-  const client = new Cloudflare({
-    apiToken: options.apiToken,
-    baseURL: options.baseUrl,
-    maxRetries: 0,
-    timeout: options.timeoutMs ?? 30_000,
-  });
-  const { accountId: account_id, namespaceId, budget } = options;
-  /** Takes a token, sends; a 429 drains the budget. */
-  const send = async <T>(signal: AbortSignal | undefined, call: () => Promise<T>): Promise<T> => {
+  const { accountId, namespaceId, budget } = options;
+  const base = `${options.baseUrl.replace(/\/$/, "")}/accounts/${encodeURIComponent(accountId)}/storage/kv/namespaces/${encodeURIComponent(namespaceId)}`;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  /** Takes a token, sends one request, reads its envelope; a 429 drains the budget. */
+  const send = async <T>(
+    signal: AbortSignal | undefined,
+    method: "GET" | "PUT" | "POST",
+    path: string,
+    body?: readonly unknown[],
+  ): Promise<Envelope<T>> => {
     await budget.take(signal);
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const response = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${options.apiToken}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: body === undefined ? undefined : jsonArray(body),
+      duplex: "half",
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    }).catch((error: Error & { cause?: { code?: string; message?: string } }) => {
+      // undici says "fetch failed" and puts the reason (ECONNREFUSED, a timeout) in `cause`.
+      const reason = error.cause?.code ?? error.cause?.message ?? error.message;
+      throw new Error(`${method} ${path.split("?")[0]}: ${reason}`, { cause: error });
+    });
+    const text = await response.text();
+    let envelope: Envelope<T> = {};
     try {
-      return await call();
-    } catch (error) {
-      if (retryAfterOf(error) !== undefined) budget.drain();
+      envelope = JSON.parse(text) as Envelope<T>;
+    } catch {
+      // not the API's JSON: said by the status below
+    }
+    if (!response.ok || envelope.success === false) {
+      const error = new ApiAnswerError(
+        response.status,
+        envelope.errors ?? [{ message: text.slice(0, 200) }],
+        response.headers.get("retry-after"),
+      );
+      if (response.status === 429) budget.drain();
       throw error;
     }
+    return envelope;
   };
 
   return {
@@ -142,16 +205,16 @@ export function kvWriter(options: KvWriterOptions): KvWriter {
       try {
         do {
           requests++;
-          const page = await send(signal, () =>
-            client.kv.namespaces.keys.list(
-              namespaceId,
-              { account_id, prefix: POOL_KEY_PREFIX, limit: 1000, ...(cursor ? { cursor } : {}) },
-              { signal },
-            ),
+          const query = new URLSearchParams({ prefix: POOL_KEY_PREFIX, limit: "1000" });
+          if (cursor) query.set("cursor", cursor);
+          const page = await send<{ name: string; metadata?: unknown }[]>(
+            signal,
+            "GET",
+            `/keys?${query}`,
           );
-          for (const key of page.result)
-            keys.push({ key: key.name, metadata: key.metadata ?? null });
-          cursor = (page.result_info as { cursor?: string } | undefined)?.cursor || undefined;
+          for (const key of page.result ?? [])
+            keys.push({ key: key.name, metadata: (key.metadata as StoredKey["metadata"]) ?? null });
+          cursor = page.result_info?.cursor || undefined;
         } while (cursor);
       } catch (error) {
         throw new KvApiError(describe(error, signal), retryAfterOf(error), requests);
@@ -181,27 +244,15 @@ export function kvWriter(options: KvWriterOptions): KvWriter {
         }
         try {
           result.requests++;
-          const response = await send(signal, () =>
+          const response = await send<{ unsuccessful_keys?: string[] }>(
+            signal,
+            chunk.puts.length ? "PUT" : "POST",
+            chunk.puts.length ? "/bulk" : "/bulk/delete",
             chunk.puts.length
-              ? client.kv.namespaces.bulkUpdate(
-                  namespaceId,
-                  {
-                    account_id,
-                    body: chunk.puts.map((p) => ({
-                      key: p.key,
-                      value: p.value,
-                      metadata: p.metadata,
-                    })),
-                  },
-                  { signal },
-                )
-              : client.kv.namespaces.bulkDelete(
-                  namespaceId,
-                  { account_id, body: chunk.deletes },
-                  { signal },
-                ),
+              ? chunk.puts.map((p) => ({ key: p.key, value: p.value, metadata: p.metadata }))
+              : chunk.deletes,
           );
-          const unsuccessful = new Set(response?.unsuccessful_keys ?? []);
+          const unsuccessful = new Set(response.result?.unsuccessful_keys ?? []);
           for (const key of keys) {
             if (unsuccessful.has(key))
               result.failed.push({ key, reason: "the bulk request reported it unsuccessful" });

@@ -1,7 +1,7 @@
 // `npm run sync -- [flags]`: discovery-sync's entry point.
-import * as k8s from "@kubernetes/client-node";
 import { pino } from "pino";
 import { EXIT_OK, runOnce, SyncDaemon } from "./daemon.ts";
+import { type KubeConnection, loadKubeConnection } from "./kubeconfig.ts";
 import { parseSettings, SettingsError, USAGE } from "./settings.ts";
 
 const EXIT_SETTINGS = 2;
@@ -29,9 +29,9 @@ async function main(): Promise<number> {
     // --dry-run prints the plan on stdout: its log goes to stderr.
     pino.destination(settings.dryRun ? 2 : 1),
   );
-  const kc = new k8s.KubeConfig();
+  let kc: KubeConnection;
   try {
-    kc.loadFromDefault();
+    kc = loadKubeConnection();
   } catch (error) {
     process.stderr.write(`discovery-sync: cannot load a kubeconfig: ${(error as Error).message}\n`);
     return EXIT_SETTINGS;

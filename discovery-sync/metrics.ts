@@ -92,6 +92,11 @@ export function createMetrics() {
       help: "Keys whose last write or delete failed, waiting for the next pass",
       registers: [registry],
     }),
+    heapExhausted: new Gauge({
+      name: "switchyard_sync_heap_exhausted",
+      help: "1 while the cluster does not fit in the heap (SYNC_HEAP_MB): nothing is held or written",
+      registers: [registry],
+    }),
     held: new Gauge({
       name: "switchyard_sync_pools_held",
       help: "Pools of Services without EndpointSlices, held within the grace period",

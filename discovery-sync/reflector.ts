@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { HeapExhausted } from "./heap-guard.ts";
 import { type KubeClient, KubeError } from "./kube-client.ts";
 import { sameRecord } from "./records.ts";
 
@@ -31,6 +32,10 @@ export interface ReflectorOptions<R> {
   onListed?: () => void;
   /** A watch is open again after an error (no events were missed). */
   onRecovered?: () => void;
+  /** After each page of a list: throws HeapExhausted when the heap cannot take more. */
+  afterPage?: () => void;
+  /** The heap is full: the cache stopped and holds nothing; it starts again only when asked. */
+  onHeapExhausted?: (error: HeapExhausted) => void;
   log: Logger;
   pageSize?: number;
   /** First delay after an error; doubles up to 30 s. */
@@ -58,6 +63,7 @@ export async function listPages(
   signal: AbortSignal | undefined,
   onItem: (item: ObjectMeta) => void,
   pageSize = PAGE_SIZE,
+  afterPage?: () => void,
 ): Promise<string | undefined> {
   let continueToken: string | undefined;
   let resourceVersion: string | undefined;
@@ -72,6 +78,7 @@ export async function listPages(
     });
     resourceVersion ??= page.metadata?.resourceVersion;
     for (const item of page.items ?? []) onItem(item);
+    afterPage?.();
     continueToken = page.metadata?.continue || undefined;
   } while (continueToken && !signal?.aborted);
   return resourceVersion;
@@ -113,6 +120,12 @@ export class Reflector<R> {
     return this.abort.signal.aborted;
   }
 
+  /** Drops every record, silently: the cache is not synced until it has listed again. */
+  clear(): void {
+    this.items.clear();
+    this.synced = false;
+  }
+
   /** Replaces a record from outside the list/watch (a targeted re-list); signals as a change. */
   replace(key: string, record: R | undefined): void {
     this.set(key, record);
@@ -145,6 +158,7 @@ export class Reflector<R> {
         this.set(key, reduce(item as never));
       },
       this.options.pageSize,
+      this.options.afterPage,
     );
     if (this.stopped) return;
     for (const key of [...this.items.keys()]) if (!seen.has(key)) this.set(key, undefined);
@@ -228,6 +242,11 @@ export class Reflector<R> {
         delay = initialDelay;
       } catch (error) {
         if (this.stopped) break;
+        if (error instanceof HeapExhausted) {
+          this.clear();
+          this.options.onHeapExhausted?.(error);
+          break;
+        }
         if (error instanceof KubeError && error.status === 410) needList = true;
         this.failing = true;
         if (needList) this.synced = false;

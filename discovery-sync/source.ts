@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { groupSlices, serviceKey } from "./desired.ts";
+import type { HeapExhausted } from "./heap-guard.ts";
 import type { KubeClient } from "./kube-client.ts";
 import {
   type EndpointSlice,
@@ -52,6 +53,9 @@ export interface SourceOptions {
   onError?: (resource: string) => void;
   retryDelayMs?: number;
   pageSize?: number;
+  /** After each page of a list: throws HeapExhausted when the heap cannot take more. */
+  afterPage?: () => void;
+  onHeapExhausted?: (error: HeapExhausted) => void;
 }
 
 const PATHS = {
@@ -70,6 +74,7 @@ export class ClusterSource {
   /** Services whose slices are being listed again for more detail. */
   private readonly refetching = new Set<string>();
   private started = false;
+  private halted = false;
   private readonly options: SourceOptions;
 
   constructor(options: SourceOptions) {
@@ -192,6 +197,8 @@ export class ClusterSource {
       log: this.options.log,
       pageSize: this.options.pageSize ?? PAGE_SIZE,
       retryDelayMs: this.options.retryDelayMs,
+      afterPage: this.options.afterPage,
+      onHeapExhausted: this.options.onHeapExhausted,
     });
   }
 
@@ -241,14 +248,31 @@ export class ClusterSource {
   /** Services list first: slices are reduced by what their Service needs. */
   async start(): Promise<void> {
     this.started = true;
+    this.halted = false;
     await this.services.start();
+    if (this.halted) return; // stopped while the Services were listed
     await Promise.all(
       this.caches.filter((c) => c !== (this.services as Reflector<unknown>)).map((c) => c.start()),
     );
   }
 
   async stop(): Promise<void> {
+    this.halted = true;
     await Promise.all(this.caches.map((c) => c.stop()));
+  }
+
+  /** What the caches hold: selected Services, and the endpoints of their slices. */
+  holding(): { services: number; endpoints: number } {
+    let endpoints = 0;
+    for (const slice of this.slices.items.values()) endpoints += slice.endpoints.length;
+    return { services: this.services.items.size, endpoints };
+  }
+
+  /** Drops every cache (after stop): nothing is held, and nothing is healthy until relisted. */
+  clear(): void {
+    for (const cache of this.caches) cache.clear();
+    this.sliceIndex.clear();
+    this.refetching.clear();
   }
 
   view(): ClusterView {

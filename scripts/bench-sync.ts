@@ -14,7 +14,7 @@ import { startWorld, until } from "../test/fixtures/sync-harness.ts";
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const UNPUBLISHED = Number(process.env.BENCH_UNPUBLISHED ?? SERVICES * 2);
 const ENDPOINTS_PER_SERVICE = 10;
-const UNPUBLISHED_ENDPOINTS = 5;
+const UNPUBLISHED_ENDPOINTS = Number(process.env.BENCH_UNPUBLISHED_ENDPOINTS ?? 10);
 const CHANGES_PER_SECOND = 1_000;
 const CHANGE_SECONDS = 10;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -89,6 +89,8 @@ try {
       LOG_LEVEL: "warn",
       POD_NAME: "bench",
       ...(process.env.SYNC_HEAP_MB ? { SYNC_HEAP_MB: process.env.SYNC_HEAP_MB } : {}),
+      // e.g. "--heapsnapshot-near-heap-limit=1 --diagnostic-dir=/tmp": where the heap goes.
+      ...(process.env.SYNC_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SYNC_NODE_OPTIONS } : {}),
     }),
     stdio: ["ignore", "ignore", "inherit"],
   });

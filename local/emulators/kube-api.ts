@@ -553,7 +553,7 @@ function mergePatch(target: unknown, patch: unknown): unknown {
   return out;
 }
 
-/** A kubeconfig file that points a real client (kubectl, @kubernetes/client-node) at the emulator. */
+/** A kubeconfig file that points a real client (kubectl, discovery-sync) at the emulator. */
 export async function writeKubeconfig(path: string, server: string): Promise<void> {
   await writeFile(
     path,
