@@ -1,9 +1,10 @@
 /**
  * Services and EndpointSlices as a real cluster serves them (Helm-installed apps behind
  * Deployments): managedFields of two managers, a dozen Helm and app labels, the
- * kubectl.kubernetes.io/last-applied-configuration annotation, ownerReferences, and per
- * endpoint a targetRef, nodeName, zone and topology hints. About 3.7 KB a Service and 5.2 KB a
- * 10-endpoint slice as JSON, like the objects the API server sends.
+ * kubectl.kubernetes.io/last-applied-configuration annotation, ownerReferences, the object
+ * metadata the API server adds (uid, resourceVersion, creationTimestamp), and per endpoint a
+ * targetRef, nodeName, zone and topology hints. About 3.6 KB a Service and 5.3 KB a 10-endpoint
+ * slice as JSON, like the objects the API server sends.
  */
 
 const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
@@ -38,6 +39,15 @@ function managedFields(manager: string, fields: unknown, time: string) {
 
 const TIME = "2026-10-01T08:00:00Z";
 
+/** What the API server adds to every object's metadata. */
+function serverMetadata(kind: string, i: number) {
+  return {
+    uid: `${kind}${String(i).padStart(8, "0")}-7c1d-4e2f-8a3b-${String(i).padStart(12, "0")}`,
+    resourceVersion: String(100_000_000 + i),
+    creationTimestamp: TIME,
+  };
+}
+
 export function realisticService(namespace: string, name: string, i: number, published: boolean) {
   const app = name;
   const metaLabels = labels(app, i);
@@ -67,11 +77,15 @@ export function realisticService(namespace: string, name: string, i: number, pub
       spec: { ...spec, clusterIP: undefined, clusterIPs: undefined },
     }),
   };
+  annotations["prometheus.io/scrape"] = "true";
+  annotations["prometheus.io/port"] = "9090";
+  annotations["checksum/config"] = (i * 2654435761).toString(16).padStart(64, "0");
   if (published) annotations["switchyard.dev/publish"] = "true";
   return {
     metadata: {
       name,
       namespace,
+      ...serverMetadata("5e1f", i),
       labels: metaLabels,
       annotations,
       managedFields: [
@@ -135,6 +149,8 @@ export function realisticSlice(
     metadata: {
       name,
       namespace,
+      ...serverMetadata("e5a1", i),
+      generation: 1,
       generateName: `${service}-`,
       labels: {
         ...labels(app, i),

@@ -327,7 +327,9 @@ export class Controller {
     dryRun: boolean,
   ): Promise<(PassResult & { retryAfterMs?: number }) | undefined> {
     const { options } = this;
+    const started = performance.now();
     if (!this.recompute()) return undefined; // the Node cache is starting; its listing signals
+    const recomputed = performance.now();
     const hold = this.held(now);
     const result = plan(this.desired, [...(this.stored?.values() ?? [])], {
       cluster: options.owner,
@@ -335,6 +337,10 @@ export class Controller {
       allowMassDelete: options.allowMassDelete,
       hold,
     });
+    const timing = {
+      recomputeMs: Math.round(recomputed - started),
+      planMs: Math.round(performance.now() - recomputed),
+    };
     this.report(result, hold);
     const waiting = new Set(result.puts.map((p) => p.service));
     for (const service of this.pendingSince.keys())
@@ -370,12 +376,19 @@ export class Controller {
     }
     this.limiter.prune(now);
     if (ready.length === 0 && deletes.length === 0) return outcome;
-    return { ...outcome, ...(await this.apply(ready, deletes, signal)) };
+    return { ...outcome, ...(await this.apply(ready, deletes, signal, timing)) };
   }
 
-  private async apply(puts: Put[], deletes: string[], signal: AbortSignal | undefined) {
+  private async apply(
+    puts: Put[],
+    deletes: string[],
+    signal: AbortSignal | undefined,
+    timing: { recomputeMs: number; planMs: number },
+  ) {
     const { writer, metrics, log } = this.options;
+    const sent = performance.now();
     const applied = await writer.apply(puts, deletes, signal);
+    const writeMs = Math.round(performance.now() - sent);
     metrics.requests.inc(applied.requests);
     // The window and each key's interval count from when the answer came: the next write of a
     // key then reaches KV at least that long after this one did, and keys held by either are
@@ -403,6 +416,8 @@ export class Controller {
           written: applied.written.length,
           deleted: applied.deleted.length,
           requests: applied.requests,
+          ...timing,
+          writeMs,
         },
         "applied",
       );

@@ -52,9 +52,11 @@ function keyOf(object: ObjectMeta): string {
 }
 
 /**
- * A paged LIST: calls `onItem` for each object as its page arrives, so that only one page of
- * whole objects is alive at a time. Returns the list's resourceVersion (that of its first page:
- * the API server serves every page from that snapshot).
+ * A paged LIST: calls `onItem` for each object as its page arrives, so that only a page or two of
+ * whole objects is alive at a time. The next page is asked for as soon as a page's continue
+ * token is known, before its objects are reduced, so that the API server writes one page while
+ * this process reads the other. Returns the list's resourceVersion (that of its first page: the
+ * API server serves every page from that snapshot).
  */
 export async function listPages(
   client: KubeClient,
@@ -65,22 +67,31 @@ export async function listPages(
   pageSize = PAGE_SIZE,
   afterPage?: () => void,
 ): Promise<string | undefined> {
-  let continueToken: string | undefined;
-  let resourceVersion: string | undefined;
-  do {
-    const page = await client.request<{
-      metadata?: { resourceVersion?: string; continue?: string };
-      items?: ObjectMeta[];
-    }>("GET", path, {
+  type Page = {
+    metadata?: { resourceVersion?: string; continue?: string };
+    items?: ObjectMeta[];
+  };
+  const request = (continueToken: string | undefined) =>
+    client.request<Page>("GET", path, {
       query: { limit: pageSize, continue: continueToken, labelSelector },
       signal,
       timeoutMs: 60_000,
     });
-    resourceVersion ??= page.metadata?.resourceVersion;
-    for (const item of page.items ?? []) onItem(item);
-    afterPage?.();
-    continueToken = page.metadata?.continue || undefined;
-  } while (continueToken && !signal?.aborted);
+  let resourceVersion: string | undefined;
+  let next: Promise<Page> | undefined = request(undefined);
+  try {
+    while (next) {
+      const page: Page = await next;
+      resourceVersion ??= page.metadata?.resourceVersion;
+      const continueToken = page.metadata?.continue || undefined;
+      next = continueToken && !signal?.aborted ? request(continueToken) : undefined;
+      for (const item of page.items ?? []) onItem(item);
+      afterPage?.();
+    }
+  } finally {
+    // A page asked for before this list stopped (an error, a full heap) is not read.
+    next?.catch(() => {});
+  }
   return resourceVersion;
 }
 
@@ -146,6 +157,7 @@ export class Reflector<R> {
   private async list(): Promise<void> {
     const { client, path, labelSelector, reduce } = this.options;
     this.synced = false; // updated in place: not a consistent view until the list completes
+    const started = performance.now();
     const seen = new Set<string>();
     const resourceVersion = await listPages(
       client,
@@ -165,6 +177,15 @@ export class Reflector<R> {
     this.resourceVersion = resourceVersion;
     this.synced = true;
     this.failing = false;
+    this.options.log.info(
+      {
+        resource: this.options.name,
+        objects: seen.size,
+        kept: this.items.size,
+        ms: Math.round(performance.now() - started),
+      },
+      "listed",
+    );
     this.options.onListed?.();
   }
 
