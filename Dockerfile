@@ -16,4 +16,4 @@ EXPOSE 8080
 # small young generation and a capped old space keep 10,000 Services within 300 MiB. Raise
 # --max-old-space-size for more (docs/deploy.md, "Sizing").
 ENV MALLOC_ARENA_MAX=2
-ENTRYPOINT ["node", "--expose-gc", "--max-semi-space-size=1", "--max-old-space-size=128", "discovery-sync/main.ts"]
+ENTRYPOINT ["node", "--expose-gc", "--max-semi-space-size=16", "--max-old-space-size=128", "discovery-sync/main.ts"]

@@ -3,8 +3,8 @@
  * Deployments): managedFields of two managers, a dozen Helm and app labels, the
  * kubectl.kubernetes.io/last-applied-configuration annotation, ownerReferences, the object
  * metadata the API server adds (uid, resourceVersion, creationTimestamp), and per endpoint a
- * targetRef, nodeName, zone and topology hints. About 3.6 KB a Service and 5.3 KB a 10-endpoint
- * slice as JSON, like the objects the API server sends.
+ * targetRef, nodeName, hostname, zone and topology hints. About 3.6 KB a Service and 5.2 KB a
+ * 10-endpoint slice as JSON, like the objects the API server sends.
  */
 
 const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
@@ -80,6 +80,8 @@ export function realisticService(namespace: string, name: string, i: number, pub
   annotations["prometheus.io/scrape"] = "true";
   annotations["prometheus.io/port"] = "9090";
   annotations["checksum/config"] = (i * 2654435761).toString(16).padStart(64, "0");
+  annotations["team.example.com/runbook"] =
+    `https://runbooks.example.com/platform-${i % 20}/${app}/service-unavailable-and-latency-alerts`;
   if (published) annotations["switchyard.dev/publish"] = "true";
   return {
     metadata: {
@@ -202,6 +204,7 @@ export function realisticSlice(
           `10.${1 + Math.floor(n / 62_500)}.${Math.floor(n / 250) % 250}.${(n % 250) + 1}`,
         ],
         conditions: { ready: true, serving: true, terminating: false },
+        hostname: `${service}-${e}`,
         nodeName: `ip-10-0-${n % 40}-${(n * 7) % 250}.eu-west-1.compute.internal`,
         zone,
         hints: { forZones: [{ name: zone }] },

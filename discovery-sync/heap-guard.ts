@@ -1,4 +1,4 @@
-import { getHeapStatistics } from "node:v8";
+import { getHeapSpaceStatistics, getHeapStatistics } from "node:v8";
 
 /**
  * Memory bounded by design: whether this process can still hold what it is holding. The heap in
@@ -17,9 +17,23 @@ export interface HeapReading {
 /** The share of the heap limit that live data may reach: one more page of a list must still fit. */
 export const HEAP_RATIO = 0.75;
 
+/**
+ * The old generation against `--max-old-space-size` when the process was started with it (as
+ * `npm run sync` and the image start it): that is the space V8 runs out of, whatever the young
+ * generation holds. Otherwise the whole heap against its limit.
+ */
 export function readHeap(): HeapReading {
-  const stats = getHeapStatistics();
-  return { usedBytes: stats.used_heap_size, limitBytes: stats.heap_size_limit };
+  const flag = process.execArgv
+    .map((arg) => /^--max-old-space-size=(\d+)$/.exec(arg))
+    .find((match) => match !== null);
+  if (!flag) {
+    const stats = getHeapStatistics();
+    return { usedBytes: stats.used_heap_size, limitBytes: stats.heap_size_limit };
+  }
+  let used = 0;
+  for (const space of getHeapSpaceStatistics())
+    if (!space.space_name.startsWith("new_")) used += space.space_used_size;
+  return { usedBytes: used, limitBytes: Number(flag[1]) * 2 ** 20 };
 }
 
 export class HeapGuard {

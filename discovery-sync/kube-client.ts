@@ -1,4 +1,4 @@
-import { fetch } from "undici";
+import { fetch, request as undiciRequest } from "undici";
 import type { KubeConnection } from "./kubeconfig.ts";
 
 /**
@@ -56,7 +56,10 @@ function urlOf(server: string, path: string, query: RequestOptions["query"]): st
 }
 
 async function failure(response: Response | import("undici").Response): Promise<KubeError> {
-  const text = await response.text().catch(() => "");
+  return failureOf(response.status, await response.text().catch(() => ""));
+}
+
+function failureOf(code: number, text: string): KubeError {
   let status: KubeStatus = {};
   try {
     status = JSON.parse(text) as KubeStatus;
@@ -64,9 +67,9 @@ async function failure(response: Response | import("undici").Response): Promise<
     // not a Status body
   }
   return new KubeError(
-    response.status,
-    status.reason ?? String(response.status),
-    status.message ?? (text.slice(0, 200) || `HTTP ${response.status}`),
+    code,
+    status.reason ?? String(code),
+    status.message ?? (text.slice(0, 200) || `HTTP ${code}`),
   );
 }
 
@@ -102,14 +105,33 @@ export function kubeClient(connection: KubeConnection): KubeClient {
     async request<T>(method: "GET" | "POST" | "PUT", path: string, options: RequestOptions = {}) {
       const timeout = AbortSignal.timeout(options.timeoutMs ?? 30_000);
       const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-      const response = await open(
-        method,
-        urlOf(server(), path, options.query),
-        options.body,
-        signal,
-      );
-      if (!response.ok) throw await failure(response);
-      return (await response.json()) as T;
+      // undici's request, not fetch: a LIST page is megabytes, and fetch's web streams read it
+      // at a fraction of the speed.
+      const url = urlOf(server(), path, options.query);
+      const headers: Record<string, string> = { accept: "application/json" };
+      const authorization = await connection.authorization();
+      if (authorization) headers.authorization = authorization;
+      if (options.body !== undefined) headers["content-type"] = "application/json";
+      let response: Awaited<ReturnType<typeof undiciRequest>>;
+      try {
+        response = await undiciRequest(url, {
+          method,
+          headers,
+          body: options.body === undefined ? undefined : JSON.stringify(options.body),
+          dispatcher: connection.dispatcher,
+          signal,
+        });
+      } catch (error) {
+        const cause = error as { code?: string; message?: string };
+        throw new Error(`${method} ${new URL(url).pathname}: ${cause.code ?? cause.message}`, {
+          cause: error,
+        });
+      }
+      if (response.statusCode >= 400) {
+        const text = await response.body.text().catch(() => "");
+        throw failureOf(response.statusCode, text);
+      }
+      return (await response.body.json()) as T;
     },
 
     async *watch(path, query, signal) {

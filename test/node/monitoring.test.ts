@@ -30,6 +30,7 @@ describe("deploy/monitoring", () => {
         "SwitchyardSyncKvWritesFailing",
         "SwitchyardSyncRateLimited",
         "SwitchyardSyncCacheNotSynced",
+        "SwitchyardSyncHeapExhausted",
       ]),
     );
     const names = namesIn(text);
