@@ -185,7 +185,9 @@ export function createApp(options: AppOptions = {}): App {
     skipped?: string,
   ): Response => {
     if (failure.kind !== "no-route") {
-      log.warn(detail(failure), {
+      // A client that left, or that was too slow to send, is the client's doing: info, not warn.
+      const client = failure.kind === "client-closed" || failure.kind === "client-timeout";
+      (client ? log.info : log.warn)(detail(failure), {
         error: failure.kind,
         requestId,
         ...("route" in failure ? { route: failure.route } : {}),

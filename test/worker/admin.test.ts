@@ -291,21 +291,33 @@ describe("admin API", () => {
     expect(await response.json()).toMatchObject({ error: "admin_disabled" });
   });
 
-  it("refuses every attempt for a minute after 10 failed ones", async () => {
+  it("refuses a client's attempts for a minute after its 10 failed ones, and never a valid token", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
     const h = harness({ env: { ADMIN_TOKEN: TOKEN } });
-    const wrong = { authorization: "Bearer wrong-wrong-wrong-wrong-wrong-wrong" };
-    for (let i = 0; i < 10; i++)
-      expect((await h.fetch("http://x.test/__switchyard/status", { headers: wrong })).status).toBe(
-        401,
-      );
-    const locked = await h.fetch("http://x.test/__switchyard/status", { headers: auth });
+    const from = (ip: string, authorization?: string) => ({
+      headers: { "cf-connecting-ip": ip, ...(authorization ? { authorization } : {}) },
+    });
+    const wrong = "Bearer wrong-wrong-wrong-wrong-wrong-wrong";
+    const status = async (init: RequestInit) =>
+      (await h.fetch("http://x.test/__switchyard/status", init)).status;
+    // CORS preflights carry no credentials by design: they are no attempt.
+    for (let i = 0; i < 20; i++) {
+      const preflight = await h.fetch("http://x.test/__switchyard/status", {
+        method: "OPTIONS",
+        headers: { "cf-connecting-ip": "198.51.100.1", "access-control-request-method": "GET" },
+      });
+      expect(preflight.status).toBe(401);
+    }
+    for (let i = 0; i < 10; i++) expect(await status(from("198.51.100.1", wrong))).toBe(401);
+    const locked = await h.fetch("http://x.test/__switchyard/status", from("198.51.100.1", wrong));
     expect(locked.status).toBe(429);
     expect(Number(locked.headers.get("retry-after"))).toBeGreaterThan(0);
+    // Another client is not locked out by the first, and a valid token always gets in.
+    expect(await status(from("198.51.100.2", wrong))).toBe(401);
+    expect(await status(from("198.51.100.1", auth.authorization))).toBe(200);
+    expect(await status(from("198.51.100.2", auth.authorization))).toBe(200);
     h.advance(60_000);
-    expect((await h.fetch("http://x.test/__switchyard/status", { headers: auth })).status).toBe(
-      200,
-    );
+    expect(await status(from("198.51.100.1", wrong))).toBe(401);
   });
 
   it("sends a strict CSP, no framing, no sniffing, no caching", async () => {

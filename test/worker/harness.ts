@@ -13,6 +13,7 @@ import { ConfigStore } from "../../worker/config/store.ts";
 import { HealthRegistry } from "../../worker/core/health.ts";
 import { RetryBudgets } from "../../worker/core/retry-policy.ts";
 import type { Logger } from "../../worker/log.ts";
+import { BufferBudget } from "../../worker/proxy/body.ts";
 
 /**
  * The worker with its own config store, a clock the test moves, captured logs and a count of
@@ -115,7 +116,11 @@ export function harness(options: { refreshSeconds?: number; env?: Record<string,
     log,
     local: true,
   });
-  const state = { health: new HealthRegistry(), budgets: new RetryBudgets() };
+  const state = {
+    health: new HealthRegistry(),
+    budgets: new RetryBudgets(),
+    buffers: new BufferBudget(),
+  };
   const app = createApp({ store: () => store, state, now: () => now, log, random: () => 0.5 });
 
   return {

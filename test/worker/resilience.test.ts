@@ -314,3 +314,88 @@ describe("passive health", () => {
     expect(await hits(b.reset)).toBe(before); // every primary endpoint is down: no new traffic
   });
 });
+
+describe("a client that uploads slowly", () => {
+  /** A body that sends a first chunk, then nothing for `stallMs`, then the rest. */
+  const stalling = (stallMs: number) =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("first part, "));
+        setTimeout(() => {
+          controller.enqueue(new TextEncoder().encode("then the rest"));
+          controller.close();
+        }, stallMs);
+      },
+    });
+
+  it("gets 408 and never counts against the endpoint, even aimed at one endpoint twelve times", async () => {
+    await putRoutes(ruleDoc({ timeouts: { backendRequest: "300ms" } }, { p: pool(b.a, b.b) }));
+    const h = harness();
+    for (let i = 0; i < 12; i++) {
+      const response = await h.fetch("http://x.test/upload", {
+        method: "POST",
+        body: stalling(600),
+        duplex: "half",
+      } as RequestInit);
+      expect(response.status).toBe(408);
+      expect(await response.json()).toMatchObject({ error: "request_timeout" });
+    }
+    expect(h.state.health.keepsAny).toBe(false); // no failure on record for either endpoint
+    expect(h.logs.map((l) => l.fields?.error)).toContain("client-timeout");
+    // Both endpoints still take traffic.
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) seen.add(await h.backendOf("http://x.test/"));
+    expect(seen).toEqual(new Set(["a", "b"]));
+  });
+
+  it("gets 408 at timeouts.request when a body that may be retried stalls while it is buffered", async () => {
+    await putRoutes(ruleDoc({ timeouts: { request: "500ms" } }, { p: pool(b.a) }));
+    const h = harness();
+    const started = Date.now();
+    const response = await h.fetch("http://x.test/upload", {
+      method: "PUT", // idempotent: its body is buffered to be sent again
+      body: stalling(3_000),
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(408);
+    expect(Date.now() - started).toBeLessThan(2_500);
+    expect(h.state.buffers.inUse).toBe(0);
+    expect(h.state.health.keepsAny).toBe(false);
+  });
+
+  it("is logged as a client that went away, not as the worker's error, when its body fails mid-way", async () => {
+    await putRoutes(ruleDoc({ retry: { attempts: 1 } }, { p: pool(b.a) }));
+    const h = harness();
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 2) controller.enqueue(new Uint8Array(1_000));
+        else controller.error(new Error("Network connection lost."));
+      },
+    });
+    const response = await h.fetch("http://x.test/upload", {
+      method: "PUT",
+      body,
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(499);
+    expect(h.logs.some((l) => l.message === "unhandled error")).toBe(false);
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({
+        level: "info",
+        fields: expect.objectContaining({ error: "client-closed" }),
+      }),
+    );
+    expect(h.state.buffers.inUse).toBe(0);
+  });
+
+  it("is served when its body arrives within the timeout", async () => {
+    await putRoutes(ruleDoc({ timeouts: { backendRequest: "2s" } }, { p: pool(b.a) }));
+    const response = await harness().fetch("http://x.test/upload", {
+      method: "POST",
+      body: stalling(100),
+      duplex: "half",
+    } as RequestInit);
+    expect(((await response.json()) as Echo).body).toBe("first part, then the rest");
+  });
+});

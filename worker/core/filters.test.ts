@@ -151,6 +151,18 @@ describe("CORS", () => {
     expect(originAllowed(c, "null")).toBe(false);
   });
 
+  it("never hands a credentialed response to Origin: null, even under *", () => {
+    expect(originAllowed(cors({ allowOrigins: ["*"], allowCredentials: true }), "null")).toBe(
+      false,
+    );
+    expect(originAllowed(cors({ allowOrigins: ["*"] }), "null")).toBe(true); // answered "*"
+    const headers = responseCorsHeaders(
+      cors({ allowOrigins: ["*"], allowCredentials: true }),
+      "null",
+    );
+    expect(headers).toEqual([["vary", "Origin"]]);
+  });
+
   it("never answers * with credentials, and nothing to an origin it does not allow", () => {
     const list = fc.constantFrom<string[] | undefined>(undefined, ["*"], ["GET", "PUT"]);
     fc.assert(

@@ -189,9 +189,13 @@ function allowedOrigin(text: string): AllowedOrigin {
 
 const REQUEST_ORIGIN = /^(https?):\/\/([^/:?#]+|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$/;
 
-/** Whether the request's Origin is one the filter allows. */
+/**
+ * Whether the request's Origin is one the filter allows. `Origin: null` (a sandboxed frame, a
+ * file, a data: URL) is never allowed with credentials, even by "*": reflecting it would hand a
+ * credentialed response to any page that makes itself opaque.
+ */
 export function originAllowed(cors: CompiledCors, origin: string): boolean {
-  if (cors.anyOrigin) return true;
+  if (cors.anyOrigin) return !(cors.credentials && origin === "null");
   const parsed = REQUEST_ORIGIN.exec(origin.toLowerCase());
   if (!parsed) return false;
   const scheme = parsed[1] as string;

@@ -58,9 +58,18 @@ describe("forwardHeaders", () => {
   });
 
   it("replaces a client's X-Forwarded-For with its address when told to", () => {
-    const forged = new Headers({ "x-forwarded-for": "10.0.0.1" }); // a client claiming to be inside
+    // A client claiming to be inside, in each header a backend might read the address from.
+    const forged = new Headers({
+      "x-forwarded-for": "10.0.0.1",
+      forwarded: "for=10.0.0.1;proto=https",
+      "x-real-ip": "10.0.0.1",
+    });
     const replaced = forwardHeaders(forged, { ...facts, forwardedFor: "replace" });
     expect(replaced.get("x-forwarded-for")).toBe("203.0.113.7");
+    expect(replaced.has("forwarded")).toBe(false);
+    expect(replaced.has("x-real-ip")).toBe(false);
+    // Appending keeps what the client sent, as a list to trust only as far as your own proxies.
+    expect(forwardHeaders(forged, facts).get("forwarded")).toBe("for=10.0.0.1;proto=https");
     const withoutAddress = forwardHeaders(forged, {
       ...facts,
       clientIp: null,

@@ -46,7 +46,8 @@ export interface ForwardFacts {
   /**
    * X-Forwarded-For: "append" the client's address to what the client sent (default; trust the
    * list only as far as the proxies you run), or "replace" it with the address alone, so that a
-   * backend reading the first entry cannot be told a forged one.
+   * backend reading the first entry cannot be told a forged one; "replace" also drops the
+   * client's Forwarded and X-Real-IP.
    */
   forwardedFor?: "append" | "replace";
 }
@@ -98,6 +99,12 @@ export function forwardHeaders(incoming: Headers, facts: ForwardFacts): Headers 
     else if (last !== facts.clientIp)
       headers.set("x-forwarded-for", `${forwardedFor}, ${facts.clientIp}`);
   } else if (facts.forwardedFor === "replace") headers.delete("x-forwarded-for");
+  // The other headers that name a client's address (RFC 7239 Forwarded, nginx's X-Real-IP):
+  // with "replace", none that the client wrote reaches the backend either.
+  if (facts.forwardedFor === "replace") {
+    headers.delete("forwarded");
+    headers.delete("x-real-ip");
+  }
   headers.set("x-forwarded-proto", facts.proto);
   headers.set("x-forwarded-host", facts.host);
   headers.set("x-request-id", facts.requestId);

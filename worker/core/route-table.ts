@@ -125,6 +125,11 @@ export function routeWarnings(routes: readonly HttpRoute[]): string[] {
         warnings.push(
           `${label}: its RequestRedirect only sets the scheme to ${redirect.scheme}, so a request that already uses ${redirect.scheme} is sent to itself (routes take both schemes; docs/filters.md)`,
         );
+      const cors = rule.filters?.find((f) => f.cors)?.cors;
+      if (cors?.allowCredentials && cors.allowOrigins?.includes("*"))
+        warnings.push(
+          `${label}: its CORS filter allows credentials from any origin ("*"): every web site a signed-in user visits can read these responses as that user; list the origins instead`,
+        );
     });
   }
   return warnings;

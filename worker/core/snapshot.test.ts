@@ -10,7 +10,7 @@ const routes = (refs: unknown[], pools: Record<string, unknown> = {}) => ({
 });
 
 describe("compileSnapshot", () => {
-  it("warns of a rule that answers 500 and of a redirect that sends a request to itself", () => {
+  it("warns of a rule that answers 500, a redirect that sends a request to itself, and credentials for any origin", () => {
     const redirect = (settings: Record<string, unknown>) => ({
       filters: [{ type: "RequestRedirect", requestRedirect: settings }],
     });
@@ -23,13 +23,20 @@ describe("compileSnapshot", () => {
             { name: "none" },
             { name: "https", ...redirect({ scheme: "https", statusCode: 301 }) },
             { name: "moved", ...redirect({ scheme: "https", hostname: "b.example" }) },
+            {
+              name: "cors",
+              backendRefs: [{ pool: "p" }],
+              filters: [{ type: "CORS", cors: { allowOrigins: ["*"], allowCredentials: true } }],
+            },
           ],
         },
       ],
+      pools: { p: { endpoints: [{ url: "http://p.test" }] } },
     });
     expect(snapshot.warnings).toEqual([
       "route r, rule none: no backendRefs, no RequestRedirect and no DirectResponse; it answers 500",
       "route r, rule https: its RequestRedirect only sets the scheme to https, so a request that already uses https is sent to itself (routes take both schemes; docs/filters.md)",
+      'route r, rule cors: its CORS filter allows credentials from any origin ("*"): every web site a signed-in user visits can read these responses as that user; list the origins instead',
     ]);
   });
 

@@ -159,9 +159,16 @@ function explainedRequest(query: URLSearchParams): RequestView | string {
 
 /** A token shorter than this is refused: the admin API stays off. */
 export const ADMIN_TOKEN_MIN_LENGTH = 32;
-/** Failed attempts an isolate takes in a window before it refuses every attempt until it ends. */
+/**
+ * Failed attempts one client address makes in a window before its further attempts are refused
+ * until the window ends. A valid token is always accepted: with a token of 32 characters or
+ * more, guessing is hopeless anyway, and a lockout shared by every client would let any web page
+ * lock the operator out from its visitors' browsers.
+ */
 export const FAILED_ATTEMPTS_MAX = 10;
 export const FAILED_ATTEMPTS_WINDOW_MS = 60_000;
+/** Client addresses whose failures are remembered at once; the oldest are forgotten first. */
+const FAILED_CLIENTS_MAX = 10_000;
 
 async function sha256Base64(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", encoder.encode(text));
@@ -195,7 +202,8 @@ async function securityHeaders(basePath: string): Promise<Record<string, string>
 export function adminApp(basePath: string, token: string, deps: AdminDeps) {
   const app = new Hono({ strict: false }).basePath(basePath);
   const headers = securityHeaders(basePath);
-  let failures: number[] = [];
+  /** Recent failed attempts by client address (CF-Connecting-IP), oldest address first. */
+  const failures = new Map<string, number[]>();
   app.use("*", async (c, next) => {
     await next();
     for (const [name, value] of Object.entries(await headers)) c.res.headers.set(name, value);
@@ -215,34 +223,34 @@ export function adminApp(basePath: string, token: string, deps: AdminDeps) {
   // The dashboard page carries no data: it asks for the token and reads the API with it.
   app.get("/", (c) => c.html(dashboard(basePath)));
   app.use("*", async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const given = header.startsWith("Bearer ") ? header.slice(7) : "";
+    if (await sameSecret(given, token)) return next();
     const at = deps.now();
-    failures = failures.filter((t) => at - t < FAILED_ATTEMPTS_WINDOW_MS);
-    if (failures.length >= FAILED_ATTEMPTS_MAX) {
-      const retryAfter = Math.ceil(
-        ((failures[0] as number) + FAILED_ATTEMPTS_WINDOW_MS - at) / 1000,
-      );
+    const client = c.req.header("cf-connecting-ip") ?? "unknown";
+    const recent = (failures.get(client) ?? []).filter((t) => at - t < FAILED_ATTEMPTS_WINDOW_MS);
+    if (recent.length >= FAILED_ATTEMPTS_MAX) {
+      const retryAfter = Math.ceil(((recent[0] as number) + FAILED_ATTEMPTS_WINDOW_MS - at) / 1000);
       return c.json(
         { error: "too_many_attempts", message: "too many failed attempts; try again later" },
         429,
         { "retry-after": String(Math.max(1, retryAfter)) },
       );
     }
-    const header = c.req.header("authorization") ?? "";
-    const given = header.startsWith("Bearer ") ? header.slice(7) : "";
-    if (!(await sameSecret(given, token))) {
-      failures.push(at);
-      return c.json(
-        {
-          error: "unauthorized",
-          message: `the admin API needs Authorization: Bearer <ADMIN_TOKEN>`,
-        },
-        401,
-        {
-          "www-authenticate": 'Bearer realm="switchyard"',
-        },
-      );
+    // A CORS preflight carries no credentials by design: it is no attempt.
+    const preflight =
+      c.req.method === "OPTIONS" && c.req.header("access-control-request-method") !== undefined;
+    if (!preflight) {
+      failures.delete(client);
+      failures.set(client, [...recent, at]);
+      if (failures.size > FAILED_CLIENTS_MAX)
+        failures.delete(failures.keys().next().value as string);
     }
-    await next();
+    return c.json(
+      { error: "unauthorized", message: "the admin API needs Authorization: Bearer <ADMIN_TOKEN>" },
+      401,
+      { "www-authenticate": 'Bearer realm="switchyard"' },
+    );
   });
   app.get("/status", async (c) => c.json(await status(deps)));
   app.get("/pools", (c) => c.json(pools(deps)));

@@ -19,7 +19,11 @@ export type Failure =
   | { kind: "bad-gateway"; route: string; message: string }
   /** Every try failed to connect, or reset before its headers (decision 0006: 503, as Envoy). */
   | { kind: "unreachable"; route: string; message: string }
-  | { kind: "timeout"; route: string; message: string };
+  | { kind: "timeout"; route: string; message: string }
+  /** The client's body was still coming when a timeout expired: the client's delay. */
+  | { kind: "client-timeout"; route: string; message: string }
+  /** The client went away, or its body failed, while it was being read: nobody to answer. */
+  | { kind: "client-closed"; route: string; message: string };
 
 const STATUS: Record<Failure["kind"], number> = {
   settings: 500,
@@ -31,6 +35,9 @@ const STATUS: Record<Failure["kind"], number> = {
   "bad-gateway": 502,
   unreachable: 503,
   timeout: 504,
+  "client-timeout": 408,
+  // nginx's status for a client that closed its request: it is never seen, but it is logged.
+  "client-closed": 499,
 };
 
 /** What a client is told: a reason code, the route, a fixed sentence. Never a pool, binding,
@@ -45,6 +52,11 @@ const SAY: Record<Failure["kind"], { error: string; message: string }> = {
   "bad-gateway": { error: "bad_gateway", message: "the backend could not be reached" },
   unreachable: { error: "unreachable", message: "the backend could not be reached" },
   timeout: { error: "timeout", message: "the backend did not answer in time" },
+  "client-timeout": {
+    error: "request_timeout",
+    message: "the request body did not arrive in time",
+  },
+  "client-closed": { error: "client_closed", message: "the request was closed by the client" },
 };
 
 /** The operator's account of a failure: what the log and the admin API say. */
@@ -56,6 +68,8 @@ export function detail(failure: Failure): string {
     case "bad-gateway":
     case "unreachable":
     case "timeout":
+    case "client-timeout":
+    case "client-closed":
       return failure.message;
     case "no-route":
       return `no route matches host ${failure.host} and path ${failure.path}`;

@@ -24,6 +24,24 @@ describe("planBody", () => {
     expect((await planBody(post("0123456789"), 1024, true, budget)).kind).toBe("buffered");
   });
 
+  it("gives back what it reserved when the client's body fails while it is read (an aborted upload)", async () => {
+    const budget = new BufferBudget();
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 3) controller.enqueue(new Uint8Array(1000));
+        else controller.error(new Error("Network connection lost."));
+      },
+    });
+    const request = new Request("http://x.test/", {
+      method: "PUT",
+      body,
+      duplex: "half",
+    } as RequestInit);
+    await expect(planBody(request, 1024 * 1024, true, budget)).rejects.toThrow("connection lost");
+    expect(budget.inUse).toBe(0);
+  });
+
   it("streams a body over the request's limit, and one that will not be retried", async () => {
     const budget = new BufferBudget();
     expect((await planBody(post("x".repeat(100)), 10, true, budget)).kind).toBe("stream");

@@ -81,16 +81,28 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
   return bytes;
 }
 
+/** The client's body did not arrive within the rule's timeout while it was buffered. */
+export class BodyTimeout extends Error {
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super(`the request body did not arrive within ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
 /**
  * Buffers the body when it may be retried and fits in `limit` bytes and in the isolate's
  * `budget`; streams it otherwise. A buffered body holds its bytes of the budget until the caller
- * releases them (`budget.release(plan.bytes.byteLength)`).
+ * releases them (`budget.release(plan.bytes.byteLength)`). Buffering waits on the client at most
+ * `timeoutMs` (the rule's timeout): past it, it stops with BodyTimeout, having released what it
+ * held.
  */
 export async function planBody(
   request: Request,
   limit: number,
   mayRetry: boolean,
   budget: BufferBudget,
+  timeoutMs?: number,
 ): Promise<BodyPlan> {
   const body = request.body;
   if (body === null) return { kind: "none" };
@@ -100,11 +112,34 @@ export async function planBody(
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired =
+    timeoutMs === undefined
+      ? undefined
+      : new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new BodyTimeout(timeoutMs)), timeoutMs);
+        });
+  expired?.catch(() => {}); // raced below; unobserved once the body is in
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return { kind: "buffered", bytes: concat(chunks, total) };
+    let read: ReadableStreamReadResult<Uint8Array>;
+    try {
+      read = await (expired ? Promise.race([reader.read(), expired]) : reader.read());
+    } catch (error) {
+      // The client went away, its body failed, or it did not come in time: what was reserved
+      // for it goes back to the isolate's budget.
+      clearTimeout(timer);
+      budget.release(total);
+      if (error instanceof BodyTimeout) reader.cancel(error).catch(() => {});
+      throw error;
+    }
+    const { done, value } = read;
+    if (done) {
+      clearTimeout(timer);
+      return { kind: "buffered", bytes: concat(chunks, total) };
+    }
     chunks.push(value);
     if (total + value.byteLength > limit || !budget.reserve(value.byteLength)) {
+      clearTimeout(timer);
       budget.release(total);
       return { kind: "stream", stream: rejoin(chunks, reader) };
     }

@@ -20,7 +20,14 @@ import type { TrafficCounters } from "../core/traffic.ts";
 import { type Env, settingsOf } from "../env.ts";
 import type { Failure } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
-import { type BodyPlan, type BufferBudget, bodyForTry, planBody, replayable } from "./body.ts";
+import {
+  type BodyPlan,
+  BodyTimeout,
+  type BufferBudget,
+  bodyForTry,
+  planBody,
+  replayable,
+} from "./body.ts";
 import { TransportMissing, upstreamFor, upstreamInit, upstreamUrl } from "./forward.ts";
 
 /**
@@ -240,15 +247,62 @@ export function exchange(
     body: NO_BODY,
     hasIdempotencyKey,
     mirrors: mirrors.length,
+    // timeouts.request runs from the request's arrival: the time its body takes counts.
+    startedAt: rule.timeouts.requestMs === undefined ? 0 : Date.now(),
   };
   // Most requests have no body: no promise to plan one, and no async step of the exchange's own.
   if (request.body === null) return start(planned, mirrors, ctx);
+  const { requestMs, backendRequestMs } = rule.timeouts;
   return planBody(
     request,
     settings.bodyBufferBytes,
     mayRetry || mirrors.length > 0,
     deps.buffers,
-  ).then((body) => start({ ...planned, body }, mirrors, ctx));
+    requestMs ?? backendRequestMs,
+  ).then(
+    (body) => start({ ...planned, ...watched(body, rule) }, mirrors, ctx),
+    // Reading the client's body failed: it did not come in time, or the client went away.
+    (error: unknown): ExchangeResult => ({
+      kind: "failure",
+      failure:
+        error instanceof BodyTimeout
+          ? {
+              kind: "client-timeout",
+              route: rule.routeName,
+              message: `the request body did not arrive within ${formatMs(error.timeoutMs)}`,
+            }
+          : {
+              kind: "client-closed",
+              route: rule.routeName,
+              message: `the client went away while its body was coming: ${(error as Error).message}`,
+            },
+      tries: 0,
+      retried: NO_RETRIES,
+      skipped: undefined,
+    }),
+  );
+}
+
+/**
+ * On a rule with timeouts, a body that streams from the client goes through a pipe whose end is
+ * watched: a try that times out before the client finished sending has waited on the client,
+ * not on the endpoint. Envoy starts its timeouts only once the request has arrived; nginx
+ * answers 408 on its client_body_timeout. Here the client gets 408 and the endpoint is not
+ * blamed: a slow upload, aimed by a sticky cookie, cannot eject an endpoint of a shared pool.
+ */
+function watched(body: BodyPlan, rule: CompiledRule): Pick<Planned, "body" | "bodyArrived"> {
+  const { requestMs, backendRequestMs } = rule.timeouts;
+  if (body.kind !== "stream" || (requestMs === undefined && backendRequestMs === undefined))
+    return { body };
+  const { readable, writable } = new IdentityTransformStream();
+  let done = false;
+  body.stream.pipeTo(writable).then(
+    () => {
+      done = true;
+    },
+    () => {}, // the client went away: the try fails as it reads the pipe
+  );
+  return { body: { kind: "stream", stream: readable }, bodyArrived: () => done };
 }
 
 /** Sends the mirrors, then makes the tries; a buffered body's bytes go back to the budget after. */
@@ -385,6 +439,10 @@ interface Planned {
   hasIdempotencyKey: boolean;
   /** Mirrored copies sent for this request: outbound connections the tries cannot have. */
   mirrors: number;
+  /** For a client's body streamed on a rule with timeouts: whether it has arrived whole. */
+  bodyArrived?: () => boolean;
+  /** When the exchange began (Date.now), where timeouts.request is set. */
+  startedAt: number;
 }
 
 /** A retry's charge to the budget of the pool whose endpoint failed. */
@@ -402,6 +460,8 @@ interface Tries {
   retries: number;
   /** Retries that went to an endpoint already tried. */
   repeats: number;
+  /** Hedged tries, beside the retries. */
+  hedges: number;
   /** Why each retry was made: "connection-failure", "timeout" or "status 503". */
   retried: string[] | undefined;
   skipped: SkipReason | undefined;
@@ -413,6 +473,7 @@ function newTries(): Tries {
     list: undefined,
     retries: 0,
     repeats: 0,
+    hedges: 0,
     retried: undefined,
     skipped: undefined,
   };
@@ -429,6 +490,7 @@ function tryTimeout(deadline: number | undefined, backendRequestMs: number | und
 function report(planned: Planned, candidate: Candidate, result: TryResult): void {
   const { rule, deps } = planned;
   const { health, now } = deps;
+  if (clientStalled(planned, result)) return; // the client's fault, never the endpoint's
   // For health, a status counts only where the rule lists it for health: a client picking a
   // path that answers 503 must not eject a pool other routes share.
   const failedForHealth =
@@ -443,6 +505,13 @@ function report(planned: Planned, candidate: Candidate, result: TryResult): void
       now(),
       failedForHealth ? reasonOf(result.outcome) : undefined,
     );
+}
+
+/** A try that timed out while the client's body was still coming. */
+function clientStalled(planned: Planned, result: TryResult): boolean {
+  return (
+    result.outcome.kind === "timeout" && planned.bodyArrived !== undefined && !planned.bodyArrived()
+  );
 }
 
 /** Puts `candidate` last in the order of tries (most recently tried). */
@@ -537,7 +606,7 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
   const { rule, choice, deps } = planned;
   const { requestMs, backendRequestMs } = rule.timeouts;
   // Timeouts run on the runtime's own clock; `now` is the clock of health and budget.
-  const deadline = requestMs === undefined ? undefined : Date.now() + requestMs;
+  const deadline = requestMs === undefined ? undefined : planned.startedAt + requestMs;
   const tries = newTries();
   let candidate = choice.first;
   let charge: Charge | undefined;
@@ -585,16 +654,18 @@ interface InFlight {
 async function attemptHedged(planned: Planned, hedge: HedgeSettings): Promise<ExchangeResult> {
   const { rule, choice, deps } = planned;
   const { requestMs, backendRequestMs } = rule.timeouts;
-  const deadline = requestMs === undefined ? undefined : Date.now() + requestMs;
+  const deadline = requestMs === undefined ? undefined : planned.startedAt + requestMs;
   const tries = newTries();
   tries.order = [choice.first];
   const inFlight = new Set<InFlight>();
   const busy = new Set<Candidate>();
   const maxInFlight = Math.max(1, MAX_CONNECTIONS - planned.mirrors);
-  const delay =
-    (hedge.percentile !== undefined &&
-      deps.latency.percentile(choice.first.pool.name, hedge.percentile)) ||
-    hedge.delayMs;
+  const observed =
+    hedge.percentile === undefined
+      ? undefined
+      : deps.latency.percentile(choice.first.pool.name, hedge.percentile);
+  // At least a millisecond: loopback answers can be timed at 0.
+  const delay = observed === undefined ? hedge.delayMs : Math.max(1, observed);
   let hedges = 0;
   let lastStart = 0;
   const launch = (candidate: Candidate, charge: Charge | undefined): void => {
@@ -629,6 +700,7 @@ async function attemptHedged(planned: Planned, hedge: HedgeSettings): Promise<Ex
         continue;
       }
       hedges++;
+      tries.hedges++;
       noteTried(tries, next.candidate);
       launch(next.candidate, { budget, second });
       continue;
@@ -685,7 +757,7 @@ function outcomeOf(
 ): ExchangeResult {
   const { rule } = planned;
   const { requestMs, backendRequestMs } = rule.timeouts;
-  const count = tries.retries + 1;
+  const count = tries.retries + tries.hedges + 1;
   const retried = tries.retried ?? NO_RETRIES;
   const skipped = tries.skipped;
   const route = rule.routeName;
@@ -710,6 +782,12 @@ function outcomeOf(
   });
   if (last.transportMissing)
     return failed({ kind: "bad-gateway", route, message: last.transportMissing });
+  if (clientStalled(planned, last))
+    return failed({
+      kind: "client-timeout",
+      route,
+      message: `the request body was still coming when the timeout (${formatMs(backendRequestMs ?? requestMs ?? 0)}) expired`,
+    });
   if (deadlineHit) {
     last.response?.body?.cancel();
     return failed({
