@@ -1,8 +1,14 @@
+import { execFileSync } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync, writeFileSync } from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { kubeClient } from "./kube-client.ts";
 import { connectionFromFiles, KubeconfigError, loadKubeConnection } from "./kubeconfig.ts";
 
 let dir: string;
@@ -120,5 +126,104 @@ describe("the kubeconfig", () => {
     expect(() => loadKubeConnection({ KUBECONFIG: join(dir, "missing") })).toThrow(
       /not in a pod, and .*missing does not exist/,
     );
+  });
+});
+
+describe("TLS to the API server", () => {
+  /** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl. */
+  function certificates() {
+    const sh = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+    sh([
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=test-ca",
+    ]);
+    for (const [name, subject, ext] of [
+      ["server", "/CN=kube-apiserver", "subjectAltName=IP:127.0.0.1"],
+      ["client", "/CN=switchyard-sync", "extendedKeyUsage=clientAuth"],
+    ] as const) {
+      sh([
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        `${name}.key`,
+        "-out",
+        `${name}.csr`,
+        "-subj",
+        subject,
+      ]);
+      writeFileSync(join(dir, `${name}.ext`), `${ext}\n`);
+      sh([
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        `${name}.crt`,
+        "-days",
+        "1",
+        "-extfile",
+        `${name}.ext`,
+      ]);
+    }
+    const read = (file: string) => readFileSync(join(dir, file));
+    return {
+      ca: read("ca.crt"),
+      server: { key: read("server.key"), cert: read("server.crt") },
+      client: { key: read("client.key"), cert: read("client.crt") },
+    };
+  }
+
+  it("trusts the kubeconfig's CA and presents its client certificate; refuses a server it cannot verify", async () => {
+    const { ca, server, client } = certificates();
+    const https = createServer(
+      { ...server, ca, requestCert: true, rejectUnauthorized: true },
+      (request, response) => {
+        const peer = (request.socket as import("node:tls").TLSSocket).getPeerCertificate();
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(JSON.stringify({ user: peer.subject?.CN }));
+      },
+    );
+    https.listen(0, "127.0.0.1");
+    await once(https, "listening");
+    const port = (https.address() as AddressInfo).port;
+    try {
+      const b64 = (bytes: Buffer) => bytes.toString("base64");
+      const file = await kubeconfig(
+        "tls",
+        { server: `https://127.0.0.1:${port}`, "certificate-authority-data": b64(ca) },
+        { "client-certificate-data": b64(client.cert), "client-key-data": b64(client.key) },
+      );
+      const kube = kubeClient(connectionFromFiles([file]));
+      expect(await kube.request("GET", "/api")).toEqual({ user: "switchyard-sync" });
+      // Without the CA, the server's certificate is not trusted.
+      const untrusting = await kubeconfig(
+        "tls-no-ca",
+        { server: `https://127.0.0.1:${port}` },
+        { "client-certificate-data": b64(client.cert), "client-key-data": b64(client.key) },
+      );
+      await expect(
+        kubeClient(connectionFromFiles([untrusting])).request("GET", "/api"),
+      ).rejects.toThrow();
+    } finally {
+      https.close();
+    }
   });
 });

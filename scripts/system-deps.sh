@@ -1,7 +1,8 @@
 #!/bin/sh
 # Brings the system programs that npm cannot bring, from Debian's packages. `system-deps.sh`
 # (npm test's pretest step): kubectl (the real client the Kubernetes emulator is checked with,
-# and `kubectl kustomize` for the manifests) and chromium (the dashboard test).
+# and `kubectl kustomize` for the manifests), chromium (the dashboard test) and openssl (the
+# certificates of discovery-sync's TLS test).
 # `system-deps.sh bench` (npm run bench:proxy, bench:instructions): wrk, nginx, haproxy and
 # valgrind. Only what is missing is installed, when running as root with apt, and no service is
 # started; otherwise it stops at once and prints the command to run.
@@ -13,6 +14,7 @@ case "$what" in
   test)
     need kubectl kubernetes-client
     need chromium chromium
+    need openssl openssl
     ;;
   bench)
     need wrk wrk
