@@ -166,6 +166,33 @@ describe("routes document", () => {
       { retry: { backoff: "25" } },
       'routes[0].rules[0].retry.backoff: must be a duration such as "500ms"',
     ],
+    [
+      {
+        filters: Array.from({ length: 5 }, () => ({
+          type: "RequestMirror",
+          requestMirror: { backendRef: { pool: "p" } },
+        })),
+      },
+      "routes[0].rules[0].filters[4]: a request of this rule would be mirrored 5 times: at most 4",
+    ],
+    [
+      {
+        filters: Array.from({ length: 2 }, () => ({
+          type: "RequestMirror",
+          requestMirror: { backendRef: { pool: "p" } },
+        })),
+        backendRefs: [
+          {
+            pool: "p",
+            filters: Array.from({ length: 3 }, () => ({
+              type: "RequestMirror",
+              requestMirror: { backendRef: { pool: "p" } },
+            })),
+          },
+        ],
+      },
+      "routes[0].rules[0].backendRefs[0].filters[2]: a request of this rule would be mirrored 5 times",
+    ],
     [{ retry: { attempts: 101 } }, "routes[0].rules[0].retry.attempts: must be at most 100"],
     [{ hedge: { delay: "0s" } }, 'routes[0].rules[0].hedge.delay: must be more than "0s"'],
     [{ hedge: {} }, "routes[0].rules[0].hedge.delay:"],

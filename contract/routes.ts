@@ -364,6 +364,31 @@ const httpRouteRuleSchema = z
               "a DirectResponse answers for the whole rule: put it in the rule's filters, without backendRefs",
           });
       });
+      // A request is mirrored by the rule's mirrors and by those of the backendRef it goes to.
+      const own = mirrorIndexes(rule.filters);
+      const tooMany = (count: number) =>
+        `a request of this rule would be mirrored ${count} times: at most ${MAX_MIRRORS_PER_REQUEST}, the rule's and a backendRef's together (each mirror sends the whole request again)`;
+      if (own.length > MAX_MIRRORS_PER_REQUEST)
+        ctx.addIssue({
+          code: "custom",
+          path: ["filters", own[MAX_MIRRORS_PER_REQUEST] as number],
+          message: tooMany(own.length),
+        });
+      else
+        rule.backendRefs.forEach((ref, i) => {
+          const refs = mirrorIndexes(ref.filters);
+          if (own.length + refs.length > MAX_MIRRORS_PER_REQUEST)
+            ctx.addIssue({
+              code: "custom",
+              path: [
+                "backendRefs",
+                i,
+                "filters",
+                refs[MAX_MIRRORS_PER_REQUEST - own.length] as number,
+              ],
+              message: tooMany(own.length + refs.length),
+            });
+        });
       // ReplacePrefixMatch replaces what one PathPrefix match matched.
       const uses = [
         ...prefixReplacements(rule.filters ?? []).map((u) => ["filters", ...u.path]),
@@ -390,6 +415,18 @@ const httpRouteRuleSchema = z
         });
     }),
   );
+
+/**
+ * The most copies of one request its mirrors may send (the rule's and a backendRef's together):
+ * each sends the whole request again, body included, and takes one of the six connections a
+ * Worker's request may have open.
+ */
+export const MAX_MIRRORS_PER_REQUEST = 4;
+
+/** Indexes of a filter list's RequestMirror filters. */
+function mirrorIndexes(filters: readonly { type: string }[] | undefined): number[] {
+  return (filters ?? []).flatMap((f, i) => (f.type === "RequestMirror" ? [i] : []));
+}
 
 /** The most rules a route may have. */
 export const MAX_RULES_PER_ROUTE = 64;

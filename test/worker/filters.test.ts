@@ -511,6 +511,20 @@ describe("RequestMirror (HTTPRouteRequestMirror)", () => {
     );
   });
 
+  it("counts a mirror's body in the isolate's buffer budget until the mirror is done with it", async () => {
+    const body = "x".repeat(10_000);
+    const { response, background } = await h.fetchAndBackground("http://gw.test/hang", {
+      method: "PUT",
+      body,
+    });
+    expect(response.status).toBe(200);
+    await response.body?.cancel();
+    // The client has its answer; the hanging mirror still holds the body.
+    expect(h.state.buffers.inUse).toBe(body.length);
+    await background;
+    expect(h.state.buffers.inUse).toBe(0);
+  });
+
   it("never delays the client: a mirror that hangs is still pending when the answer is out", async () => {
     const { response, background } = await h.fetchAndBackground("http://gw.test/hang");
     let settled = false;

@@ -311,7 +311,7 @@ function start(
   mirrors: readonly CompiledMirror<CompiledPool | undefined>[],
   ctx: Pick<ExecutionContext, "waitUntil">,
 ): Promise<ExchangeResult> {
-  for (const mirror of mirrors) sendMirror(mirror, planned, ctx);
+  const mirrored = mirrors.map((mirror) => sendMirror(mirror, planned, ctx));
   const body = planned.body;
   const hedge = planned.rule.retry.hedge;
   // Only an idempotent request whose body can be sent again is hedged.
@@ -320,7 +320,12 @@ function start(
       ? attemptHedged(planned, hedge)
       : attempt(planned);
   if (body.kind !== "buffered") return tries;
-  return tries.finally(() => planned.deps.buffers.release(body.bytes.byteLength));
+  // The buffered bytes are the mirrors' too: they go back to the budget when the tries and
+  // every mirror are done with them, not when the client has its answer.
+  const release = () => planned.deps.buffers.release(body.bytes.byteLength);
+  if (mirrored.length === 0) return tries.finally(release);
+  Promise.allSettled([tries, ...mirrored]).then(release);
+  return tries;
 }
 
 const NO_BODY: BodyPlan = { kind: "none" };
@@ -368,13 +373,13 @@ function initOf(
 /**
  * A copy of the request to one endpoint of the mirror pool, sent in the background: the client's
  * exchange never waits for it, and its answer is dropped. It carries the body only when the body
- * was buffered; a streamed body is read once, by the real exchange.
+ * was buffered; a streamed body is read once, by the real exchange. Resolves when it is done.
  */
 function sendMirror(
   mirror: CompiledMirror<CompiledPool | undefined>,
   planned: Planned,
   ctx: Pick<ExecutionContext, "waitUntil">,
-): void {
+): Promise<void> {
   const { rule, choice, deps, requestId, body } = planned;
   const route = rule.routeName;
   const pool = mirror.pool;
@@ -386,7 +391,7 @@ function sendMirror(
       pool: mirror.poolName,
       reason: pool === undefined ? "no such pool" : "the pool takes no new traffic",
     });
-    return;
+    return Promise.resolve();
   }
   if (body.kind === "stream")
     deps.log.info("request mirrored without its body", {
@@ -421,6 +426,7 @@ function sendMirror(
     }
   })();
   ctx.waitUntil(sent);
+  return sent;
 }
 
 interface Planned {
