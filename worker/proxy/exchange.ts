@@ -473,6 +473,9 @@ interface Tries {
   skipped: SkipReason | undefined;
 }
 
+/** The tries of an exchange served by its first try. */
+const NO_TRIES: Readonly<Tries> = Object.freeze(newTries());
+
 function newTries(): Tries {
   return {
     order: undefined,
@@ -613,15 +616,21 @@ async function attempt(planned: Planned): Promise<ExchangeResult> {
   const { requestMs, backendRequestMs } = rule.timeouts;
   // Timeouts run on the runtime's own clock; `now` is the clock of health and budget.
   const deadline = requestMs === undefined ? undefined : planned.startedAt + requestMs;
-  const tries = newTries();
+  // Made when a try fails: most requests are served by their first try.
+  let tries: Tries | undefined;
   let candidate = choice.first;
   let charge: Charge | undefined;
   for (;;) {
     const result = await tryOnce(planned, candidate, tryTimeout(deadline, backendRequestMs));
     report(planned, candidate, result);
     settle(charge, result, planned);
-    if (result.transportMissing || pastDeadline(deadline, result))
-      return outcomeOf(planned, tries, result, candidate, deadline);
+    if (
+      result.transportMissing ||
+      pastDeadline(deadline, result) ||
+      !isFailure(result.outcome, rule.retry)
+    )
+      return outcomeOf(planned, tries ?? NO_TRIES, result, candidate, deadline);
+    tries ??= newTries();
     const next = planRetry(planned, tries, candidate, result.outcome, deadline);
     if (!("candidate" in next)) {
       tries.skipped = next.skip;
@@ -756,7 +765,7 @@ function wait(ms: number): { done: Promise<undefined>; cancel: () => void } {
 /** What the exchange came to, from its last try. */
 function outcomeOf(
   planned: Planned,
-  tries: Tries,
+  tries: Readonly<Tries>,
   last: TryResult,
   candidate: Candidate,
   deadline: number | undefined,
