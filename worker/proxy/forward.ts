@@ -80,22 +80,40 @@ export function upstreamInit(
   return init;
 }
 
+/** A URL with a scheme, or one that starts with two slashes or backslashes (scheme-relative). */
+const NOT_PATH_RELATIVE = /^\s*([a-z][a-z0-9+.-]*:|[\\/]{2})/i;
+
+/** A URL's port, the scheme's default when it names none. */
+function effectivePort(url: URL): string {
+  return url.port || (url.protocol === "https:" ? "443" : "80");
+}
+
 /**
  * A Location or Content-Location that points at the endpoint itself, said in the client's
  * scheme and host (nginx's `proxy_redirect default`): a backend's own address never reaches the
- * client. Relative and other absolute URLs stay as they are.
+ * client. It is read as a browser reads it, so no spelling of the endpoint's address slips
+ * through: scheme-relative (`//10.1.2.3:8080/x`), with user info (`http://u@…`), a trailing dot,
+ * backslashes (`http:\\…`), either scheme. Path-relative and other hosts' URLs stay as they are.
  */
 export function clientLocation(
   value: string,
   endpointOrigin: string,
   clientOrigin: string,
 ): string {
-  const lower = value.toLowerCase();
-  const origin = endpointOrigin.toLowerCase();
-  if (!lower.startsWith(origin)) return value;
-  const rest = value.slice(endpointOrigin.length);
-  if (rest !== "" && !"/?#".includes(rest[0] as string)) return value; // :80801 is another port
-  return `${clientOrigin}${rest === "" ? "/" : rest}`;
+  if (!NOT_PATH_RELATIVE.test(value)) return value;
+  let url: URL;
+  try {
+    url = new URL(value.trim(), endpointOrigin);
+  } catch {
+    return value;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return value;
+  const endpoint = new URL(endpointOrigin);
+  // The same address in the other scheme is the endpoint's too.
+  const sameHost = url.hostname.replace(/\.$/, "") === endpoint.hostname;
+  const samePort = url.port === endpoint.port || effectivePort(url) === effectivePort(endpoint);
+  if (!sameHost || !samePort) return value;
+  return `${clientOrigin}${url.pathname}${url.search}${url.hash}`;
 }
 
 /** `Connection: keep-alive` or `close`: it names no other header that must be dropped. */
