@@ -149,8 +149,14 @@ export function createApp(options: AppOptions = {}): App {
     const { adminPath, adminHost } = settingsOf(env);
     const path = url.pathname;
     if (path !== adminPath && !path.startsWith(`${adminPath}/`)) return undefined;
-    // On every other host the admin path is routed like any other.
-    if (adminHost !== undefined && normalizeHost(url.rawHost) !== adminHost) return undefined;
+    // On every other host the admin path is routed like any other, but never with credentials:
+    // an operator who sent the admin token to the wrong host must not hand it to a backend.
+    if (adminHost !== undefined && normalizeHost(url.rawHost) !== adminHost) {
+      if (!request.headers.has("authorization")) return undefined;
+      const headers = new Headers(request.headers);
+      headers.delete("authorization");
+      return proxy(new Request(request, { headers }), env, ctx, url);
+    }
     return answerAdmin(request, env, ctx, adminPath, token);
   };
   const answerAdmin = async (

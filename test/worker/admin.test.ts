@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { Echo } from "../../local/backends.ts";
 import { backends, catchAll, harness, pool, putCompiled, putRoutes } from "./harness.ts";
 
 const b = backends();
@@ -336,7 +337,7 @@ describe("admin API", () => {
     }
   });
 
-  it("answers only on ADMIN_HOST when it is set; elsewhere the path is routed", async () => {
+  it("answers only on ADMIN_HOST when it is set; elsewhere the path is routed, without credentials", async () => {
     await putRoutes(catchAll([{ pool: "p" }], { p: pool(b.a) }));
     const h = harness({ env: { ADMIN_TOKEN: TOKEN, ADMIN_HOST: "lb-admin.example.com" } });
     const admin = await h.fetch("http://lb-admin.example.com/__switchyard/status", {
@@ -344,6 +345,9 @@ describe("admin API", () => {
     });
     expect(admin.status).toBe(200);
     const routed = await h.fetch("http://shop.example.com/__switchyard/status", { headers: auth });
-    expect(await routed.json()).toMatchObject({ backend: "a", path: "/__switchyard/status" });
+    const echo = (await routed.json()) as Echo;
+    expect(echo).toMatchObject({ backend: "a", path: "/__switchyard/status" });
+    // The admin token sent to the wrong host never reaches a backend.
+    expect(echo.headers.authorization).toBeUndefined();
   });
 });
