@@ -38,7 +38,11 @@ const HEAP_CHECK_MS = 5_000;
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 function selectionOf(settings: Settings): Selection {
-  const trust = { templates: settings.allowUrlTemplate, bindings: settings.allowTransportBinding };
+  const trust = {
+    templates: settings.allowUrlTemplate,
+    bindings: settings.allowTransportBinding,
+    externalNames: settings.allowExternalName,
+  };
   return settings.serviceSelector === undefined
     ? { trust }
     : { serviceSelector: settings.serviceSelector, trust };

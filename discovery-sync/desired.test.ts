@@ -98,6 +98,57 @@ describe("desired state from EndpointSlice fixtures", () => {
     ]);
   });
 
+  it("publishes ExternalName Services only from namespaces --allow-external-name trusts", () => {
+    const fixture = loadFixture(join(FIXTURES, "external-name"));
+    const untrusted = desiredState(
+      desiredInput(fixture, undefined, { trust: { templates: ["*"], bindings: [] } }),
+    );
+    expect(untrusted.pools.size).toBe(0);
+    expect(untrusted.problems.map((p) => p.message)).toContain(
+      "an ExternalName Service is not allowed in namespace ext (--allow-external-name); not published",
+    );
+    const trusted = desiredState(
+      desiredInput(fixture, undefined, {
+        trust: { templates: ["*"], bindings: [], externalNames: ["ext"] },
+      }),
+    );
+    expect(trusted.pools.size).toBeGreaterThan(0);
+  });
+
+  it("never publishes a link-local address: where cloud metadata services answer", () => {
+    const service: Service = {
+      metadata: { name: "web", namespace: "n", annotations: { "switchyard.dev/publish": "true" } },
+      spec: { ports: [{ name: "http", port: 80 }] },
+    };
+    const slice = (addressType: string, addresses: string[]) => ({
+      metadata: {
+        name: `web-${addressType}`,
+        namespace: "n",
+        labels: { "kubernetes.io/service-name": "web" },
+      },
+      addressType,
+      ports: [{ name: "http", port: 8080 }],
+      endpoints: addresses.map((address) => ({
+        addresses: [address],
+        conditions: { ready: true },
+      })),
+    });
+    const { pools, problems } = desiredState(
+      desiredInput(
+        { services: [service], slices: [slice("IPv4", ["169.254.169.254", "10.0.0.1"])] },
+        undefined,
+      ),
+    );
+    expect(pools.get("pool:n/web:http")?.body.endpoints).toEqual([{ url: "http://10.0.0.1:8080" }]);
+    expect(problems).toEqual([
+      {
+        service: "n/web",
+        message:
+          "port http: address 169.254.169.254 is link-local (where cloud metadata services answer); such endpoints are left out",
+      },
+    ]);
+  });
+
   it("marks the pools of a Service without any slice, and not those of one with an empty slice", () => {
     const service: Service = {
       metadata: { name: "web", namespace: "n", annotations: { "switchyard.dev/publish": "true" } },

@@ -30,10 +30,15 @@ import { ipValue, placeholdersOf, render } from "./template.ts";
  *   comes from the port's `appProtocol` (`https`, `kubernetes.io/wss` → https; none, `http`,
  *   `kubernetes.io/h2c`, `kubernetes.io/ws` → http). Endpoints whose node is known and not
  *   Ready are left out when the template names `{node}` or `{nodePort}`.
- * - An ExternalName Service is one endpoint per port at its external name (`{ip}`).
+ * - An ExternalName Service is one endpoint per port at its external name (`{ip}`), from the
+ *   namespaces `--allow-external-name` trusts (records.ts refuses the others).
+ * - Link-local addresses (169.254.0.0/16, fe80::/10: cloud metadata) are never published.
  * - A Service with no slices at all is marked `noSlices`: the controller publishes it as an
  *   empty pool only after a grace period, so that slices being replaced never blank a pool.
  */
+
+/** IPv4 169.254.0.0/16 and IPv6 fe80::/10: addresses no Service's pod has. */
+const LINK_LOCAL = /^(169\.254\.|fe[89ab][0-9a-f]:)/i;
 
 /** What the desired stage decides of a pool document: the rest is the plan's bookkeeping. */
 export type PoolBody = Pick<PoolDocumentInput, "endpoints" | "transport">;
@@ -201,6 +206,11 @@ export function desiredForService(
       if (!known)
         skipped ??= `appProtocol ${JSON.stringify(protocol)} is not one Switchyard knows; published as http`;
       for (const endpoint of slice.endpoints) {
+        if (LINK_LOCAL.test(endpoint.address)) {
+          // A cloud's metadata service (169.254.169.254) lives there: no pod does.
+          skipped ??= `address ${endpoint.address} is link-local (where cloud metadata services answer); such endpoints are left out`;
+          continue;
+        }
         if (checkNodes && endpoint.nodeName !== undefined) {
           const node = nodes.get(endpoint.nodeName);
           if (node !== undefined && !node.ready) continue;

@@ -38,9 +38,11 @@ export interface AnnotationTrust {
   templates: readonly string[];
   /** `namespace=BINDING` pairs a Service may name in switchyard.dev/transport-binding; "*" for any namespace. */
   bindings: readonly string[];
+  /** Namespaces whose ExternalName Services are published; "*" for all. */
+  externalNames?: readonly string[];
 }
 
-const NO_TRUST: AnnotationTrust = { templates: [], bindings: [] };
+const NO_TRUST: AnnotationTrust = { templates: [], bindings: [], externalNames: [] };
 
 function mayUseTemplate(trust: AnnotationTrust, namespace: string): boolean {
   return trust.templates.includes("*") || trust.templates.includes(namespace);
@@ -113,10 +115,18 @@ export function serviceRecord(
       ...(p.appProtocol ? { appProtocol: intern.of(p.appProtocol) } : {}),
     })),
   };
-  if (spec.type === "ExternalName" && spec.externalName) record.externalName = spec.externalName;
+  const trust = selection.trust ?? NO_TRUST;
+  if (spec.type === "ExternalName" && spec.externalName) {
+    // An ExternalName can name any host, a cloud's metadata service among them: published only
+    // from namespaces the operator trusts with it, as Contour and Traefik do.
+    const externalNames = trust.externalNames ?? [];
+    if (externalNames.includes("*") || externalNames.includes(record.namespace))
+      record.externalName = spec.externalName;
+    else
+      record.refused = `an ExternalName Service is not allowed in namespace ${record.namespace} (--allow-external-name)`;
+  }
   const family = spec.ipFamilies?.[0];
   if (family) record.ipFamily = intern.of(family);
-  const trust = selection.trust ?? NO_TRUST;
   const template = annotations[URL_TEMPLATE_ANNOTATION];
   if (template !== undefined) {
     if (mayUseTemplate(trust, record.namespace)) record.template = intern.of(template);

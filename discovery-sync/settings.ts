@@ -23,6 +23,8 @@ export interface Settings {
   serviceSelector: string | undefined;
   /** Namespaces that may set url-template ("*": all). */
   allowUrlTemplate: string[];
+  /** Namespaces whose ExternalName Services are published ("*": all). */
+  allowExternalName: string[];
   /** `namespace=BINDING` pairs that may set transport-binding. */
   allowTransportBinding: string[];
   resyncMs: number;
@@ -71,6 +73,8 @@ Flags:
                                switchyard.dev/publish: "true"
   --allow-url-template NS      Services in namespace NS may set switchyard.dev/url-template
                                (repeatable; "*" for every namespace; default: none may)
+  --allow-external-name NS     ExternalName Services in namespace NS are published (repeatable;
+                               "*" for every namespace; default: none are)
   --allow-transport-binding NS=BINDING
                                Services in NS may set switchyard.dev/transport-binding: BINDING
                                (repeatable; NS "*" for any namespace; default: none may)
@@ -105,6 +109,7 @@ export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings 
     "allow-mass-delete": { type: "boolean" },
     "service-selector": { type: "string" },
     "allow-url-template": { type: "string", multiple: true },
+    "allow-external-name": { type: "string", multiple: true },
     "allow-transport-binding": { type: "string", multiple: true },
     resync: { type: "string" },
     "http-port": { type: "string" },
@@ -218,6 +223,12 @@ export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings 
   for (const ns of allowUrlTemplate)
     if (ns !== "*" && !NAME.test(ns))
       problems.push(`--allow-url-template must be a namespace or "*", got ${JSON.stringify(ns)}`);
+  const allowExternalName = (
+    (values["allow-external-name"] as unknown as string[] | undefined) ?? []
+  ).map((t) => t.trim());
+  for (const ns of allowExternalName)
+    if (ns !== "*" && !NAME.test(ns))
+      problems.push(`--allow-external-name must be a namespace or "*", got ${JSON.stringify(ns)}`);
   const allowTransportBinding = (
     (values["allow-transport-binding"] as unknown as string[] | undefined) ?? []
   ).map((t) => t.trim());
@@ -229,6 +240,7 @@ export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings 
   if (problems.length > 0) throw new SettingsError(problems);
   return {
     allowUrlTemplate,
+    allowExternalName,
     allowTransportBinding,
     apiToken,
     accountId,
