@@ -134,6 +134,10 @@ describe("routes document", () => {
       "routes[0].rules[0].matches[0].headers[0].value: is not a valid RE2 regular expression",
     ],
     [
+      { matches: [{ path: { type: "RegularExpression", value: "/.{0,1000}x.{0,1000}y" } }] },
+      "routes[0].rules[0].matches[0].path.value: is too costly to match: its RE2 program has 4005 instructions, at most 1000",
+    ],
+    [
       { matches: [{ method: "get" }] },
       "routes[0].rules[0].matches[0].method: must be one of GET, HEAD",
     ],
