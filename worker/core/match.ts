@@ -36,6 +36,8 @@ interface Entry extends RuleMatch {
 interface HostGroup {
   exact?: Map<string, Entry[]>;
   prefix?: Map<string, Entry[]>;
+  /** The longest PathPrefix key: no longer part of a path can match one. */
+  prefixMax?: number;
   regex?: { pattern: CompiledRegex; entry: Entry }[];
 }
 
@@ -111,8 +113,12 @@ function matchGroup(group: HostGroup, request: RequestView): Entry | undefined {
   const prefixes = group.prefix;
   if (prefixes) {
     // The path itself, then each prefix ending before a "/", longest first; "" is the root.
-    let found = firstHolding(prefixes.get(path), request);
-    for (let slash = path.lastIndexOf("/"); !found && slash >= 0; ) {
+    // Only prefixes as long as the longest indexed one are looked up: a path of thousands of
+    // short segments costs as many lookups as the configuration's longest prefix has, not
+    // thousands of hashes of ever longer strings.
+    const max = group.prefixMax ?? 0;
+    let found = path.length <= max ? firstHolding(prefixes.get(path), request) : undefined;
+    for (let slash = path.lastIndexOf("/", max); !found && slash >= 0; ) {
       found = firstHolding(prefixes.get(path.slice(0, slash)), request);
       slash = slash === 0 ? -1 : path.lastIndexOf("/", slash - 1);
     }
@@ -156,7 +162,9 @@ function compileGroup(source: RouteSource, routeIndices: readonly number[]): Hos
         const { type, value } = match.path;
         if (type === "Exact") group.exact = push(group.exact ?? new Map(), value, entry);
         else if (type === "PathPrefix") {
-          group.prefix = push(group.prefix ?? new Map(), prefixKey(value), entry);
+          const key = prefixKey(value);
+          group.prefix = push(group.prefix ?? new Map(), key, entry);
+          group.prefixMax = Math.max(group.prefixMax ?? 0, key.length);
         } else {
           group.regex ??= [];
           group.regex.push({ pattern: fullMatch(value), entry });
