@@ -4,6 +4,7 @@ import { isPreflight } from "./core/filters.ts";
 import { requestIdOf } from "./core/forward-headers.ts";
 import { HealthRegistry } from "./core/health.ts";
 import { LatencyWindows } from "./core/latency.ts";
+import { normalizedUrl } from "./core/path.ts";
 import { pick } from "./core/pick.ts";
 import { normalizeHost, type RequestUrl, requestUrl, viewOfRequest } from "./core/request.ts";
 import { RetryBudgets } from "./core/retry-policy.ts";
@@ -192,7 +193,10 @@ export function createApp(options: AppOptions = {}): App {
   ): Response => {
     if (failure.kind !== "no-route") {
       // A client that left, or that was too slow to send, is the client's doing: info, not warn.
-      const client = failure.kind === "client-closed" || failure.kind === "client-timeout";
+      const client =
+        failure.kind === "client-closed" ||
+        failure.kind === "client-timeout" ||
+        failure.kind === "bad-path";
       (client ? log.info : log.warn)(detail(failure), {
         error: failure.kind,
         requestId,
@@ -472,8 +476,16 @@ export function createApp(options: AppOptions = {}): App {
     async fetch(request, env, ctx) {
       let path = "";
       try {
-        const url = requestUrl(request.url);
-        path = url.pathname;
+        const raw = requestUrl(request.url);
+        path = raw.pathname;
+        // Matched and forwarded as backends will read it (worker/core/path.ts).
+        const url = normalizedUrl(raw, settingsOf(env).escapedSlashes);
+        if (typeof url === "string")
+          return failed(
+            { kind: "bad-path", message: `${url}: ${raw.pathname}` },
+            requestIdOf(request.headers.get("x-request-id"), mintRequestId),
+            false,
+          );
         return await (adminAnswer(request, env, ctx, url) ?? proxy(request, env, ctx, url));
       } catch (error) {
         return internalError(error as Error, path);

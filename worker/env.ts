@@ -1,3 +1,5 @@
+import type { EscapedSlashes } from "./core/path.ts";
+
 /** Secrets and local flags: set with `wrangler secret put` (or .dev.vars), and may be unset. */
 type Unset =
   | "STICKY_SECRET"
@@ -9,7 +11,8 @@ type Unset =
   | "FORWARDED_FOR"
   | "ACCESS_LOG_SAMPLE"
   | "RESPONSE_REQUEST_ID"
-  | "DEBUG_HEADERS";
+  | "DEBUG_HEADERS"
+  | "PATH_ESCAPED_SLASHES";
 
 /**
  * The worker's bindings and settings (README, "Worker settings"), as `wrangler types` generates
@@ -42,6 +45,8 @@ export interface Settings {
   debugHeaders: boolean;
   /** FORWARDED_FOR: append the client's address to X-Forwarded-For, or replace it. */
   forwardedFor: "append" | "replace";
+  /** PATH_ESCAPED_SLASHES: what a %2F or %5C in a path gets (worker/core/path.ts). */
+  escapedSlashes: EscapedSlashes;
   /** The Workers bindings a pool's transport.binding may name (ALLOWED_BINDINGS). */
   allowedBindings: ReadonlySet<string>;
   refreshMs: number;
@@ -110,6 +115,11 @@ function parseSettings(env: Env): Settings {
     problems.push(
       `FORWARDED_FOR must be "append" or "replace"; got ${JSON.stringify(forwardedFor)}`,
     );
+  const escapedSlashes = env.PATH_ESCAPED_SLASHES || "reject";
+  if (escapedSlashes !== "reject" && escapedSlashes !== "decode" && escapedSlashes !== "keep")
+    problems.push(
+      `PATH_ESCAPED_SLASHES must be "reject", "decode" or "keep"; got ${JSON.stringify(escapedSlashes)}`,
+    );
   const flag = (name: "RESPONSE_REQUEST_ID" | "DEBUG_HEADERS") => {
     const text = env[name];
     if (text !== undefined && text !== "" && text !== "true" && text !== "false")
@@ -123,6 +133,7 @@ function parseSettings(env: Env): Settings {
     responseRequestId,
     debugHeaders,
     forwardedFor: forwardedFor as "append" | "replace",
+    escapedSlashes: escapedSlashes as EscapedSlashes,
     accessLogSample,
     adminPath,
     adminHost,

@@ -6,6 +6,8 @@
  */
 export type Failure =
   | { kind: "settings"; message: string }
+  /** The path is refused before any rule is matched (an escaped slash, by PATH_ESCAPED_SLASHES). */
+  | { kind: "bad-path"; message: string }
   | { kind: "no-config"; message: string }
   | { kind: "no-route"; host: string; path: string }
   | { kind: "missing-pool"; route: string; pool: string }
@@ -27,6 +29,7 @@ export type Failure =
 
 const STATUS: Record<Failure["kind"], number> = {
   settings: 500,
+  "bad-path": 400,
   "no-config": 503,
   "no-route": 404,
   "missing-pool": 500,
@@ -44,6 +47,7 @@ const STATUS: Record<Failure["kind"], number> = {
  * address or load error: those are in `detail` for the log and the admin API. */
 const SAY: Record<Failure["kind"], { error: string; message: string }> = {
   settings: { error: "bad_settings", message: "the load balancer is misconfigured" },
+  "bad-path": { error: "bad_path", message: "the request path is not accepted" },
   "no-config": { error: "no_config", message: "no routing configuration is loaded yet" },
   "no-route": { error: "no_route", message: "no route matches this request" },
   "missing-pool": { error: "missing_pool", message: "a backend of this route is not configured" },
@@ -63,6 +67,7 @@ const SAY: Record<Failure["kind"], { error: string; message: string }> = {
 export function detail(failure: Failure): string {
   switch (failure.kind) {
     case "settings":
+    case "bad-path":
     case "no-config":
     case "unavailable":
     case "bad-gateway":
