@@ -217,18 +217,16 @@ export function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings 
     (env.SWITCHYARD_LEASE_NAME?.trim() || `switchyard-sync-${clusterFlag ?? "default"}`);
   if (!NAME.test(leaseName) && !problems.some((p) => p.startsWith("--cluster")))
     problems.push(`--lease-name must be a lower-case DNS name, got ${JSON.stringify(leaseName)}`);
-  const allowUrlTemplate = (
-    (values["allow-url-template"] as unknown as string[] | undefined) ?? []
-  ).map((t) => t.trim());
-  for (const ns of allowUrlTemplate)
-    if (ns !== "*" && !NAME.test(ns))
-      problems.push(`--allow-url-template must be a namespace or "*", got ${JSON.stringify(ns)}`);
-  const allowExternalName = (
-    (values["allow-external-name"] as unknown as string[] | undefined) ?? []
-  ).map((t) => t.trim());
-  for (const ns of allowExternalName)
-    if (ns !== "*" && !NAME.test(ns))
-      problems.push(`--allow-external-name must be a namespace or "*", got ${JSON.stringify(ns)}`);
+  /** A repeatable flag of namespaces ("*" for all), each checked. */
+  const namespaces = (flag: "allow-url-template" | "allow-external-name") => {
+    const list = ((values[flag] as unknown as string[] | undefined) ?? []).map((t) => t.trim());
+    for (const ns of list)
+      if (ns !== "*" && !NAME.test(ns))
+        problems.push(`--${flag} must be a namespace or "*", got ${JSON.stringify(ns)}`);
+    return list;
+  };
+  const allowUrlTemplate = namespaces("allow-url-template");
+  const allowExternalName = namespaces("allow-external-name");
   const allowTransportBinding = (
     (values["allow-transport-binding"] as unknown as string[] | undefined) ?? []
   ).map((t) => t.trim());
