@@ -12,6 +12,7 @@ import { once } from "node:events";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { Agent, request } from "undici";
 import { kvNamespaceId, OFFLINE_ENV, ROOT, spawnWranglerDev } from "../cli/wrangler.ts";
 import { SwitchableBackend, type SwitchableMode } from "../local/backends.ts";
@@ -39,6 +40,14 @@ const routes = {
       name: "chaos",
       hostnames: [HOST],
       rules: [
+        {
+          // The path tricks' target: a backend must never see /admin.
+          name: "blocked",
+          matches: [{ path: { type: "PathPrefix", value: "/admin" } }],
+          filters: [
+            { type: "DirectResponse", directResponse: { statusCode: 403, body: { string: "no" } } },
+          ],
+        },
         {
           name: "web",
           backendRefs: [{ pool: POOL }],
@@ -68,6 +77,14 @@ interface PhaseResult {
   convergeMs?: number;
   lostUpdates?: number;
   sentAfterRemoval?: number;
+  /** Endpoints passive health took down in the phase, though none misbehaved. */
+  ejections?: number;
+  /** Bytes of buffered bodies the worker still held after the phase. */
+  bufferedBytes?: number;
+  /** Path tricks answered by a backend instead of the guarding rule. */
+  blockedReached?: number;
+  /** Slow uploads the worker answered 408 (its own timeout, not the endpoint's). */
+  answered408?: number;
 }
 
 function slice(ready: string[]) {
@@ -320,8 +337,9 @@ async function main(): Promise<number> {
         retriesPerRequest:
           logged.length === 0
             ? 0
-            : Math.round((logged.reduce((n, t) => n + t.tries - 1, 0) / logged.length) * 1000) /
-              1000,
+            : Math.round(
+                (logged.reduce((n, t) => n + Math.max(0, t.tries - 1), 0) / logged.length) * 1000,
+              ) / 1000,
         ...extra,
       };
       results.push(result);
@@ -396,6 +414,82 @@ async function main(): Promise<number> {
         replicas.set("replica-c", replica("replica-c"));
       });
     });
+    /** Endpoints the worker has down now, and the bytes of bodies it holds (admin API). */
+    const downEndpoints = async () =>
+      (
+        (await admin()).find((p) => p.name === POOL) as unknown as {
+          endpoints: { health: string }[];
+        }
+      ).endpoints.filter((e) => e.health === "down").length;
+    const bufferedBytes = async () =>
+      (
+        (await (
+          await fetch(`${workerUrl}/__switchyard/status`, {
+            headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+          })
+        ).json()) as { bufferedBodyBytes: number }
+      ).bufferedBodyBytes;
+    await phase("slow and aborted uploads, 4 s", async () => {
+      const downBefore = await downEndpoints();
+      const end = Date.now() + 4_000;
+      let answered408 = 0;
+      /** A POST whose body stops after its first part for 1 s (past backendRequest), or a PUT aborted. */
+      const upload = async (abort: boolean) => {
+        const controller = new AbortController();
+        const body = Readable.from(
+          (async function* () {
+            yield Buffer.alloc(64 * 1024, "x");
+            await pause(abort ? 100 : 1_000);
+            if (abort) controller.abort();
+            yield Buffer.alloc(64 * 1024, "y");
+          })(),
+        );
+        try {
+          const res = await request(`${workerUrl}/upload`, {
+            // A slow POST streams (the 408 path); an aborted PUT is being buffered (the budget).
+            method: abort ? "PUT" : "POST",
+            headers: { host: HOST },
+            body,
+            signal: controller.signal,
+          });
+          await res.body.text();
+          if (res.statusCode === 408) answered408++;
+        } catch {
+          // the aborted ones
+        }
+      };
+      const uploaders = Array.from({ length: 4 }, async (_, i) => {
+        while (Date.now() < end) await upload(i % 2 === 1);
+      });
+      await Promise.all(uploaders);
+      await pause(1_000);
+      return {
+        answered408,
+        ejections: (await downEndpoints()) - downBefore,
+        bufferedBytes: await bufferedBytes(),
+      };
+    });
+    await phase("path tricks at a blocked path", async () => {
+      let reached = 0;
+      const tricks = [
+        "/admin",
+        "/%61dmin",
+        "//admin",
+        "/x/%2e%2e/admin",
+        "/%2e/admin/x",
+        "/admin%2f",
+        "/x/..%2fadmin",
+        "/x%5c..%5cadmin",
+        "/ADMIN/../admin",
+      ];
+      for (let round = 0; round < 20; round++)
+        for (const path of tricks) {
+          const res = await request(`${workerUrl}${path}`, { headers: { host: HOST } });
+          await res.body.text();
+          if (res.statusCode < 300) reached++;
+        }
+      return { blockedReached: reached };
+    });
     loading = false;
     await load;
 
@@ -409,9 +503,13 @@ async function main(): Promise<number> {
       truncated: results.reduce((n, r) => n + r.truncated, 0),
       retriesPerRequest:
         Math.round(
-          (tries.reduce((n, t) => n + t.tries - 1, 0) / Math.max(1, tries.length)) * 1000,
+          (tries.reduce((n, t) => n + Math.max(0, t.tries - 1), 0) / Math.max(1, tries.length)) *
+            1000,
         ) / 1000,
       sentAfterRemoval: results.reduce((n, r) => n + (r.sentAfterRemoval ?? 0), 0),
+      ejections: results.reduce((n, r) => n + Math.max(0, r.ejections ?? 0), 0),
+      bufferedBytesAtEnd: results.at(-2)?.bufferedBytes ?? 0,
+      blockedReached: results.reduce((n, r) => n + (r.blockedReached ?? 0), 0),
       lostUpdates: results.reduce((n, r) => n + (r.lostUpdates ?? 0), 0) + finalLost,
       abandonedWrites: kv.abandonedWrites(),
       kv429s: kv.rateLimited(),
@@ -445,6 +543,12 @@ async function main(): Promise<number> {
       totals.sentAfterRemoval > 0 &&
         `${totals.sentAfterRemoval} requests to removed endpoints after pickup (target 0)`,
       totals.lostUpdates > 0 && `${totals.lostUpdates} lost endpoint updates (target 0)`,
+      totals.ejections > 0 &&
+        `${totals.ejections} healthy endpoints ejected by slow or aborted uploads (target 0)`,
+      totals.bufferedBytesAtEnd > 0 &&
+        `${totals.bufferedBytesAtEnd} bytes of bodies still held after the uploads (target 0)`,
+      totals.blockedReached > 0 &&
+        `${totals.blockedReached} path tricks reached a backend past the blocked path (target 0)`,
     ].filter(Boolean);
     for (const line of missed) say(`target missed: ${line}`);
     return missed.length === 0 ? 0 : 1;

@@ -175,6 +175,7 @@ export function createApp(options: AppOptions = {}): App {
         store,
         health: state.health,
         budgets: state.budgets,
+        buffers,
         traffic,
         now,
       });

@@ -3,7 +3,9 @@ import { describe, expect, it } from "vitest";
 import { type HttpRoute, parseRoutesDocument } from "../../contract/index.ts";
 import { compileMatcher } from "../../worker/core/match.ts";
 import { referenceMatch } from "../../worker/core/match-reference.ts";
+import { normalizePath } from "../../worker/core/path.ts";
 import { requestView } from "../../worker/core/request.ts";
+import { backendView } from "../fixtures/normalizing-backend.ts";
 import { RUNS } from "./runs.ts";
 
 /**
@@ -122,6 +124,63 @@ describe("paths and hosts, fuzzed against the reference matcher", () => {
         },
       ),
       { numRuns: RUNS },
+    );
+  });
+});
+
+describe("paths, normalized as the worker does, against a normalizing backend", () => {
+  /** Rules of unreserved characters, as guards are written: /admin blocked, /api/v1, /pub/. */
+  const guards = (() => {
+    const parsed = parseRoutesDocument({
+      version: 1,
+      routes: [
+        {
+          name: "g",
+          rules: [
+            {
+              matches: [{ path: { type: "PathPrefix", value: "/admin" } }],
+              backendRefs: [{ pool: "p" }],
+            },
+            {
+              matches: [{ path: { type: "Exact", value: "/api/v1" } }],
+              backendRefs: [{ pool: "p" }],
+            },
+            {
+              matches: [{ path: { type: "PathPrefix", value: "/pub/" } }],
+              backendRefs: [{ pool: "p" }],
+            },
+            { backendRefs: [{ pool: "p" }] },
+          ],
+        },
+      ],
+    });
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+    return compileMatcher(parsed.value.routes);
+  })();
+  const ruleOf = (p: string) => guards.match(requestView({ host: "h", path: p }))?.ruleIndex;
+  /** Byte strings of the characters paths are made of, escapes among them. */
+  const bytes = fc
+    .array(
+      fc.oneof(
+        fc.constantFrom("/", "//", ".", "..", "%", "%2", ";", "\\", "admin", "api", "v1", "pub"),
+        fc.integer({ min: 0, max: 255 }).map((b) => `%${b.toString(16).padStart(2, "0")}`),
+        fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)),
+      ),
+      { maxLength: 24 },
+    )
+    .map((parts) => `/${parts.join("")}`);
+
+  it("picks the rule a normalizing backend would route the forwarded path to", () => {
+    fc.assert(
+      fc.property(bytes, fc.constantFrom("reject", "decode" as const), (raw, mode) => {
+        // What the URL parser leaves of it (request.url): no raw "?", "#" or space, and a raw
+        // backslash read as a slash, as in every http(s) URL.
+        const path = raw.replace(/[?#\s]/g, "").replace(/\\/g, "/");
+        const result = normalizePath(path, mode);
+        if (!("path" in result)) return;
+        expect(ruleOf(result.path)).toBe(ruleOf(backendView(result.path)));
+      }),
+      { numRuns: RUNS * 4 },
     );
   });
 });

@@ -1,28 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { backendView } from "../../test/fixtures/normalizing-backend.ts";
 import { normalizePath } from "./path.ts";
-
-/** What a normalizing backend (nginx, WSGI) makes of a path: every escape decoded, slashes merged, dots resolved. */
-function backendView(path: string): string {
-  let decoded = path;
-  try {
-    decoded = decodeURIComponent(path);
-  } catch {
-    // a malformed escape: the backend reads the bytes as they are
-  }
-  const merged = decoded.replace(/\\/g, "/").replace(/\/{2,}/g, "/");
-  const out: string[] = [];
-  const segments = merged.split("/").slice(1);
-  segments.forEach((s, i) => {
-    if (s === "..") out.pop();
-    if (s === "." || s === "..") {
-      if (i === segments.length - 1) out.push("");
-      return;
-    }
-    out.push(s);
-  });
-  return `/${out.join("/")}`;
-}
 
 const pathOf = (path: string) => {
   const result = normalizePath(path, "reject");

@@ -7,6 +7,7 @@ import { parseHeaderArgument, type RequestView, requestView } from "../core/requ
 import type { RetryBudgets } from "../core/retry-policy.ts";
 import { RouteTable } from "../core/route-table.ts";
 import type { TrafficCounters } from "../core/traffic.ts";
+import type { BufferBudget } from "../proxy/body.ts";
 import { dashboard, dashboardParts } from "./dashboard.tsx";
 
 /**
@@ -20,6 +21,8 @@ export interface AdminDeps {
   store: ConfigStore;
   health: HealthRegistry;
   budgets: RetryBudgets;
+  /** The isolate's budget of buffered request bodies. */
+  buffers?: BufferBudget;
   traffic: TrafficCounters;
   now: () => number;
 }
@@ -62,6 +65,7 @@ export async function status(deps: AdminDeps) {
           }
         : null,
     retryBudgets: deps.budgets.status(at),
+    bufferedBodyBytes: deps.buffers?.inUse ?? 0,
   };
 }
 
