@@ -115,6 +115,29 @@ describe("desired state from EndpointSlice fixtures", () => {
     expect(trusted.pools.size).toBeGreaterThan(0);
   });
 
+  it("publishes a hand-made FQDN slice only where external names are trusted", () => {
+    const service: Service = {
+      metadata: { name: "ext", namespace: "n", annotations: { "switchyard.dev/publish": "true" } },
+      spec: { ports: [{ name: "http", port: 80 }] },
+    };
+    const slice = {
+      metadata: { name: "ext-1", namespace: "n", labels: { "kubernetes.io/service-name": "ext" } },
+      addressType: "FQDN",
+      ports: [{ name: "http", port: 80 }],
+      endpoints: [{ addresses: ["metadata.google.internal"], conditions: { ready: true } }],
+    };
+    const objects = { services: [service], slices: [slice] };
+    const untrusted = desiredState(
+      desiredInput(objects, undefined, { trust: { templates: [], bindings: [] } }),
+    );
+    expect(untrusted.pools.get("pool:n/ext:http")?.body.endpoints).toEqual([]);
+    expect(untrusted.problems[0]?.message).toContain("--allow-external-name");
+    const trusted = desiredState(desiredInput(objects, undefined));
+    expect(trusted.pools.get("pool:n/ext:http")?.body.endpoints).toEqual([
+      { url: "http://metadata.google.internal:80" },
+    ]);
+  });
+
   it("never publishes a link-local address: where cloud metadata services answer", () => {
     const service: Service = {
       metadata: { name: "web", namespace: "n", annotations: { "switchyard.dev/publish": "true" } },

@@ -205,6 +205,12 @@ export function desiredForService(
       const { scheme, known } = schemeOf(protocol);
       if (!known)
         skipped ??= `appProtocol ${JSON.stringify(protocol)} is not one Switchyard knows; published as http`;
+      // A hand-made FQDN slice names hosts as an ExternalName does: only where trusted.
+      if (slice.addressType === "FQDN" && !service.externalTrusted) {
+        skipped ??=
+          "an FQDN EndpointSlice names external hosts, not allowed in this namespace (--allow-external-name); left out";
+        continue;
+      }
       for (const endpoint of slice.endpoints) {
         if (LINK_LOCAL.test(endpoint.address)) {
           // A cloud's metadata service (169.254.169.254) lives there: no pod does.

@@ -77,6 +77,8 @@ export interface ServiceRecord {
   binding?: string;
   /** Why the Service's annotations may not be honoured: it is not published. */
   refused?: string;
+  /** Its namespace may publish external names (--allow-external-name): FQDN slices too. */
+  externalTrusted?: true;
 }
 
 /** Every field is always present (undefined when not kept), so records share one shape. */

@@ -116,12 +116,13 @@ export function serviceRecord(
     })),
   };
   const trust = selection.trust ?? NO_TRUST;
+  const externalNames = trust.externalNames ?? [];
+  if (externalNames.includes("*") || externalNames.includes(record.namespace))
+    record.externalTrusted = true;
   if (spec.type === "ExternalName" && spec.externalName) {
     // An ExternalName can name any host, a cloud's metadata service among them: published only
     // from namespaces the operator trusts with it, as Contour and Traefik do.
-    const externalNames = trust.externalNames ?? [];
-    if (externalNames.includes("*") || externalNames.includes(record.namespace))
-      record.externalName = spec.externalName;
+    if (record.externalTrusted) record.externalName = spec.externalName;
     else
       record.refused = `an ExternalName Service is not allowed in namespace ${record.namespace} (--allow-external-name)`;
   }
