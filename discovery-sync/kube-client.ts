@@ -1,4 +1,4 @@
-import { fetch, request as undiciRequest } from "undici";
+import { request as undiciRequest } from "undici";
 import type { KubeConnection } from "./kubeconfig.ts";
 
 /**
@@ -55,10 +55,6 @@ function urlOf(server: string, path: string, query: RequestOptions["query"]): st
   return url.toString();
 }
 
-async function failure(response: Response | import("undici").Response): Promise<KubeError> {
-  return failureOf(response.status, await response.text().catch(() => ""));
-}
-
 function failureOf(code: number, text: string): KubeError {
   let status: KubeStatus = {};
   try {
@@ -75,6 +71,11 @@ function failureOf(code: number, text: string): KubeError {
 
 export function kubeClient(connection: KubeConnection): KubeClient {
   const server = () => connection.server;
+  /**
+   * One request with the connection's credentials and TLS, its failure said as a KubeError.
+   * undici's request, not fetch: a LIST page is megabytes, and fetch's web streams read it at a
+   * fraction of the speed.
+   */
   const open = async (
     method: "GET" | "POST" | "PUT",
     url: string,
@@ -85,8 +86,9 @@ export function kubeClient(connection: KubeConnection): KubeClient {
     const authorization = await connection.authorization();
     if (authorization) headers.authorization = authorization;
     if (body !== undefined) headers["content-type"] = "application/json";
+    let response: Awaited<ReturnType<typeof undiciRequest>>;
     try {
-      return await fetch(url, {
+      response = await undiciRequest(url, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -94,43 +96,27 @@ export function kubeClient(connection: KubeConnection): KubeClient {
         signal,
       });
     } catch (error) {
-      // undici says "fetch failed" and puts the reason (ECONNREFUSED, a timeout) in `cause`.
-      const cause = (error as { cause?: { message?: string; code?: string } }).cause;
-      const reason = cause?.code ?? cause?.message ?? (error as Error).message;
-      throw new Error(`${method} ${new URL(url).pathname}: ${reason}`, { cause: error });
+      // A refused connection, a TLS failure, a timeout: its code, or its message.
+      const cause = error as { code?: string; message?: string };
+      throw new Error(`${method} ${new URL(url).pathname}: ${cause.code ?? cause.message}`, {
+        cause: error,
+      });
     }
+    if (response.statusCode >= 400)
+      throw failureOf(response.statusCode, await response.body.text().catch(() => ""));
+    return response;
   };
 
   return {
     async request<T>(method: "GET" | "POST" | "PUT", path: string, options: RequestOptions = {}) {
       const timeout = AbortSignal.timeout(options.timeoutMs ?? 30_000);
       const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-      // undici's request, not fetch: a LIST page is megabytes, and fetch's web streams read it
-      // at a fraction of the speed.
-      const url = urlOf(server(), path, options.query);
-      const headers: Record<string, string> = { accept: "application/json" };
-      const authorization = await connection.authorization();
-      if (authorization) headers.authorization = authorization;
-      if (options.body !== undefined) headers["content-type"] = "application/json";
-      let response: Awaited<ReturnType<typeof undiciRequest>>;
-      try {
-        response = await undiciRequest(url, {
-          method,
-          headers,
-          body: options.body === undefined ? undefined : JSON.stringify(options.body),
-          dispatcher: connection.dispatcher,
-          signal,
-        });
-      } catch (error) {
-        const cause = error as { code?: string; message?: string };
-        throw new Error(`${method} ${new URL(url).pathname}: ${cause.code ?? cause.message}`, {
-          cause: error,
-        });
-      }
-      if (response.statusCode >= 400) {
-        const text = await response.body.text().catch(() => "");
-        throw failureOf(response.statusCode, text);
-      }
+      const response = await open(
+        method,
+        urlOf(server(), path, options.query),
+        options.body,
+        signal,
+      );
       return (await response.body.json()) as T;
     },
 
@@ -141,9 +127,7 @@ export function kubeClient(connection: KubeConnection): KubeClient {
         undefined,
         signal,
       );
-      if (!response.ok) throw await failure(response);
       yield { type: "OPEN", object: null };
-      if (!response.body) return;
       const decoder = new TextDecoder();
       let buffered = "";
       for await (const chunk of response.body) {
