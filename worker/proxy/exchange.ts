@@ -534,13 +534,12 @@ function noteTried(tries: Tries, candidate: Candidate): void {
 
 /**
  * The endpoint a retry or a hedge goes to: the first candidate not tried yet that passive health
- * does not avoid; for a retry, when there is none, the one tried least recently that is not in
- * flight (`busy`), so that a one-endpoint pool is tried again too.
+ * does not avoid; for a retry (`repeat`), when there is none, the one tried least recently, so
+ * that a one-endpoint pool is tried again too.
  */
 function nextCandidate(
   planned: Planned,
   tries: Tries,
-  busy: ReadonlySet<Candidate> | undefined,
   repeat: boolean,
 ): { candidate: Candidate; repeat: boolean } | undefined {
   const { choice, deps } = planned;
@@ -554,9 +553,8 @@ function nextCandidate(
       !deps.health.avoids(c.endpoint.id, c.pool, now),
   );
   if (fresh !== undefined) return { candidate: fresh, repeat: false };
-  if (!repeat) return undefined;
-  const again = order.find((c) => !busy?.has(c));
-  return again === undefined ? undefined : { candidate: again, repeat: true };
+  const again = order[0];
+  return !repeat || again === undefined ? undefined : { candidate: again, repeat: true };
 }
 
 type Next = { candidate: Candidate; delay: number; charge: Charge } | { skip?: SkipReason };
@@ -571,7 +569,6 @@ function planRetry(
   failed: Candidate,
   outcome: TryOutcome,
   deadline: number | undefined,
-  busy?: ReadonlySet<Candidate>,
 ): Next {
   const { rule, deps, body, method, hasIdempotencyKey } = planned;
   const settings = rule.retry;
@@ -584,7 +581,7 @@ function planRetry(
     bodyReplayable: replayable(body),
   });
   if (!decision.retry) return { skip: decision.reason };
-  const next = nextCandidate(planned, tries, busy, true);
+  const next = nextCandidate(planned, tries, true);
   if (next === undefined) return {};
   const delay = next.repeat
     ? repeatDelay(settings.backoffMs, tries.repeats + 1, deps.random())
@@ -656,7 +653,13 @@ interface InFlight {
   controller: AbortController;
   charge: Charge | undefined;
   started: number;
-  done: Promise<{ flight: InFlight; result: TryResult }>;
+  done: Promise<Settled>;
+}
+
+/** A try in flight that came to its result. */
+interface Settled {
+  flight: InFlight;
+  result: TryResult;
 }
 
 /**
@@ -673,7 +676,6 @@ async function attemptHedged(planned: Planned, hedge: HedgeSettings): Promise<Ex
   const tries = newTries();
   tries.order = [choice.first];
   const inFlight = new Set<InFlight>();
-  const busy = new Set<Candidate>();
   const maxInFlight = Math.max(1, MAX_CONNECTIONS - planned.mirrors);
   const observed =
     hedge.percentile === undefined
@@ -694,19 +696,18 @@ async function attemptHedged(planned: Planned, hedge: HedgeSettings): Promise<Ex
       controller,
     ).then((result) => ({ flight, result }));
     inFlight.add(flight);
-    busy.add(candidate);
   };
   launch(choice.first, undefined);
   let last: { result: TryResult; candidate: Candidate } | undefined;
   while (inFlight.size > 0) {
     const canHedge = hedges < hedge.maxHedges && inFlight.size < maxInFlight;
     const timer = canHedge ? wait(lastStart + delay - Date.now()) : undefined;
-    const settled = await Promise.race(
-      timer ? [...[...inFlight].map((f) => f.done), timer.done] : [...inFlight].map((f) => f.done),
-    );
+    const racing: Promise<Settled | undefined>[] = [...inFlight].map((f) => f.done);
+    if (timer) racing.push(timer.done);
+    const settled = await Promise.race(racing);
     timer?.cancel();
     if (settled === undefined) {
-      const next = nextCandidate(planned, tries, busy, false);
+      const next = nextCandidate(planned, tries, false);
       const now = deps.now();
       const budget = deps.budgets.of(choice.first.pool.name, now);
       const second = next && budget.tryAcquire(now);
@@ -722,7 +723,6 @@ async function attemptHedged(planned: Planned, hedge: HedgeSettings): Promise<Ex
     }
     const { flight, result } = settled;
     inFlight.delete(flight);
-    busy.delete(flight.candidate);
     report(planned, flight.candidate, result);
     settle(flight.charge, result, planned);
     if (result.outcome.kind === "response")
@@ -740,7 +740,8 @@ async function attemptHedged(planned: Planned, hedge: HedgeSettings): Promise<Ex
       continue;
     }
     if (pastDeadline(deadline, result)) break;
-    const next = planRetry(planned, tries, flight.candidate, result.outcome, deadline, busy);
+    // Nothing is in flight: the retry may go to any endpoint, as in `attempt`.
+    const next = planRetry(planned, tries, flight.candidate, result.outcome, deadline);
     if (!("candidate" in next)) {
       tries.skipped = next.skip;
       break;
